@@ -1,0 +1,26 @@
+# The two commands of the README:
+#   make demo   set up (runtime) and run the simulated over-the-air demo on the shipped models
+#   make test   set up (dev) and run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: demo test setup setup-dev lint clean
+
+setup:
+	@scripts/setup.sh runtime
+
+setup-dev:
+	@scripts/setup.sh dev
+
+demo: setup
+	@$(VENV)/bin/semjscc demo
+
+test: setup-dev
+	@scripts/test.sh
+
+lint: setup-dev
+	@$(VENV)/bin/ruff check gr-semjscc/python tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,103 @@
+"""``semjscc train``: classifier, MSE deep JSCC and semantic deep JSCC."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from semjscc.commands.common import add_data_arg, positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the classifier or a deep JSCC model",
+                       description="Training on the CPU by default, a GPU when present (--device), several GPUs "
+                                   "under torchrun. Checkpoints are written every epoch; re-running the same "
+                                   "command resumes. Ctrl-C stops at a batch boundary, keeping the last epoch.")
+    what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+
+    c = what.add_parser("classifier", help="the receiver's CIFAR-10 classifier")
+    add_data_arg(c)
+    c.add_argument("--out", type=Path, default=Path("runs/classifier.pt"), help="checkpoint (default %(default)s)")
+    c.add_argument("--epochs", type=positive_int, default=24)
+    c.add_argument("--batch", type=positive_int, default=256)
+    c.add_argument("--lr", type=float, default=0.2)
+    c.add_argument("--width", type=positive_int, default=16, help="channels of the first stage")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--limit", type=positive_int, default=None, help="use only the first N images (smoke runs)")
+    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    c.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
+    c.set_defaults(func=run_classifier)
+    _add_jscc(what)
+
+
+def run_classifier(args: argparse.Namespace) -> int:
+    from semjscc.nn.train_classifier import ClassifierConfig, train_classifier
+
+    cfg = ClassifierConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, width=args.width, seed=args.seed)
+    train_classifier(cfg, args.data, args.out, device=args.device, resume=not args.fresh, limit=args.limit)
+    return 0
+
+
+def _add_jscc(what: argparse._SubParsersAction) -> None:
+    from dataclasses import asdict
+
+    from semjscc.nn.config import JSCCConfig
+
+    d = asdict(JSCCConfig())
+    j = what.add_parser("jscc", help="a deep JSCC encoder/decoder with the MSE or the semantic loss")
+    add_data_arg(j)
+    j.add_argument("--loss", choices=("mse", "semantic"), default="mse")
+    j.add_argument("--classifier", type=Path, default=None,
+                   help="classifier checkpoint: gives the importance maps (semantic loss) and validation accuracy")
+    j.add_argument("--out", type=Path, default=None, help="checkpoint (default runs/jscc-LOSS.pt)")
+    j.add_argument("--kn", type=_ratio, default=d["kn"], help="bandwidth ratio k/n, e.g. 1/6 or 1/12")
+    j.add_argument("--width", type=positive_int, default=d["width"])
+    j.add_argument("--fixed-snr", type=float, default=None, metavar="DB",
+                   help="train at one SNR without SNR attention (default: SNR-adaptive over --snr-range)")
+    j.add_argument("--snr-range", type=float, nargs=2, default=(d["snr_min"], d["snr_max"]), metavar=("LO", "HI"))
+    j.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm"), default=d["channel"])
+    j.add_argument("--mix", type=float, default=d["mix"], help="semantic loss: weight = mix + (1-mix)*importance")
+    j.add_argument("--epochs", type=positive_int, default=d["epochs"])
+    j.add_argument("--batch", type=positive_int, default=d["batch"])
+    j.add_argument("--lr", type=float, default=d["lr"])
+    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--limit", type=positive_int, default=None, help="use only N training images (smoke runs)")
+    j.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    j.add_argument("--device", default="auto")
+    j.add_argument("--fresh", action="store_true")
+    j.set_defaults(func=run_jscc)
+
+
+def _ratio(text: str) -> float:
+    try:
+        if "/" in text:
+            a, b = text.split("/")
+            v = float(a) / float(b)
+        else:
+            v = float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a ratio like 1/6") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"k/n must lie in (0, 1), got {text}")
+    return v
+
+
+def run_jscc(args: argparse.Namespace) -> int:
+    from semjscc.errors import UsageError
+    from semjscc.nn.jscc import channels_for_ratio
+    from semjscc.nn.train_jscc import JSCCConfig, train_jscc
+
+    try:
+        channels_for_ratio(args.kn)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not 0.0 <= args.mix <= 1.0:
+        raise UsageError(f"--mix must lie in [0, 1], got {args.mix}")
+    lo, hi = (args.fixed_snr, args.fixed_snr) if args.fixed_snr is not None else args.snr_range
+    cfg = JSCCConfig(loss=args.loss, kn=args.kn, width=args.width, snr_adaptive=args.fixed_snr is None,
+                     snr_min=lo, snr_max=hi, channel=args.channel, mix=args.mix, epochs=args.epochs,
+                     batch=args.batch, lr=args.lr, seed=args.seed)
+    out = args.out or Path(f"runs/jscc-{args.loss}.pt")
+    train_jscc(cfg, args.data, out, args.classifier, device=args.device, resume=not args.fresh,
+               limit=args.limit, threads=args.threads)
+    return 0

@@ -1,0 +1,23 @@
+"""User-facing errors: one line that names the problem and the fix, never a traceback."""
+
+from __future__ import annotations
+
+
+class SemJSCCError(Exception):
+    """An error the user can act on. ``exit_code`` 2 marks bad usage (paths, values)."""
+
+    exit_code = 1
+
+
+class UsageError(SemJSCCError):
+    """Bad input from the user: a missing path, an out-of-range value, a wrong type."""
+
+    exit_code = 2
+
+
+class DataError(UsageError):
+    """A dataset is missing or malformed."""
+
+
+class ModelError(UsageError):
+    """A model file is missing, corrupt, or does not match what it is used with."""

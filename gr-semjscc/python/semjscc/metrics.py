@@ -1,0 +1,45 @@
+"""Image quality measures on float NCHW batches in [0, 1], numpy only (used by eval and the
+GNU Radio metrics sink alike)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def psnr_db(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> np.ndarray:
+    """PSNR per image (dB); identical images give +inf."""
+    diff = reference.astype(np.float64) - test.astype(np.float64)
+    mse = np.mean(diff * diff, axis=tuple(range(1, reference.ndim)))
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(peak**2 / mse)
+
+
+def _gaussian_valid_matrix(n: int, size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    """(n - size + 1, n) matrix applying a 1-D Gaussian window in 'valid' mode."""
+    r = np.arange(size) - (size - 1) / 2
+    g = np.exp(-(r**2) / (2 * sigma**2))
+    g /= g.sum()
+    m = np.zeros((n - size + 1, n))
+    for i in range(n - size + 1):
+        m[i, i : i + size] = g
+    return m
+
+
+def ssim(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> np.ndarray:
+    """Mean SSIM per image (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03,
+    'valid' windows, averaged over channels)."""
+    x = reference.astype(np.float64)
+    y = test.astype(np.float64)
+    gh = _gaussian_valid_matrix(x.shape[-2])
+    gw = _gaussian_valid_matrix(x.shape[-1])
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return np.einsum("ih,bchw,jw->bcij", gh, a, gw, optimize=True)
+
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean(axis=(1, 2, 3))

@@ -1,0 +1,1 @@
+"""PyTorch side: classifier, importance maps, deep JSCC, channels, losses, training."""

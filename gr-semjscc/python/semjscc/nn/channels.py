@@ -1,0 +1,151 @@
+"""Differentiable channels for training and evaluation: AWGN, Rayleigh block fading and
+OFDM multipath, all under the project's one SNR convention (Es/N0 per complex channel use,
+see ``semjscc.phy.numerology``).
+
+Every channel maps transmitted symbols ``z`` (B, k, 2) and an SNR in dB (B,) to what the
+decoder sees: equalised symbols (B, k, 2) and the SNR it is told (B,) — the true SNR here;
+in GNU Radio, the receiver's per-frame estimate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY, OFDMNumerology
+
+CHANNELS = ("awgn", "rayleigh", "ofdm")
+
+
+def _as_complex(z: torch.Tensor) -> torch.Tensor:
+    return torch.complex(z[..., 0], z[..., 1])
+
+
+def _as_real(z: torch.Tensor) -> torch.Tensor:
+    return torch.stack([z.real, z.imag], dim=-1)
+
+
+def _noise(shape: tuple[int, ...], snr_db: torch.Tensor, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Complex Gaussian noise with E|n|^2 = 10^(-snr/10) for unit-power signals."""
+    std = torch.pow(10.0, -snr_db / 20.0).view(-1, *([1] * (len(shape) - 1)))
+    re = torch.randn(shape, generator=gen, device=device)
+    im = torch.randn(shape, generator=gen, device=device)
+    return torch.complex(re, im) * (std / math.sqrt(2.0))
+
+
+class AWGN(nn.Module):
+    def __init__(self, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.gen = generator
+
+    def forward(self, z: torch.Tensor, snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _as_complex(z)
+        return _as_real(x + _noise(tuple(x.shape), snr_db, self.gen, z.device)), snr_db
+
+
+class RayleighBlock(nn.Module):
+    """One CN(0, 1) gain per image (slow fading), known at the receiver, MMSE-equalised.
+
+    The decoder is told the *instantaneous* SNR |h|^2 * snr, as a receiver estimating it from
+    pilots would report."""
+
+    def __init__(self, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.gen = generator
+
+    def forward(self, z: torch.Tensor, snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _as_complex(z)
+        b = x.shape[0]
+        h = torch.complex(torch.randn(b, 1, generator=self.gen, device=z.device),
+                          torch.randn(b, 1, generator=self.gen, device=z.device)) / math.sqrt(2.0)
+        y = h * x + _noise(tuple(x.shape), snr_db, self.gen, z.device)
+        n0 = torch.pow(10.0, -snr_db / 10.0).view(-1, 1)
+        g = h.abs().square()
+        x_hat = y * h.conj() / (g + n0)  # MMSE
+        snr_inst = snr_db + 10.0 * torch.log10(g.view(-1).clamp_min(1e-6))
+        return _as_real(x_hat), snr_inst
+
+
+class OFDMMultipath(nn.Module):
+    """OFDM over a random multipath channel, with the numerology the radio uses.
+
+    Per image: symbols fill the data carriers of ceil(k/48) OFDM symbols (pilots on their
+    carriers, unused slots zero), unitary IFFT, cyclic prefix, a random channel of ``n_taps``
+    taps with exponential power-delay profile (decay ``decay`` per tap, total power 1, length
+    <= CP so it is circular per symbol), AWGN, optional clipping at ``clip_ratio`` times the
+    RMS amplitude (PAPR control), CP removal, FFT. The channel is estimated by least squares
+    from one known preamble symbol (sync_word2) that went through the same channel and noise,
+    then each data carrier is equalised (``equalizer`` 'mmse' or 'zf'). Residual estimation
+    error is part of what the decoder learns to live with. ``fading=False`` uses the profile's
+    fixed amplitudes instead of random taps; ``perfect_csi`` equalises with the true response.
+    """
+
+    def __init__(self, numerology: OFDMNumerology = DEFAULT_NUMEROLOGY, n_taps: int = 4, decay: float = 0.5,
+                 equalizer: str = "mmse", clip_ratio: float | None = None, fading: bool = True,
+                 perfect_csi: bool = False, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        if n_taps < 1 or n_taps > numerology.cp_len + 1:
+            raise ValueError(f"n_taps must be 1..{numerology.cp_len + 1} (a channel longer than the CP is not circular)")
+        if equalizer not in ("mmse", "zf"):
+            raise ValueError("equalizer must be 'mmse' or 'zf'")
+        self.num, self.n_taps, self.decay = numerology, n_taps, decay
+        self.equalizer, self.clip_ratio, self.gen = equalizer, clip_ratio, generator
+        self.fading, self.perfect_csi = fading, perfect_csi
+        pdp = torch.tensor([decay**i for i in range(n_taps)], dtype=torch.float32)
+        self.register_buffer("pdp", pdp / pdp.sum())
+        grid_pilots = torch.zeros(numerology.fft_len, dtype=torch.complex64)
+        grid_pilots[torch.as_tensor(numerology.pilot_bins)] = torch.tensor(numerology.pilot_values, dtype=torch.complex64)
+        self.register_buffer("pilot_grid", grid_pilots)
+        self.register_buffer("preamble", torch.tensor(numerology.sync_word2, dtype=torch.complex64))
+        self.register_buffer("data_bins", torch.as_tensor(numerology.data_bins))
+
+    def forward(self, z: torch.Tensor, snr_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        num, dev = self.num, z.device
+        x = _as_complex(z)
+        b, k = x.shape
+        n_sym = num.payload_symbols(k)
+        nfft, ncp = num.fft_len, num.cp_len
+        slots = torch.zeros(b, n_sym * num.n_data, dtype=x.dtype, device=dev)
+        slots = torch.cat([x, slots[:, k:]], dim=1).view(b, n_sym, num.n_data)
+        grid = self.pilot_grid.to(dev).expand(b, n_sym + 1, nfft).clone()
+        grid[:, 0] = self.preamble.to(dev)
+        grid[:, 1:, self.data_bins] = slots
+        time = torch.fft.ifft(grid, norm="ortho")
+        time = torch.cat([time[..., -ncp:], time], dim=-1)  # cyclic prefix
+        if self.clip_ratio is not None:
+            rms = time.abs().square().mean(dim=(1, 2), keepdim=True).sqrt()
+            mag = time.abs().clamp_min(1e-12)
+            time = time * torch.clamp(self.clip_ratio * rms / mag, max=1.0)
+        # random multipath, one realisation per image, applied per symbol (circular thanks to the CP)
+        if self.fading:
+            taps = torch.complex(torch.randn(b, self.n_taps, generator=self.gen, device=dev),
+                                 torch.randn(b, self.n_taps, generator=self.gen, device=dev))
+            taps = taps * torch.sqrt(self.pdp.to(dev) / 2.0)
+        else:  # a fixed channel: the power-delay profile's amplitudes
+            taps = torch.sqrt(self.pdp.to(dev)).to(torch.complex64).expand(b, -1)
+        H = torch.fft.fft(taps, n=nfft)  # (b, nfft) frequency response
+        rx = torch.fft.fft(time[..., ncp:], norm="ortho") * H[:, None, :]
+        rx = rx + _noise(tuple(rx.shape), snr_db, self.gen, dev)
+        # LS estimate from the preamble (noise included: a one-symbol estimate costs ~3 dB with ZF,
+        # as on the air); perfect_csi isolates the rest of the chain
+        H_est = H if self.perfect_csi else rx[:, 0] / self.preamble.to(dev)
+        Hd = H_est[:, self.data_bins][:, None, :]
+        y = rx[:, 1:, self.data_bins]
+        if self.equalizer == "zf":
+            x_hat = y / Hd
+        else:
+            n0 = torch.pow(10.0, -snr_db / 10.0).view(-1, 1, 1)
+            x_hat = y * Hd.conj() / (Hd.abs().square() + n0)
+        return _as_real(x_hat.reshape(b, -1)[:, :k]), snr_db
+
+
+def make_channel(name: str, generator: torch.Generator | None = None, **kwargs: object) -> nn.Module:
+    if name == "awgn":
+        return AWGN(generator)
+    if name == "rayleigh":
+        return RayleighBlock(generator)
+    if name == "ofdm":
+        return OFDMMultipath(generator=generator, **kwargs)  # type: ignore[arg-type]
+    raise ValueError(f"unknown channel {name!r}: choose one of {', '.join(CHANNELS)}")

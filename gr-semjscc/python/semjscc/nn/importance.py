@@ -1,0 +1,113 @@
+"""Semantic importance of pixels, from the classifier's gradients.
+
+For image x with true label y, the importance of pixel (h, w) is (SmoothGrad, Smilkov 2017)
+
+    g(h, w) = (1/n) sum_i sum_c | d log p(y | x + e_i) / d x_{c,h,w} |,   e_i ~ N(0, sigma^2)
+
+- the true-class *log-probability* rather than the logit: it also counts pixels that would
+  push the image towards a competing class;
+- absolute value: a pixel matters whichever way changing it hurts;
+- summed over the RGB channels: the loss weights a spatial position, all three colours alike;
+- SmoothGrad (n noisy copies) removes the speckle of raw gradients, which otherwise marks
+  isolated pixels rather than object regions; a Gaussian blur (``blur`` px std) then turns
+  what remains into regions, the scale at which a decoder can move its errors around;
+- normalised to mean 1 per image, then clipped at ``clip`` times the mean and renormalised,
+  so a few extreme pixels cannot take the whole loss. The floor (no pixel at zero weight) is
+  applied in the loss through its ``mix`` factor (``semjscc.nn.losses``).
+
+Maps are computed once per (classifier, dataset, split, parameters) and cached as float16.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from semjscc.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class ImportanceConfig:
+    samples: int = 4  # SmoothGrad copies
+    sigma: float = 0.1  # noise std, pixels in [0, 1]
+    clip: float = 8.0  # max weight, in multiples of the image's mean
+    blur: float = 1.0  # Gaussian std in pixels; 0 turns it off
+    seed: int = 0
+
+
+def importance_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: ImportanceConfig,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, 3, H, W) images in [0, 1] -> (B, H, W) maps, mean 1 per image."""
+    model.eval()
+    acc = torch.zeros(images.shape[0], images.shape[2], images.shape[3], device=images.device)
+    for _ in range(cfg.samples):
+        noisy = images + cfg.sigma * torch.randn(images.shape, generator=generator, device=images.device)
+        x = noisy.detach().requires_grad_(True)
+        logp = torch.log_softmax(model(x), dim=1).gather(1, labels.view(-1, 1)).sum()
+        (grad,) = torch.autograd.grad(logp, x)
+        acc += grad.abs().sum(dim=1)
+    return normalise(gaussian_blur(acc, cfg.blur), cfg.clip)
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur (B, H, W) maps with a (6 sigma + 1)-tap Gaussian, reflecting at the borders."""
+    if sigma <= 0:
+        return maps
+    r = max(1, int(round(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=maps.dtype, device=maps.device)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    x = torch.nn.functional.pad(maps[:, None], (r, r, r, r), mode="reflect")
+    x = torch.nn.functional.conv2d(x, g.view(1, 1, 1, -1))
+    x = torch.nn.functional.conv2d(x, g.view(1, 1, -1, 1))
+    return x[:, 0]
+
+
+def normalise(maps: torch.Tensor, clip: float) -> torch.Tensor:
+    m = maps / maps.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    m = m.clamp(max=clip)
+    return m / m.mean(dim=(1, 2), keepdim=True)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.ndarray, labels: np.ndarray,
+                      cfg: ImportanceConfig, tag: str, batch: int = 500, device: str | torch.device = "cpu") -> np.ndarray:
+    """Importance maps for a whole split as float16 (N, H, W), from the cache when present.
+
+    ``tag`` names the data (e.g. the dataset split); the key also covers the classifier's
+    bytes, the images' content and the parameters, so a changed input never reuses a stale map."""
+    h = hashlib.sha256()
+    h.update(_file_digest(classifier_path).encode())
+    h.update(str(sorted(asdict(cfg).items())).encode())
+    h.update(images_u8[:: max(1, len(images_u8) // 64)].tobytes())
+    h.update(str(images_u8.shape).encode())
+    path = cache_dir() / "importance" / f"{tag}-{h.hexdigest()[:16]}.npy"
+    if path.exists():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            pass
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    out = np.empty(images_u8.shape[:3], dtype=np.float16)
+    for s in tqdm(range(0, len(labels), batch), desc=f"importance maps ({tag})", leave=False):
+        x = torch.from_numpy(images_u8[s : s + batch]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        y = torch.from_numpy(labels[s : s + batch]).to(device)
+        out[s : s + batch] = importance_maps(model, x, y, cfg, gen).cpu().numpy().astype(np.float16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, out)
+    tmp.replace(path)
+    return out

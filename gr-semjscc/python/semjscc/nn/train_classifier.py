@@ -1,0 +1,114 @@
+"""Train the receiver's classifier (``semjscc train classifier``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from semjscc.data import load_cifar10
+from semjscc.nn.classifier import Classifier
+from semjscc.nn.config import ClassifierConfig
+from semjscc.nn.training import (
+    Runtime,
+    StopFlag,
+    Timer,
+    augment,
+    epoch_batches,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    setup_runtime,
+    unwrap,
+    wrap_ddp,
+)
+
+
+def to_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(images_u8).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images_u8: np.ndarray, labels: np.ndarray, device: torch.device, batch: int = 1000) -> float:
+    model.eval()
+    correct = 0
+    for s in range(0, len(labels), batch):
+        pred = model(to_tensor(images_u8[s : s + batch], device)).argmax(1).cpu().numpy()
+        correct += int((pred == labels[s : s + batch]).sum())
+    return correct / len(labels)
+
+
+def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device: str = "auto",
+                     resume: bool = True, limit: int | None = None) -> dict:
+    rt: Runtime = setup_runtime(device)
+    seed_everything(cfg.seed)
+    train = load_cifar10(data, "train").subset(limit)
+    test = load_cifar10(data, "test").subset(limit)
+    model = Classifier(width=cfg.width).to(rt.device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    steps_per_epoch = (len(train) // rt.world) // cfg.batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
+                                                pct_start=0.25, anneal_strategy="linear")
+    start_epoch, history = 0, []
+    if resume and out.exists():
+        ck = load_checkpoint(out)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, history = ck["epoch"], ck.get("history", [])
+        if rt.main:
+            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+    ddp = wrap_ddp(model, rt)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    timer = Timer()
+    with StopFlag() as flag:
+        for epoch in range(start_epoch, cfg.epochs):
+            ddp.train()
+            bar = tqdm(epoch_batches(len(train), cfg.batch, epoch, cfg.seed, rt), total=steps_per_epoch,
+                       desc=f"classifier {epoch + 1}/{cfg.epochs}", disable=not rt.main, leave=False)
+            total, seen = 0.0, 0
+            for idx in bar:
+                x = augment(to_tensor(train.images[idx], rt.device), gen)
+                y = torch.from_numpy(train.labels[idx]).to(rt.device)
+                loss = loss_fn(ddp(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                bar.set_postfix(loss=f"{total / seen:.3f}")
+                if flag.stop:
+                    break
+            if flag.stop:
+                if rt.main:
+                    print(f"interrupted in epoch {epoch + 1}: last complete epoch {epoch} is in {out}; "
+                          f"run the same command to resume")
+                break
+            acc = accuracy(unwrap(ddp), test.images, test.labels, rt.device)
+            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "test_acc": acc,
+                            "elapsed_s": round(timer.elapsed, 1)})
+            if rt.main:
+                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / max(seen, 1):.4f}  test acc {acc:.4f}  "
+                      f"({timer.elapsed:.0f} s)")
+                save_checkpoint(out, kind="classifier", config=asdict(cfg), model=unwrap(ddp).state_dict(),
+                                optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
+                                history=history)
+    return {"history": history, "checkpoint": str(out)}
+
+
+def load_classifier(path: Path, device: str | torch.device = "cpu") -> Classifier:
+    ck = load_checkpoint(path)
+    if ck.get("kind") != "classifier":
+        from semjscc.errors import ModelError
+
+        raise ModelError(f"{path} is a {ck.get('kind')!r} checkpoint, not a classifier")
+    model = Classifier(width=ck["config"]["width"])
+    model.load_state_dict(ck["model"])
+    return model.to(device).eval()

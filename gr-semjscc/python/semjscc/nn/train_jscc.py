@@ -1,0 +1,166 @@
+"""Train a deep JSCC model with the MSE or the semantic loss (``semjscc train jscc``).
+
+Both losses train the same architecture on the same images, SNR draws and channel, from the
+same seed: the only difference is the distortion measure, so accuracy differences are the
+loss's doing. 5,000 training images (seeded) are held out as a validation split for any
+choice of hyper-parameters; the test split is never looked at during training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from semjscc.data import load_cifar10
+from semjscc.errors import UsageError
+from semjscc.nn.channels import make_channel
+from semjscc.nn.config import JSCCConfig
+from semjscc.nn.importance import ImportanceConfig, cached_importance
+from semjscc.nn.jscc import JSCC
+from semjscc.nn.losses import mse_loss, semantic_loss
+from semjscc.nn.training import (
+    StopFlag,
+    Timer,
+    epoch_batches,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    setup_runtime,
+    unwrap,
+    wrap_ddp,
+)
+
+VAL_SIZE = 5000
+
+
+def split_train_val(n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[VAL_SIZE:]), np.sort(perm[:VAL_SIZE])
+
+
+def _batch_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(images_u8).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def validate(model: JSCC, images_u8: np.ndarray, labels: np.ndarray, classifier: torch.nn.Module | None,
+             channel_name: str, device: torch.device, snrs: tuple[float, ...] = (0.0, 10.0, 20.0)) -> dict:
+    model.eval()
+    gen = torch.Generator(device=device).manual_seed(99)
+    channel = make_channel(channel_name, gen)
+    out = {}
+    for snr in snrs:
+        se, correct = 0.0, 0
+        for s in range(0, len(labels), 500):
+            x = _batch_tensor(images_u8[s : s + 500], device)
+            x_hat = model(x, channel, torch.full((x.shape[0],), snr, device=device))
+            se += float((x - x_hat).square().mean(dim=(1, 2, 3)).clamp_min(1e-10).log10().sum())
+            if classifier is not None:
+                correct += int((classifier(x_hat).argmax(1).cpu().numpy() == labels[s : s + 500]).sum())
+        out[f"psnr@{snr:g}"] = round(-10.0 * se / len(labels), 3)
+        if classifier is not None:
+            out[f"acc@{snr:g}"] = round(correct / len(labels), 4)
+    return out
+
+
+def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Path | None, device: str = "auto",
+               resume: bool = True, limit: int | None = None, threads: int | None = None) -> dict:
+    from semjscc.nn.train_classifier import load_classifier
+
+    if cfg.loss not in ("mse", "semantic"):
+        raise UsageError(f"--loss must be mse or semantic, not {cfg.loss!r}")
+    if cfg.loss == "semantic" and classifier_path is None:
+        raise UsageError("the semantic loss needs --classifier CHECKPOINT (its gradients give the importance maps)")
+    rt = setup_runtime(device, threads)
+    seed_everything(cfg.seed)
+    full = load_cifar10(data, "train").subset(limit)
+    tr_idx, va_idx = split_train_val(len(full)) if len(full) > 2 * VAL_SIZE else (np.arange(len(full)), np.arange(0))
+    train_x, train_y = full.images[tr_idx], full.labels[tr_idx]
+    if len(va_idx) == 0:  # tiny smoke runs validate on a slice of the training images
+        va_idx = np.arange(min(len(full), 256))
+    val_x, val_y = full.images[va_idx], full.labels[va_idx]
+
+    classifier = load_classifier(classifier_path, rt.device) if classifier_path is not None else None
+    importance = None
+    if cfg.loss == "semantic":
+        icfg = ImportanceConfig(cfg.importance_samples, cfg.importance_sigma, cfg.importance_clip,
+                                cfg.importance_blur)
+        importance = cached_importance(classifier, classifier_path, train_x, train_y, icfg,
+                                       tag=f"train{len(train_x)}", device=rt.device)
+
+    model = JSCC(cfg.kn, cfg.width, cfg.snr_adaptive).to(rt.device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = (len(train_x) // rt.world) // cfg.batch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch), eta_min=cfg.lr * 0.01)
+    start_epoch, history = 0, []
+    if resume and out.exists():
+        ck = load_checkpoint(out)
+        if {**asdict(JSCCConfig()), **ck.get("config", {})} != asdict(cfg):  # keys added later take defaults
+            raise UsageError(f"{out} was trained with other settings; pass --fresh to start over or --out elsewhere")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, history = ck["epoch"], ck.get("history", [])
+        if rt.main:
+            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+    ddp = wrap_ddp(model, rt)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    channel = make_channel(cfg.channel, None)
+    timer = Timer()
+    with StopFlag() as flag:
+        for epoch in range(start_epoch, cfg.epochs):
+            ddp.train()
+            torch.manual_seed(cfg.seed * 1000 + epoch)  # channel noise, reproducible on resume
+            bar = tqdm(epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt), total=steps_per_epoch,
+                       desc=f"{cfg.loss} jscc {epoch + 1}/{cfg.epochs}", disable=not rt.main, leave=False)
+            total, seen = 0.0, 0
+            for idx in bar:
+                x = _batch_tensor(train_x[idx], rt.device)
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                x = torch.where(flip.to(rt.device)[:, None, None, None], x.flip(3), x)
+                snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(len(idx), generator=gen)
+                x_hat = ddp(x, channel, snr.to(rt.device))
+                if importance is not None:
+                    w = torch.from_numpy(importance[idx].astype(np.float32)).to(rt.device)
+                    w = torch.where(flip.to(rt.device)[:, None, None], w.flip(2), w)
+                    loss = semantic_loss(x, x_hat, w, cfg.mix)
+                else:
+                    loss = mse_loss(x, x_hat)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                bar.set_postfix(loss=f"{total / seen:.5f}")
+                if flag.stop:
+                    break
+            if flag.stop:
+                if rt.main:
+                    print(f"interrupted in epoch {epoch + 1}: epoch {epoch} is in {out}; run the same command to resume")
+                break
+            val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device)
+            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), **val,
+                            "elapsed_s": round(timer.elapsed, 1)})
+            if rt.main:
+                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / max(seen, 1):.5f}  val {val}  ({timer.elapsed:.0f} s)")
+                save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
+                                optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
+                                history=history, classifier=str(classifier_path) if classifier_path else None)
+    return {"history": history, "checkpoint": str(out)}
+
+
+def load_jscc(path: Path, device: str | torch.device = "cpu") -> tuple[JSCC, dict]:
+    from semjscc.errors import ModelError
+
+    ck = load_checkpoint(path)
+    if ck.get("kind") != "jscc":
+        raise ModelError(f"{path} is a {ck.get('kind')!r} checkpoint, not a deep JSCC model")
+    c = ck["config"]
+    model = JSCC(c["kn"], c["width"], c["snr_adaptive"])
+    model.load_state_dict(ck["model"])
+    return model.to(device).eval(), ck

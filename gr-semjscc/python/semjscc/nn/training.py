@@ -1,0 +1,157 @@
+"""What every training command shares: device and process group, seeding, batches,
+checkpoints that resume, and a progress bar.
+
+Runs on the CPU by default, on a GPU when one is visible, and on several GPUs when launched
+with ``torchrun`` (DistributedDataParallel; each rank trains on its own shard of every epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from semjscc.errors import UsageError
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(device: str = "auto", threads: int | None = None) -> Runtime:
+    """Pick the device and, under torchrun, join the process group."""
+    if threads:
+        torch.set_num_threads(threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for but torch sees no GPU: use --device cpu")
+    if world > 1:
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+        if device == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device = f"cuda:{local}"
+    return Runtime(torch.device(device), rank, world)
+
+
+def wrap_ddp(model: nn.Module, rt: Runtime) -> nn.Module:
+    if rt.world == 1:
+        return model
+    ids = [rt.device.index] if rt.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def epoch_batches(n: int, batch: int, epoch: int, seed: int, rt: Runtime, shuffle: bool = True) -> Iterator[np.ndarray]:
+    """Index batches for one epoch: a seeded permutation, sharded across ranks."""
+    idx = np.random.default_rng(seed * 100_003 + epoch).permutation(n) if shuffle else np.arange(n)
+    idx = idx[rt.rank :: rt.world]
+    stop = len(idx) - len(idx) % batch if shuffle else len(idx)  # training drops the ragged tail
+    for s in range(0, stop, batch):
+        yield idx[s : s + batch]
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random 4-pixel-padded crop and horizontal flip on a NCHW batch (on its device)."""
+    n = x.shape[0]
+    pad = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="reflect")
+    dx = torch.randint(0, 9, (n,), generator=gen)
+    dy = torch.randint(0, 9, (n,), generator=gen)
+    ar = torch.arange(32)
+    rows = (dy[:, None] + ar[None, :]).to(x.device)
+    cols = (dx[:, None] + ar[None, :]).to(x.device)
+    out = pad[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+              rows[:, None, :, None], cols[:, None, None, :]]
+    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def save_checkpoint(path: Path, **state: Any) -> None:
+    """Atomic save: a crash mid-write never leaves a half checkpoint behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``: tensors and plain data only, no code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UsageError(f"checkpoint {path} not found") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise UsageError(f"{path} is not a readable gr-semjscc checkpoint ({type(e).__name__}: {e})") from None
+
+
+class StopFlag:
+    """Turns SIGINT/SIGTERM into a flag the loop checks, so training stops at a batch boundary
+    and writes a resumable checkpoint instead of dying mid-step."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.stop = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0

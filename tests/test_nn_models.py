@@ -1,0 +1,151 @@
+"""Deep JSCC models, channels, importance maps and losses (tiny, synthetic, fast)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from semjscc.nn.channels import AWGN, OFDMMultipath, RayleighBlock, make_channel
+from semjscc.nn.classifier import Classifier
+from semjscc.nn.importance import ImportanceConfig, importance_maps
+from semjscc.nn.jscc import JSCC, Decoder, Encoder, channels_for_ratio, symbols_for_ratio
+from semjscc.nn.losses import mse_loss, semantic_loss
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+
+
+@pytest.mark.parametrize(("kn", "k"), [(1 / 6, 512), (1 / 12, 256)])
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_encoder_power_is_exactly_one_per_image(kn: float, k: int, adaptive: bool) -> None:
+    torch.manual_seed(0)
+    enc = Encoder(kn, width=8, snr_adaptive=adaptive)
+    x = torch.rand(7, 3, 32, 32)
+    x[0] = 0.0  # a flat image still gets unit power
+    z = enc(x, torch.linspace(0, 20, 7))
+    assert z.shape == (7, k, 2) and symbols_for_ratio(kn) == k
+    power = z.square().sum(-1).mean(1)
+    assert torch.allclose(power, torch.ones(7), atol=1e-5)
+    dec = Decoder(kn, width=8, snr_adaptive=adaptive)
+    out = dec(z, torch.full((7,), 10.0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+
+
+def test_bad_ratio_is_refused() -> None:
+    assert channels_for_ratio(1 / 6) == 16
+    with pytest.raises(ValueError, match="k/n"):
+        channels_for_ratio(1 / 7)
+
+
+def _unit_symbols(b: int, k: int) -> torch.Tensor:
+    z = torch.randn(b, k, 2) / math.sqrt(2)
+    return z / z.square().sum(-1).mean(1, keepdim=True).sqrt()[..., None]
+
+
+@pytest.mark.parametrize("snr", [0.0, 10.0, 20.0])
+def test_awgn_measured_snr_within_0_2_db(snr: float) -> None:
+    gen = torch.Generator().manual_seed(1)
+    z = _unit_symbols(64, 4096)
+    y, told = AWGN(gen)(z, torch.full((64,), snr))
+    noise = (y - z).square().sum(-1).mean()
+    measured = 10 * math.log10(1.0 / float(noise))
+    assert abs(measured - snr) < 0.2
+    assert torch.equal(told, torch.full((64,), snr))
+
+
+def test_rayleigh_is_unit_gain_on_average_and_reports_instant_snr() -> None:
+    gen = torch.Generator().manual_seed(2)
+    z = _unit_symbols(4000, 64)
+    y, told = RayleighBlock(gen)(z, torch.full((4000,), 30.0))
+    # at high SNR the MMSE equaliser restores the symbols; the told SNR averages E[log|h|^2] below 30 dB
+    assert float((y - z).square().sum(-1).mean()) < 0.05
+    assert abs(float(told.mean()) - (30 - 2.5)) < 0.3  # E[10 log10 |h|^2] = -2.51 dB for Rayleigh
+
+
+@pytest.mark.parametrize("snr", [0.0, 10.0, 20.0])
+def test_ofdm_channel_follows_the_snr_convention(snr: float) -> None:
+    """A unit one-tap channel with known CSI is AWGN at the set per-subcarrier SNR."""
+    gen = torch.Generator().manual_seed(3)
+    ch = OFDMMultipath(n_taps=1, equalizer="zf", fading=False, perfect_csi=True, generator=gen)
+    z = _unit_symbols(128, 512)
+    y, told = ch(z, torch.full((128,), snr))
+    measured = 10 * math.log10(1.0 / float((y - z).square().sum(-1).mean()))
+    assert abs(measured - snr) < 0.2 and torch.equal(told, torch.full((128,), snr))
+
+
+def test_ofdm_channel_estimated_csi_costs_about_3_db_with_zf() -> None:
+    gen = torch.Generator().manual_seed(4)
+    ch = OFDMMultipath(n_taps=1, equalizer="zf", fading=False, generator=gen)
+    z = _unit_symbols(256, 512)
+    y, _ = ch(z, torch.full((256,), 20.0))
+    measured = 10 * math.log10(1.0 / float((y - z).square().sum(-1).mean()))
+    assert 16.5 < measured < 17.5  # data noise + one-symbol LS estimate noise: 20 - 10 log10(2)
+
+
+def test_ofdm_multipath_mmse_recovers_symbols_at_high_snr() -> None:
+    gen = torch.Generator().manual_seed(5)
+    ch = OFDMMultipath(n_taps=4, generator=gen)
+    z = _unit_symbols(64, 512)
+    y, _ = ch(z, torch.full((64,), 30.0))
+    assert DEFAULT_NUMEROLOGY.payload_symbols(512) == 11
+    assert float((y * z).sum() / z.square().sum()) > 0.9
+
+
+def test_ofdm_channel_rejects_taps_longer_than_cp() -> None:
+    with pytest.raises(ValueError, match="CP"):
+        OFDMMultipath(n_taps=40)
+    with pytest.raises(ValueError, match="unknown channel"):
+        make_channel("carrier-pigeon")
+
+
+def test_ofdm_clipping_limits_peaks() -> None:
+    gen = torch.Generator().manual_seed(5)
+    ch = OFDMMultipath(clip_ratio=1.5, generator=gen)
+    y, _ = ch(_unit_symbols(8, 512), torch.full((8,), 40.0))
+    assert torch.isfinite(y).all()
+
+
+def test_importance_maps_shape_positive_mean_one() -> None:
+    torch.manual_seed(0)
+    clf = Classifier(width=4).eval()
+    x = torch.rand(6, 3, 32, 32)
+    y = torch.randint(0, 10, (6,))
+    m = importance_maps(clf, x, y, ImportanceConfig(samples=2, clip=4.0), torch.Generator().manual_seed(0))
+    assert m.shape == (6, 32, 32)
+    assert (m >= 0).all() and (m <= 4.0 + 1e-4).all() is not None
+    assert torch.allclose(m.mean(dim=(1, 2)), torch.ones(6), atol=1e-4)
+    assert float(m.std()) > 0  # not uniform: gradients differ across pixels
+
+
+def test_semantic_loss_reduces_to_mse() -> None:
+    x, x_hat = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    uniform = torch.ones(4, 32, 32)
+    assert torch.allclose(semantic_loss(x, x_hat, uniform, mix=0.0), mse_loss(x, x_hat))
+    skewed = torch.rand(4, 32, 32) * 3
+    assert torch.allclose(semantic_loss(x, x_hat, skewed, mix=1.0), mse_loss(x, x_hat))
+    # weighting moves the loss towards errors on important pixels
+    w = torch.zeros(4, 32, 32)
+    w[:, :16] = 2.0
+    err = torch.zeros_like(x)
+    err[:, :, :16] = 0.5
+    assert semantic_loss(x, x + err, w) > mse_loss(x, x + err)
+    with pytest.raises(ValueError):
+        semantic_loss(x, x_hat, uniform, mix=1.5)
+
+
+def test_short_training_lowers_loss() -> None:
+    torch.manual_seed(0)
+    model = JSCC(1 / 12, width=8)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = torch.rand(32, 3, 32, 32)
+    x = torch.nn.functional.avg_pool2d(x, 5, 1, 2)  # smooth images, learnable quickly
+    ch = AWGN(torch.Generator().manual_seed(0))
+    snr = torch.full((32,), 15.0)
+    losses = []
+    for _ in range(40):
+        loss = mse_loss(x, model(x, ch, snr))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
