@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from semjscc.data.cifar10 import CIFAR10_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]

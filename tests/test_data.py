@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REAL_CACHE, fake_split, write_archive, write_folder, write_pickles
-
 from semjscc.cli import main
 from semjscc.data import load_cifar10, resolve_source
 from semjscc.errors import DataError
@@ -96,7 +95,7 @@ def test_malicious_pickle_refused(tmp_path: Path) -> None:
     d.mkdir()
 
     class Evil:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self):
             return (os.system, ("echo pwned",))
 
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from semjscc.nn.channels import AWGN, OFDMMultipath, RayleighBlock, make_channel
 from semjscc.nn.classifier import Classifier
 from semjscc.nn.importance import ImportanceConfig, importance_maps

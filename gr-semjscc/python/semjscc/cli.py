@@ -21,6 +21,9 @@ _COMMAND_MODULES = (
     "semjscc.commands.train_cmd",
     "semjscc.commands.eval_cmd",
     "semjscc.commands.importance_cmd",
+    "semjscc.commands.export_cmd",
+    "semjscc.commands.models_cmd",
+    "semjscc.commands.bench_cmd",
 )
 
 

@@ -63,7 +63,7 @@ def sweep(schemes: list[Scheme], classify: Classify, data: Dataset, snrs: list[f
     bar = tqdm(total=total, desc=f"eval ({channel})", disable=not progress, leave=False)
     for snr in snrs:
         for scheme in schemes:
-            gen = torch.Generator().manual_seed(seed + int(round(snr * 100)))
+            gen = torch.Generator().manual_seed(seed + round(snr * 100))
             chan = make_channel(channel, gen)
             correct, ps, ss = 0, [], []
             for s in range(0, len(labels), batch):

@@ -33,7 +33,7 @@ class TorchScheme:
             return self.model.decoder(self._torch.from_numpy(symbols), self._torch.from_numpy(snr_db)).numpy()
 
 
-def load_scheme(name: str, model: str):  # noqa: ANN201 - returns a Scheme
+def load_scheme(name: str, model: str):
     if model.endswith(".pt"):
         p = Path(model)
         if not p.is_file():
@@ -44,7 +44,7 @@ def load_scheme(name: str, model: str):  # noqa: ANN201 - returns a Scheme
     return OnnxScheme(name, model)
 
 
-def load_classifier_fn(ref: str | Path):  # noqa: ANN201 - returns images -> logits
+def load_classifier_fn(ref: str | Path):
     ref = str(ref)
     if ref.endswith(".pt"):
         import torch

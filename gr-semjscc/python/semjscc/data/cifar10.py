@@ -149,7 +149,7 @@ def _write_cache(paths: tuple[Path, Path], ds: Dataset) -> None:
 class _SafeUnpickler(pickle.Unpickler):
     """Only what CIFAR-10's pickles need: numpy arrays, no arbitrary callables."""
 
-    _ALLOWED = {
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
@@ -157,9 +157,9 @@ class _SafeUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),  # how Python 3 writes array bytes into protocol-2 pickles
         ("numpy.core.numeric", "_frombuffer"),  # protocol-5 pickles written by newer numpy
         ("numpy._core.numeric", "_frombuffer"),
-    }
+    })
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201
+    def find_class(self, module: str, name: str):
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset pickle")

@@ -59,7 +59,7 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur (B, H, W) maps with a (6 sigma + 1)-tap Gaussian, reflecting at the borders."""
     if sigma <= 0:
         return maps
-    r = max(1, int(round(3 * sigma)))
+    r = max(1, round(3 * sigma))
     t = torch.arange(-r, r + 1, dtype=maps.dtype, device=maps.device)
     g = torch.exp(-(t**2) / (2 * sigma**2))
     g = g / g.sum()

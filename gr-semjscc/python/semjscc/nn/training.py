@@ -7,6 +7,7 @@ with ``torchrun`` (DistributedDataParallel; each rank trains on its own shard of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -113,7 +114,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UsageError(f"checkpoint {path} not found") from None
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
+    except Exception as e:
         raise UsageError(f"{path} is not a readable gr-semjscc checkpoint ({type(e).__name__}: {e})") from None
 
 
@@ -127,10 +128,8 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
         return self
 
     def _handle(self, signum: int, frame: object) -> None:

@@ -1,0 +1,77 @@
+"""``semjscc bench``: benchmarks, one subcommand each, every one writing JSON and a Markdown table.
+
+A new benchmark (``bench throughput``, ``bench soak``) is one ``_add_<name>`` function that
+adds its subparser and handler, listed in ``_BENCHMARKS``; ``_write_report`` gives them all
+the same output conventions (JSON with ``meta`` and ``rows``, Markdown on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from semjscc.commands.common import positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks: ONNX Runtime vs torch, ... (JSON + Markdown)",
+                       description="Benchmarks that write a JSON report (--json) and print a Markdown table.")
+    what = p.add_subparsers(dest="what", metavar="BENCHMARK", required=True)
+    for add in _BENCHMARKS:
+        add(what)
+
+
+def _write_report(path: Path, doc: dict[str, Any], table: str, args: argparse.Namespace) -> None:
+    # the parsed options, not sys.argv: main() may have been called with another argv
+    doc.setdefault("meta", {})["args"] = {k: v if isinstance(v, (int, float, bool, list)) or v is None else str(v)
+                                          for k, v in vars(args).items() if k != "func"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
+    print(table)
+    print(f"\nwrote {path}")
+
+
+# --- bench runtime ---------------------------------------------------------------------------------
+
+def _add_runtime(what: argparse._SubParsersAction) -> None:
+    from semjscc.runtime.session import DEFAULT_THREADS
+    from semjscc.shipped import JSCC_MSE
+
+    r = what.add_parser("runtime", help="per-stage latency and images/s: ONNX Runtime vs torch eager",
+                        description="Latency (median per call) and images/s of the encoder, decoder, classifier and "
+                                    "the chain encoder -> AWGN -> decoder -> classifier, in ONNX Runtime and in torch "
+                                    "eager, at each --batch, same inputs and threads, calls interleaved. Torch "
+                                    "weights come from --jscc-ckpt/--classifier-ckpt, else the checkpoint the card "
+                                    "names when still present and unchanged, else random (timing only, no parity).")
+    r.add_argument("--json", type=Path, required=True, metavar="PATH", help="report to write")
+    r.add_argument("--model", default=JSCC_MSE, metavar="NAME_OR_DIR", help="deep JSCC model (default %(default)s)")
+    r.add_argument("--classifier", default=None, metavar="NAME_OR_DIR",
+                   help="classifier model (default: the one the model's card names)")
+    r.add_argument("--repeat", type=positive_int, default=30, help="timed calls per stage and batch (default %(default)s)")
+    r.add_argument("--warmup", type=int, default=3, help="untimed calls first (default %(default)s)")
+    r.add_argument("--batch", type=positive_int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
+    r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help="threads for both ONNX Runtime (intra-op) and torch (default %(default)s, as in a flowgraph)")
+    r.add_argument("--device", default="auto", help="ONNX Runtime device: auto, cpu, cuda, cuda:N (torch: CPU)")
+    r.add_argument("--snr", type=float, default=10.0, metavar="DB", help="channel SNR (default %(default)s)")
+    r.add_argument("--jscc-ckpt", type=Path, default=None, metavar="CKPT", help="torch weights for the JSCC model")
+    r.add_argument("--classifier-ckpt", type=Path, default=None, metavar="CKPT", help="torch weights for the classifier")
+    r.set_defaults(func=_run_runtime)
+
+
+def _run_runtime(args: argparse.Namespace) -> int:
+    from semjscc.runtime.bench import bench_runtime, markdown_table
+
+    doc = bench_runtime(args.model, classifier=args.classifier, batches=tuple(args.batch), repeat=args.repeat,
+                        warmup=args.warmup, threads=args.threads, device=args.device, jscc_ckpt=args.jscc_ckpt,
+                        classifier_ckpt=args.classifier_ckpt, snr_db=args.snr)
+    _write_report(args.json, doc, markdown_table(doc), args)
+    return 0
+
+
+_BENCHMARKS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_runtime,)
