@@ -1,0 +1,77 @@
+"""Where transmitted images come from: a CIFAR-10 split, a folder of pictures, or a list of
+files — as uint8 (N, 32, 32, 3) arrays with labels (-1 where unknown). Shared by the GNU Radio
+image source, ``semjscc run`` and the experiment runners, so frame n means the same image
+everywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from semjscc.data import CIFAR10_CLASSES, load_cifar10
+from semjscc.data.cifar10 import IMAGE_SUFFIXES
+from semjscc.errors import DataError, UsageError
+
+
+def _load_picture(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            side = min(im.size)  # centre square crop, then 32x32: the models' input size
+            left, top = (im.width - side) // 2, (im.height - side) // 2
+            im = im.crop((left, top, left + side, top + side)).resize((32, 32), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+
+
+def _label_from_parent(path: Path) -> int:
+    return CIFAR10_CLASSES.index(path.parent.name) if path.parent.name in CIFAR10_CLASSES else -1
+
+
+def load_images(source: str | os.PathLike[str] | None = None, split: str = "test", count: int = 0,
+                start: int = 0, shuffle_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels to transmit.
+
+    ``source``: None or a CIFAR-10 location (see ``semjscc.data``) -> its ``split``; a folder
+    that is not a CIFAR-10 layout -> every picture in it (recursively, labels from CIFAR-10
+    class folder names); a comma-separated list of picture files. ``count`` 0 means all;
+    ``shuffle_seed`` picks a seeded random order before ``start``/``count`` apply."""
+    if count < 0 or start < 0:
+        raise UsageError(f"count and start must be >= 0 (got count={count}, start={start})")
+    files: list[Path] | None = None
+    if source is not None and "," in str(source):
+        files = [Path(p.strip()) for p in str(source).split(",") if p.strip()]
+    elif source is not None and Path(source).is_dir() and not _is_cifar_layout(Path(source)):
+        files = sorted(p for p in Path(source).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"{source}: no pictures ({', '.join(IMAGE_SUFFIXES)}) found")
+    elif source is not None and Path(source).is_file() and Path(source).suffix.lower() in IMAGE_SUFFIXES:
+        files = [Path(source)]
+    if files is not None:
+        missing = [str(p) for p in files if not p.is_file()]
+        if missing:
+            raise DataError(f"image file(s) not found: {', '.join(missing[:3])}")
+        images = np.stack([_load_picture(p) for p in files])
+        labels = np.array([_label_from_parent(p) for p in files], dtype=np.int64)
+    else:
+        ds = load_cifar10(source, split)
+        images, labels = ds.images, ds.labels
+    order = np.arange(len(labels))
+    if shuffle_seed is not None:
+        order = np.random.default_rng(shuffle_seed).permutation(len(labels))
+    order = order[start:]
+    if count:
+        order = order[:count]
+    if len(order) == 0:
+        raise UsageError(f"no images left after start={start} (the source has {len(labels)})")
+    return np.ascontiguousarray(images[order]), labels[order]
+
+
+def _is_cifar_layout(path: Path) -> bool:
+    return (path / "cifar-10-batches-py").is_dir() or (path / "test_batch").is_file() or (
+        (path / "train").is_dir() and (path / "test").is_dir())
