@@ -3,11 +3,15 @@ ONNX model directories (via ``semjscc.runtime``) and torch checkpoints (``*.pt``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from semjscc.errors import ModelError
+
+# Offline evaluation owns the machine, unlike a flowgraph: let ONNX Runtime use every core.
+_EVAL_THREADS = os.cpu_count() or 1
 
 
 class TorchScheme:
@@ -41,7 +45,7 @@ def load_scheme(name: str, model: str):
         return TorchScheme(name, p)
     from semjscc.runtime import OnnxScheme
 
-    return OnnxScheme(name, model)
+    return OnnxScheme(name, model, threads=_EVAL_THREADS)
 
 
 def load_classifier_fn(ref: str | Path):
@@ -60,5 +64,5 @@ def load_classifier_fn(ref: str | Path):
         return classify
     from semjscc.runtime import load_classifier
 
-    session = load_classifier(ref)
+    session = load_classifier(ref, threads=_EVAL_THREADS)
     return session.run

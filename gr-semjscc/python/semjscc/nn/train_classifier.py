@@ -54,15 +54,24 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
     steps_per_epoch = (len(train) // rt.world) // cfg.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
                                                 pct_start=0.25, anneal_strategy="linear")
-    start_epoch, history = 0, []
+    start_epoch, history, changes = 0, [], []
     if resume and out.exists():
         ck = load_checkpoint(out)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
         start_epoch, history = ck["epoch"], ck.get("history", [])
+        changes = ck.get("schedule_changes", [])
+        old_epochs = ck["config"]["epochs"]
+        if old_epochs == cfg.epochs:
+            sched.load_state_dict(ck["scheduler"])
+        else:
+            # A different --epochs on resume reshapes the rest of the one-cycle schedule: the
+            # learning rate continues from the new curve's value at the current step.
+            sched.last_epoch = start_epoch * steps_per_epoch - 1
+            sched.step()
+            changes.append({"at_epoch": start_epoch, "from_epochs": old_epochs, "to_epochs": cfg.epochs})
         if rt.main:
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs} (lr {opt.param_groups[0]['lr']:.4f})")
     ddp = wrap_ddp(model, rt)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -99,7 +108,7 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
                       f"({timer.elapsed:.0f} s)")
                 save_checkpoint(out, kind="classifier", config=asdict(cfg), model=unwrap(ddp).state_dict(),
                                 optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
-                                history=history)
+                                history=history, schedule_changes=changes)
     return {"history": history, "checkpoint": str(out)}
 
 
