@@ -50,16 +50,18 @@ def test_train_resume_and_eval(tiny: dict[str, Path], capsys: pytest.CaptureFixt
 
     out = tiny["dir"] / "ev"
     assert main(["eval", "--data", str(tiny["data"]), "--model", f"mse={mse}", "--model", f"semantic={sem}",
-                 "--classifier", str(tiny["clf"]), "--snr", "0", "10", "--out", str(out)]) == 0
+                 "--classifier", str(tiny["clf"]), "--snr", "0", "10", "--separate", "--out", str(out)]) == 0
     doc = json.loads(out.with_suffix(".json").read_text())
     assert set(doc) == {"meta", "clean_accuracy", "rows"}
-    assert {r["scheme"] for r in doc["rows"]} == {"mse", "semantic"} and len(doc["rows"]) == 4
+    assert {r["scheme"] for r in doc["rows"]} == {"mse", "semantic", "separate"} and len(doc["rows"]) == 6
     for r in doc["rows"]:
         assert set(r) == {"scheme", "snr_db", "accuracy", "psnr_db", "ssim", "n"}
         assert 0 <= r["accuracy"] <= 1 and r["n"] == 40 and -1 <= r["ssim"] <= 1
     assert doc["meta"]["channel"] == "awgn" and doc["meta"]["kn"] == "1/6"
     md = out.with_suffix(".md").read_text()
-    assert "| SNR (dB) |" in md and "Semantic minus MSE" in md
+    assert "| SNR (dB) |" in md and "Semantic minus MSE" in md and "relative to separate coding" in md
+    assert set(doc["meta"]["separate_best"]) == {"0", "10"}
+    assert out.with_name("ev-separate.json").is_file()
     assert out.with_suffix(".png").stat().st_size > 1000
 
 

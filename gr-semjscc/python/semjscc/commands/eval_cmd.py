@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm"), default="awgn")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate N test images (default: all 10,000)")
     p.add_argument("--seed", type=int, default=2024, help="channel noise seed")
+    p.add_argument("--separate", action="store_true",
+                   help="add separate source-channel coding (JPEG/WebP/HEIF + LDPC + QAM, best configuration per "
+                        "SNR at the same channel uses); its full sweep goes to STEM-separate.json/.md")
     p.add_argument("--out", type=Path, default=None,
                    help="output stem: writes STEM.json, STEM.md, STEM.png (default results/eval-CHANNEL)")
     p.set_defaults(func=run)
@@ -64,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     data = load_cifar10(args.data, "test").subset(args.limit)
     results, clean = sweep(schemes, classify, data, args.snr, args.channel, seed=args.seed)
     out = args.out or Path(f"results/eval-{args.channel}")
-    meta = {
+    meta: dict = {}
+    if args.separate:
+        results += _separate_rows(classify, data, args, schemes[0].kn, out, meta)
+    meta |= {
         "channel": args.channel, "kn": f"1/{round(1 / schemes[0].kn)}", "n_images": len(data),
         "models": {label: model for label, model in models}, "classifier": str(classifier_ref),
         "seed": args.seed, "command": "semjscc " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -73,3 +79,22 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table({"meta": meta, "clean_accuracy": clean, "rows": [r.__dict__ for r in results]}))
     print(f"wrote {out}.json, {out}.md, {out}.png")
     return 0
+
+
+def _separate_rows(classify, data, args: argparse.Namespace, kn: float, out: Path, meta: dict) -> list:
+    """The separate-coding envelope (best configuration by accuracy at each SNR) as sweep rows;
+    which configuration won at each SNR goes into ``meta``."""
+    from semjscc.evaluation import SweepResult
+    from semjscc.separate.envelope import run_separate_eval
+
+    if args.channel not in ("awgn", "ofdm"):
+        raise UsageError(f"--separate supports --channel awgn or ofdm, not {args.channel}")
+    doc = run_separate_eval(classify, data, args.snr, args.channel, kn, out=out.with_name(out.name + "-separate"),
+                            seed=args.seed)
+    meta["separate_best"] = {
+        f"{r['snr_db']:g}": f"{r['codec']} q{r['quality']}, {r['modulation']} rate {r['code_rate']}, "
+                            f"fallback {100 * r['fallback_rate']:.1f} %"
+        for r in doc["envelope_accuracy"]
+    }
+    return [SweepResult("separate", float(r["snr_db"]), float(r["accuracy"]), float(r["psnr_db"]), float(r["ssim"]),
+                        len(data.labels)) for r in doc["envelope_accuracy"]]
