@@ -55,7 +55,7 @@ def test_train_resume_and_eval(tiny: dict[str, Path], capsys: pytest.CaptureFixt
     assert set(doc) == {"meta", "clean_accuracy", "rows"}
     assert {r["scheme"] for r in doc["rows"]} == {"mse", "semantic", "separate"} and len(doc["rows"]) == 6
     for r in doc["rows"]:
-        assert set(r) == {"scheme", "snr_db", "accuracy", "psnr_db", "ssim", "n"}
+        assert set(r) == {"scheme", "snr_db", "accuracy", "psnr_db", "ssim", "n", "frames_lost"}
         assert 0 <= r["accuracy"] <= 1 and r["n"] == 40 and -1 <= r["ssim"] <= 1
     assert doc["meta"]["channel"] == "awgn" and doc["meta"]["kn"] == "1/6"
     md = out.with_suffix(".md").read_text()

@@ -43,6 +43,7 @@ class SweepResult:
     psnr_db: float
     ssim: float
     n: int
+    frames_lost: int = 0  # only the 'phy' channel can lose frames (missed by the receiver)
 
 
 def sweep(schemes: list[Scheme], classify: Classify, data: Dataset, snrs: list[float], channel: str = "awgn",
@@ -78,7 +79,8 @@ def sweep(schemes: list[Scheme], classify: Classify, data: Dataset, snrs: list[f
                 ss.append(ssim(x, x_hat))
                 bar.update()
             results.append(SweepResult(scheme.name, float(snr), correct / len(labels),
-                                       float(np.mean(np.concatenate(ps))), float(np.mean(np.concatenate(ss))), len(labels)))
+                                       float(np.mean(np.concatenate(ps))), float(np.mean(np.concatenate(ss))), len(labels),
+                                       int(getattr(chan, "frames_lost", 0))))
     bar.close()
     return results, clean_acc
 

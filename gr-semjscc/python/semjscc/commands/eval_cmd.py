@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier", default=None, metavar="MODEL",
                    help="classifier: ONNX model directory/name or checkpoint (default: the one the models' cards name)")
     p.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), metavar="DB")
-    p.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm"), default="awgn")
+    p.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm", "phy"), default="awgn",
+                   help="awgn, rayleigh (block fading), ofdm (differentiable multipath OFDM model), or phy: the "
+                        "radio's own numpy OFDM TX/RX with a 3 kHz frequency offset, as in the GNU Radio flowgraph")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate N test images (default: all 10,000)")
     p.add_argument("--seed", type=int, default=2024, help="channel noise seed")
     p.add_argument("--separate", action="store_true",

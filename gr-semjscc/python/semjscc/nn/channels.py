@@ -16,7 +16,7 @@ from torch import nn
 
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY, OFDMNumerology
 
-CHANNELS = ("awgn", "rayleigh", "ofdm")
+CHANNELS = ("awgn", "rayleigh", "ofdm", "phy")
 
 
 def _as_complex(z: torch.Tensor) -> torch.Tensor:
@@ -148,4 +148,8 @@ def make_channel(name: str, generator: torch.Generator | None = None, **kwargs: 
         return RayleighBlock(generator)
     if name == "ofdm":
         return OFDMMultipath(generator=generator, **kwargs)  # type: ignore[arg-type]
+    if name == "phy":  # the radio's numpy PHY end to end (evaluation only: not differentiable)
+        from semjscc.phy.sim_channel import PhyChannel
+
+        return PhyChannel(seed=generator.initial_seed() if generator is not None else 0, **kwargs)  # type: ignore[return-value, arg-type]
     raise ValueError(f"unknown channel {name!r}: choose one of {', '.join(CHANNELS)}")
