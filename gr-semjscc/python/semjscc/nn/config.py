@@ -26,7 +26,7 @@ class JSCCConfig:
     snr_max: float = 20.0
     channel: str = "awgn"
     mix: float = 0.3  # semantic loss: weight = mix + (1 - mix) * importance (the floor)
-    epochs: int = 15
+    epochs: int = 10
     batch: int = 128
     lr: float = 1e-3
     seed: int = 0
