@@ -48,6 +48,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" !
     echo "$extras" >"$stamp"
 fi
 
+"$venv/bin/python" -m semjscc.grc_path --install
 "$venv/bin/python" - <<'PY'
 from gnuradio import gr
 import onnxruntime, semjscc

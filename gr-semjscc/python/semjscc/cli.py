@@ -24,6 +24,9 @@ _COMMAND_MODULES = (
     "semjscc.commands.export_cmd",
     "semjscc.commands.models_cmd",
     "semjscc.commands.bench_cmd",
+    "semjscc.commands.run_cmd",
+    "semjscc.commands.demo_cmd",
+    "semjscc.commands.grc_cmd",
 )
 
 

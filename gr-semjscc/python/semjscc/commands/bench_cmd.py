@@ -74,4 +74,41 @@ def _run_runtime(args: argparse.Namespace) -> int:
     return 0
 
 
-_BENCHMARKS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_runtime,)
+# --- bench throughput ------------------------------------------------------------------------------
+
+def _add_throughput(what: argparse._SubParsersAction) -> None:
+    t = what.add_parser("throughput", help="complex samples/s of the analog OFDM PHY vs GNU Radio's own OFDM chain",
+                        description="Runs TX -> channel_model -> RX for the SemJSCC analog-payload OFDM blocks and for "
+                                    "GNU Radio's digital.ofdm_tx/ofdm_rx (QPSK, bursts of the same length and padding), "
+                                    "one after the other, and reports samples and frames per second of each and their "
+                                    "ratio (semjscc.phy.bench_throughput).")
+    t.add_argument("--json", type=Path, required=True, metavar="PATH", help="report to write")
+    t.add_argument("--frames", type=positive_int, default=2000, help="frames per chain (default %(default)s)")
+    t.add_argument("--symbols", type=positive_int, default=512,
+                   help="JSCC symbols per frame (default %(default)s: one 32x32 image at k/n = 1/6)")
+    t.add_argument("--snr", type=float, default=20.0, metavar="DB", help="Es/N0 per subcarrier (default %(default)s)")
+    t.add_argument("--cfo", type=float, default=0.0, metavar="HZ", help="carrier frequency offset (default %(default)s)")
+    t.add_argument("--seed", type=int, default=1)
+    t.set_defaults(func=_run_throughput)
+
+
+def _run_throughput(args: argparse.Namespace) -> int:
+    from semjscc.phy.bench_throughput import run_throughput
+
+    r = run_throughput(n_frames=args.frames, n_symbols=args.symbols, snr_db=args.snr, cfo_hz=args.cfo, seed=args.seed)
+    rows = [{"chain": name, "samples_per_s": r[f"{key}_samples_per_s"], "samples_per_cpu_s": r[f"{key}_samples_per_cpu_s"],
+             "frames_per_s": r[f"{key}_frames_per_s"], "frames_ok": r[f"{key}_frames_ok"], "frames_sent": args.frames,
+             "wall_s": r[f"{key}_wall_s"]}
+            for name, key in (("semjscc analog OFDM", "ours"), ("GNU Radio digital OFDM (QPSK)", "gr_ofdm"))]
+    doc = {**r, "meta": {"benchmark": "throughput", "ofdm_symbols_per_frame": r["ofdm_symbols_per_frame"],
+                         "gr_packet_bytes": r["gr_packet_bytes"]}, "rows": rows}
+    lines = ["| chain | Msamples/s | Msamples/CPU-s | frames/s | frames ok | wall s |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {x['chain']} | {x['samples_per_s'] / 1e6:.2f} | {x['samples_per_cpu_s'] / 1e6:.2f} | "
+              f"{x['frames_per_s']:.0f} | {x['frames_ok']}/{x['frames_sent']} | {x['wall_s']:.2f} |" for x in rows]
+    lines.append(f"\nratio (semjscc / GNU Radio, samples per wall second): {r['ratio']:.2f}; "
+                 f"{r['ofdm_symbols_per_frame']} OFDM symbols per frame in both chains")
+    _write_report(args.json, doc, "\n".join(lines), args)
+    return 0
+
+
+_BENCHMARKS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_runtime, _add_throughput)

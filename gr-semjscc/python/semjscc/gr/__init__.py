@@ -1,13 +1,35 @@
-"""GNU Radio 3.10 blocks of the analog-payload OFDM PHY.
+"""GNU Radio 3.10 blocks of gr-semjscc: the analog-payload OFDM PHY and the semantic JSCC link.
 
 This subpackage is ``semjscc.gr``; inside it GNU Radio is always imported absolutely
-(``from gnuradio import gr``), so the two never shadow each other.
+(``from gnuradio import gr``), so the two never shadow each other. GRC imports it as
+``from semjscc import gr as semjscc_gr``.
 
 Keep a Python reference to every block you connect (e.g. as an attribute of the top block):
 GNU Radio holds Python blocks only through their C++ wrappers.
+
+PHY: ``ofdm_tx``, ``ofdm_rx`` (and ``header_framer``). Link, all PDU message blocks:
+``image_source`` -> ``jscc_encoder`` -> [ofdm_tx ... ofdm_rx] -> ``jscc_decoder`` -> ``classifier``
+-> ``metrics_sink`` (which also takes the source's PDUs and acks back to it); ``image_display``
+is the Qt view. ``sim_loopback`` builds the whole simulated link.
 """
 
+from semjscc.gr.classifier import classifier
+from semjscc.gr.image_display import image_display
+from semjscc.gr.image_source import image_source
+from semjscc.gr.jscc_decoder import jscc_decoder
+from semjscc.gr.jscc_encoder import jscc_encoder
+from semjscc.gr.metrics_sink import metrics_sink
 from semjscc.gr.rx import ofdm_rx
 from semjscc.gr.tx import header_framer, ofdm_tx
 
-__all__ = ["header_framer", "ofdm_rx", "ofdm_tx"]
+__all__ = [
+    "classifier",
+    "header_framer",
+    "image_display",
+    "image_source",
+    "jscc_decoder",
+    "jscc_encoder",
+    "metrics_sink",
+    "ofdm_rx",
+    "ofdm_tx",
+]

@@ -1,0 +1,57 @@
+"""``semjscc grc``: GNU Radio Companion with the SemJSCC blocks and this venv's Python."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from semjscc.errors import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grc", help="open GNU Radio Companion with the SemJSCC blocks (flowgraphs run in this venv)",
+                       description="Launch gnuradio-companion under this venv's Python with GRC_BLOCKS_PATH set to "
+                                   "the SemJSCC blocks and the venv's bin/ first on PATH, so flowgraphs it "
+                                   "generates and runs see semjscc and ONNX Runtime. Opens the shipped GUI "
+                                   "flowgraph unless files are given.")
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE.grc", help="flowgraphs to open")
+    p.add_argument("--print-command", action="store_true",
+                   help="print the environment and command instead of launching (for scripts and debugging)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from semjscc.grc_path import grc_env
+    from semjscc.grc_run import FLOWGRAPHS_DIR
+
+    companion = shutil.which("gnuradio-companion")
+    if companion is None:
+        raise UsageError("gnuradio-companion not found: install GNU Radio (scripts/setup.sh)")
+    files = [str(f) for f in args.files] or [str(p) for p in [FLOWGRAPHS_DIR / "sim_loopback_gui.grc"] if p.is_file()]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise UsageError(f"{missing[0]} does not exist")
+    env = grc_env()
+    # GRC runs flowgraphs with the interpreter it runs under: this venv's, not /usr/bin/python3
+    cmd = [sys.executable, companion, *files]
+    if args.print_command:
+        print(f"GRC_BLOCKS_PATH={env['GRC_BLOCKS_PATH']}")
+        print(f"PATH={env['PATH']}")
+        print(" ".join(cmd))
+        return 0
+    _check_gtk()
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
+
+
+def _check_gtk() -> None:
+    try:
+        import gi
+
+        gi.require_version("Gtk", "3.0")
+    except (ImportError, ValueError):
+        raise UsageError("GNU Radio Companion needs GTK 3 bindings, which are missing: "
+                         "sudo apt-get install gir1.2-gtk-3.0") from None

@@ -1,0 +1,47 @@
+"""Classifier block: image PDUs in, the same PDUs out with the predicted class in the metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from semjscc.errors import ModelError
+from semjscc.gr.batched import BatchedPduBlock, ort_threads
+from semjscc.gr.pdus import image_from_vector, make_pdu
+from semjscc.imaging import IMAGE_SHAPE
+from semjscc.runtime import load_classifier
+
+
+class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
+    """Input ``in``: image PDUs (u8vector HWC or f32vector CHW). Output ``out``: the same vector
+    with ``pred`` (class index) and ``confidence`` (softmax probability of it) added to the
+    metadata. PDUs without an image (header failures, corrupt frames) pass through unchanged."""
+
+    def __init__(self, model: str = "classifier", device: str = "auto", threads: int = 0,
+                 max_batch: int = 64) -> None:
+        super().__init__("semjscc_classifier", max_batch)
+        self.model = load_classifier(model, device=device or None, threads=ort_threads(threads))
+        if tuple(self.model.card.image_shape) != IMAGE_SHAPE:
+            raise ModelError(f"classifier {self.model.path} takes images of shape {tuple(self.model.card.image_shape)}, "
+                             f"not the {IMAGE_SHAPE} the decoder produces")
+        self.classified = 0
+
+    def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
+        out: list[Any] = [msg for msg, _meta, _vec in items]  # pass-through unless classified below
+        rows, images = [], []
+        for i, (_msg, _meta, vec) in enumerate(items):
+            img = image_from_vector(vec)
+            if img is not None:
+                rows.append(i)
+                images.append(img)
+        if rows:
+            logits = self.model.run(np.stack(images)).astype(np.float64)
+            p = np.exp(logits - logits.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            pred = p.argmax(axis=1)
+            for i, k, conf in zip(rows, pred, p[np.arange(len(rows)), pred], strict=True):
+                _msg, meta, vec = items[i]
+                out[i] = make_pdu({**meta, "pred": int(k), "confidence": float(conf)}, vec)
+            self.classified += len(rows)
+        return out

@@ -1,0 +1,168 @@
+"""Image source: one PDU per image, paced so that no message queue in the flowgraph overflows.
+
+GNU Radio drops messages beyond a port's queue limit (8192), and an unpaced source would queue
+a whole dataset in front of the encoder in milliseconds. Two pacing mechanisms, usable together:
+
+* ``frames_per_second`` > 0: a fixed frame rate (for a GUI, or a radio's air time);
+* ``max_in_flight`` > 0: a window of frames sent but not yet accounted for by the metrics sink,
+  whose ``ack`` messages (``{accounted: n, done: bool}``) open it again. If no ack progress comes
+  for ``ack_timeout_s`` one more frame is let through, so a lost ack cannot stall the source.
+
+Stop mode (``loop`` False, or ``max_frames`` reached): the last real frame carries ``last: True``;
+then ``flush_frames`` extra frames (``flush: True``) follow. They push the last real burst through
+the transmitter (``burst_shaper_cc`` writes a burst's trailing zeros only when the next burst
+arrives) and let the sink tell the last frames received from lost; they are not counted as sent.
+The source then waits for the sink's ``done`` ack (or ``end_timeout_s`` without any ack) and
+finishes: GNU Radio passes "done" on to every block downstream, so ``tb.run()`` returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from semjscc.errors import UsageError
+from semjscc.gr.pdus import finite_or, log, u8_vector
+from semjscc.sources import load_images
+
+PORT_OUT = pmt.intern("pdus")
+PORT_ACK = pmt.intern("ack")
+_DONE_MSG = pmt.cons(pmt.intern("done"), pmt.from_long(1))
+
+
+class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
+    """Message source: PDUs (meta {frame_number, label, image_index[, last | flush]}, u8vector
+    32*32*3 HWC) on port ``pdus``; ``ack`` input from the metrics sink. ``frame_number`` is the
+    running count from 0 (the OFDM TX sends it modulo 2^16)."""
+
+    def __init__(self, source: str = "", split: str = "test", count: int = 0, start: int = 0,
+                 shuffle_seed: int = -1, loop: bool = False, max_frames: int = 0, frames_per_second: float = 0.0,
+                 max_in_flight: int = 32, ack_timeout_s: float = 5.0, flush_frames: int = 2,
+                 end_timeout_s: float = 10.0) -> None:
+        gr.basic_block.__init__(self, name="semjscc_image_source", in_sig=None, out_sig=None)
+        self.images, self.labels = load_images(source or None, split, int(count), int(start),
+                                               None if shuffle_seed is None or shuffle_seed < 0 else int(shuffle_seed))
+        self.loop, self.max_frames = bool(loop), max(0, int(max_frames))
+        self.frames_per_second = max(0.0, float(frames_per_second))
+        self.max_in_flight, self.ack_timeout_s = max(0, int(max_in_flight)), float(ack_timeout_s)
+        self.flush_frames, self.end_timeout_s = max(0, int(flush_frames)), float(end_timeout_s)
+        if not self.frames_per_second and not self.max_in_flight:
+            raise UsageError("the image source needs pacing: frames_per_second > 0 or max_in_flight > 0 (with the "
+                             "metrics sink's ack connected); unpaced, GNU Radio drops messages past 8192 queued")
+        n = len(self.labels)
+        if self.max_frames:
+            self.total: int | None = self.max_frames if self.loop else min(self.max_frames, n)
+        else:
+            self.total = None if self.loop else n
+        self.message_port_register_out(PORT_OUT)
+        self.message_port_register_in(PORT_ACK)
+        self.set_msg_handler(PORT_ACK, self._on_ack)
+        self._cond = threading.Condition()
+        self._sent = 0  # real frames published
+        self._acked = 0  # frames the sink has accounted for
+        self._floor = 0  # frames presumed accounted after ack timeouts
+        self._last_ack = time.monotonic()
+        self._done = False
+        self._stop = False
+        self.ack_timeouts = 0
+        self._thread: threading.Thread | None = None
+
+    # --- scheduler hooks ----------------------------------------------------------------------
+    def start(self) -> bool:
+        with self._cond:
+            self._stop, self._done = False, False
+            self._last_ack = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="semjscc_image_source", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> bool:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self._thread = None
+        return True
+
+    @property
+    def frames_sent(self) -> int:
+        """Real frames published (flush frames excluded)."""
+        return self._sent
+
+    # --- ack ------------------------------------------------------------------------------------
+    def _on_ack(self, msg: object) -> None:
+        body = pmt.car(msg) if pmt.is_pair(msg) and not pmt.is_dict(msg) else msg
+        info = pmt.to_python(body) if pmt.is_dict(body) else None
+        if not isinstance(info, dict):
+            return
+        with self._cond:
+            self._acked = max(self._acked, int(finite_or(info.get("accounted"), 0)))
+            self._done = self._done or bool(info.get("done", False))
+            self._last_ack = time.monotonic()
+            self._cond.notify_all()
+
+    # --- the sending thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        n = len(self.labels)
+        i = 0
+        while self.total is None or i < self.total:
+            if not self._wait_window() or not self._wait_until(t0 + i / self.frames_per_second
+                                                                if self.frames_per_second else 0.0):
+                return
+            idx = i % n
+            meta = {"frame_number": i, "label": int(self.labels[idx]), "image_index": idx}
+            if self.total is not None and i == self.total - 1:
+                meta["last"] = True
+            self.message_port_pub(PORT_OUT, pmt.cons(pmt.to_pmt(meta), u8_vector(self.images[idx])))
+            i += 1
+            with self._cond:
+                self._sent = i
+        blank = u8_vector(np.zeros_like(self.images[0]))
+        for j in range(self.flush_frames):
+            meta = {"frame_number": i + j, "label": -1, "image_index": -1, "flush": True, "frames_sent": i}
+            self.message_port_pub(PORT_OUT, pmt.cons(pmt.to_pmt(meta), blank))
+        with self._cond:
+            # the sink says when every frame is accounted for; without a sink, give up once acks stop
+            while not self._stop and not self._done and time.monotonic() - self._last_ack < self.end_timeout_s:
+                self._cond.wait(0.1)
+            if self._stop:
+                return
+        log.info("image source: %d frames sent, finishing the flowgraph", i)
+        self._post(pmt.intern("system"), _DONE_MSG)  # finish; GNU Radio tells the neighbours
+
+    def _wait_window(self) -> bool:
+        if self.max_in_flight <= 0:
+            return not self._stop
+        with self._cond:
+            progress = time.monotonic()
+            seen = max(self._acked, self._floor)
+            while not self._stop:
+                acked = max(self._acked, self._floor)
+                if acked != seen:
+                    seen, progress = acked, time.monotonic()
+                if self._sent - acked < self.max_in_flight:
+                    return True
+                left = self.ack_timeout_s - (time.monotonic() - progress)
+                if left <= 0:
+                    self._floor = acked + 1  # presume the oldest frame lost: never stall for good
+                    self.ack_timeouts += 1
+                    log.warning("image source: no ack for %.1f s with %d frames in flight; sending on",
+                                self.ack_timeout_s, self._sent - acked)
+                    continue
+                self._cond.wait(left)
+        return False
+
+    def _wait_until(self, when: float) -> bool:
+        with self._cond:
+            while not self._stop:
+                left = when - time.monotonic()
+                if left <= 0:
+                    return True
+                self._cond.wait(left)
+        return False

@@ -1,0 +1,80 @@
+"""Deep JSCC decoder block: equalised symbol PDUs from the OFDM RX in, image PDUs out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pmt
+
+from semjscc.errors import ModelError, UsageError
+from semjscc.gr.batched import BatchedPduBlock, ort_threads
+from semjscc.gr.pdus import check_image_format, empty_like_u8, finite_or, image_vector, make_pdu
+from semjscc.runtime import load_decoder
+
+SNR_MODES = ("estimate", "fixed")
+
+
+class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
+    """Input ``in``: PDUs from ``ofdm_rx`` (meta {frame_number, snr_est_db, cfo_hz, header_ok}, c32vector).
+    Output ``out``: the same metadata plus ``decoder_snr_db``, with the decoded image as a u8vector
+    (32*32*3 HWC) or f32vector (3*32*32 CHW in [0, 1]) per ``output``.
+
+    * ``snr_mode`` 'estimate': SNR-adaptive models get the receiver's ``snr_est_db``, clipped to the
+      model's training range (no extrapolation), or ``snr_db`` when the estimate is missing;
+      'fixed': always ``snr_db``. Fixed-SNR models always get their training SNR.
+    * A PDU with ``header_ok`` False passes through unchanged (the sink counts header failures).
+    * A vector that is not ``n_symbols`` complex values is published with ``corrupt: True`` and an
+      empty vector, and counted in ``corrupt``: never an exception."""
+
+    def __init__(self, model: str = "jscc-semantic-kn6", snr_mode: str = "estimate", snr_db: float = 10.0,
+                 output: str = "u8", device: str = "auto", threads: int = 0, max_batch: int = 64,
+                 max_payload_len: int = 8192) -> None:
+        super().__init__("semjscc_jscc_decoder", max_batch)
+        if snr_mode not in SNR_MODES:
+            raise UsageError(f"decoder snr_mode must be one of {', '.join(SNR_MODES)}, got {snr_mode!r}")
+        self.output = check_image_format(output)
+        self.decoder = load_decoder(model, device=device or None, threads=ort_threads(threads))
+        self.n_symbols = self.decoder.n_symbols
+        if not 0 < self.n_symbols <= max_payload_len:
+            raise ModelError(f"decoder {self.decoder.path} expects {self.n_symbols} symbols per image but the OFDM "
+                             f"RX delivers at most {max_payload_len} (max_payload_len); use a smaller k/n")
+        self.snr_mode, self.snr_db = snr_mode, float(snr_db)
+        card = self.decoder.card
+        self._adaptive = bool(card.snr_adaptive)
+        self._range = (float(card.snr_db[0]), float(card.snr_db[-1])) if card.snr_db else (-np.inf, np.inf)
+        self.corrupt = 0
+        self.header_failures = 0
+
+    def set_snr_db(self, snr_db: float) -> None:
+        self.snr_db = float(snr_db)
+
+    def _snr_for(self, meta: dict[str, Any]) -> float:
+        if not self._adaptive:
+            return self._range[0] if np.isfinite(self._range[0]) else self.snr_db
+        snr = finite_or(meta.get("snr_est_db"), self.snr_db) if self.snr_mode == "estimate" else self.snr_db
+        return float(np.clip(snr, *self._range))
+
+    def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
+        out: list[Any] = [None] * len(items)
+        rows, symbols, snrs = [], [], []
+        for i, (msg, meta, vec) in enumerate(items):
+            if not meta.get("header_ok", True):
+                self.header_failures += 1
+                out[i] = msg  # as the receiver sent it: the sink counts it
+                continue
+            if not pmt.is_c32vector(vec) or pmt.length(vec) != self.n_symbols:
+                self.corrupt += 1
+                out[i] = make_pdu({**meta, "corrupt": True, "payload_len": int(pmt.length(vec))}, empty_like_u8())
+                continue
+            y = np.asarray(pmt.c32vector_elements(vec), dtype=np.complex64)
+            y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+            rows.append(i)
+            symbols.append(np.stack([y.real, y.imag], axis=-1))
+            snrs.append(self._snr_for(meta))
+        if rows:
+            images = self.decoder.run(np.stack(symbols).astype(np.float32), np.asarray(snrs, dtype=np.float32))
+            for i, img, snr in zip(rows, images, snrs, strict=True):
+                meta = items[i][1]
+                out[i] = make_pdu({**meta, "decoder_snr_db": snr}, image_vector(img, self.output))
+        return out

@@ -1,0 +1,60 @@
+"""Deep JSCC encoder block: image PDUs in, PDUs of unit-power complex channel symbols out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from semjscc.errors import ModelError
+from semjscc.gr.batched import BatchedPduBlock, ort_threads
+from semjscc.gr.pdus import c32_vector, image_from_vector, make_pdu
+from semjscc.imaging import IMAGE_SHAPE
+from semjscc.runtime import load_encoder
+
+
+class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
+    """Input ``in``: PDUs (meta, u8vector 32*32*3 HWC or f32vector 3*32*32 CHW). Output ``out``: the
+    same metadata with a c32vector of the model's ``n_symbols`` channel symbols (unit average power
+    per image, as the encoder normalises them).
+
+    ``snr_db`` is the channel SNR the transmitter designs for; SNR-adaptive models use it, fixed-SNR
+    models always get their training SNR. ``max_payload_len`` is the OFDM TX/RX limit in symbols."""
+
+    def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto",
+                 threads: int = 0, max_batch: int = 64, max_payload_len: int = 8192) -> None:
+        super().__init__("semjscc_jscc_encoder", max_batch)
+        self.encoder = load_encoder(model, device=device or None, threads=ort_threads(threads))
+        card = self.encoder.card
+        if tuple(card.image_shape) != IMAGE_SHAPE:
+            raise ModelError(f"encoder {self.encoder.path} takes images of shape {tuple(card.image_shape)}, but SemJSCC "
+                             f"image PDUs are {IMAGE_SHAPE} (CHW); use a 32x32 RGB model")
+        if not 0 < self.encoder.n_symbols <= max_payload_len:
+            raise ModelError(f"encoder {self.encoder.path} sends {self.encoder.n_symbols} symbols per image but the "
+                             f"OFDM TX/RX carry at most {max_payload_len} (max_payload_len); use a smaller k/n")
+        self.n_symbols = self.encoder.n_symbols
+        self.snr_db = float(snr_db)
+
+    def set_snr_db(self, snr_db: float) -> None:
+        self.snr_db = float(snr_db)
+
+    def _model_snr(self) -> float:
+        card = self.encoder.card
+        if card.snr_adaptive or not card.snr_db:
+            return self.snr_db
+        return float(card.snr_db[0])
+
+    def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
+        metas, images = [], []
+        for _msg, meta, vec in items:
+            img = image_from_vector(vec)
+            if img is None:
+                self.dropped += 1  # not a 32x32 RGB image: nothing to send
+                continue
+            metas.append(meta)
+            images.append(img)
+        if not images:
+            return []
+        z = self.encoder.run(np.stack(images), self._model_snr())
+        sym = (z[..., 0] + 1j * z[..., 1]).astype(np.complex64)
+        return [make_pdu(meta, c32_vector(s)) for meta, s in zip(metas, sym, strict=True)]

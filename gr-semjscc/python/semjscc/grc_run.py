@@ -1,0 +1,104 @@
+"""Find, compile and run GRC flowgraphs headless (``semjscc run FILE.grc``).
+
+A .grc is compiled with ``grcc`` into a scratch directory and the generated script is run with
+this interpreter (the venv's: it sees semjscc and ONNX Runtime), its GRC parameters given as
+command-line options. A failure in the script (a missing model, say) is turned back into the one
+line its exception carried.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from semjscc.errors import ModelError, UsageError
+from semjscc.grc_path import grc_env
+from semjscc.paths import REPO_ROOT
+
+FLOWGRAPHS_DIR = REPO_ROOT / "flowgraphs"
+_OPTION = re.compile(r'parser\.add_argument\(\s*(?:"-\w",\s*)?"(--[\w-]+)"')
+_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception))\s*:\s*(.+)$")
+
+
+def shipped_flowgraphs() -> list[str]:
+    return sorted(p.stem for p in FLOWGRAPHS_DIR.glob("*.grc"))
+
+
+def find_grc(ref: str) -> Path:
+    """A .grc file from a path or the name of a shipped flowgraph."""
+    p = Path(ref)
+    if p.suffix == ".grc":
+        if not p.is_file():
+            raise UsageError(f"flowgraph {p} not found")
+        return p
+    cand = FLOWGRAPHS_DIR / f"{ref}.grc"
+    if cand.is_file():
+        return cand
+    raise UsageError(f"flowgraph {ref!r} is neither a .grc file nor a shipped flowgraph "
+                     f"({', '.join(shipped_flowgraphs()) or 'none found in ' + str(FLOWGRAPHS_DIR)})")
+
+
+def grc_options(grc: Path) -> dict[str, Any]:
+    """The .grc's options block parameters (id, generate_options, ...)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(grc.read_text())
+        return dict(doc["options"]["parameters"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph ({type(e).__name__})") from None
+
+
+def compile_grc(grc: Path, out_dir: Path, timeout_s: float = 180.0) -> Path:
+    """grcc ``grc`` into ``out_dir``; the generated Python script."""
+    grcc = shutil.which("grcc")
+    if grcc is None:
+        raise UsageError("grcc not found: GNU Radio is not installed (run scripts/setup.sh)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # grcc under this interpreter: expressions in a .grc may import semjscc, which Debian's python lacks
+    try:
+        r = subprocess.run([sys.executable, grcc, "-o", str(out_dir), str(grc)], capture_output=True, text=True,
+                           env=grc_env(), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"grcc took more than {timeout_s:.0f} s on {grc}") from None
+    script = out_dir / f"{grc_options(grc).get('id', grc.stem)}.py"
+    if r.returncode != 0 or not script.is_file():
+        lines = [ln.strip() for ln in (r.stdout + r.stderr).splitlines() if ln.strip() and not ln.startswith(("<<<", ">>>"))]
+        detail = next((ln for ln in lines if "rror" in ln), lines[-1] if lines else "no output")
+        raise UsageError(f"grcc could not compile {grc}: {detail}")
+    return script
+
+
+def script_options(script: Path) -> set[str]:
+    """The command-line options (GRC parameters) a generated flowgraph script accepts."""
+    return set(_OPTION.findall(script.read_text()))
+
+
+def error_line(output: str) -> str:
+    """The last ``SomethingError: message`` line of a traceback, or the last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        m = _ERROR.match(ln)
+        if m:
+            return f"{m.group(1)}: {m.group(2)}"
+    return lines[-1] if lines else "no output"
+
+
+def run_script(script: Path, args: list[str], timeout_s: float, env: dict[str, str] | None = None) -> str:
+    """Run a generated flowgraph to completion with this interpreter; its output (stdout + stderr)."""
+    try:
+        r = subprocess.run([sys.executable, "-u", str(script), *args], capture_output=True, text=True,
+                           env=env or grc_env(), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{script.name} did not finish within {timeout_s:.0f} s (raise --timeout, or check that "
+                         f"its image source stops and its metrics sink acks back)") from None
+    out = r.stdout + r.stderr
+    if r.returncode != 0:
+        line = error_line(out)
+        cls = ModelError if line.startswith("ModelError") else UsageError
+        raise cls(f"{script.stem} failed: {line.split(': ', 1)[-1] if cls is ModelError else line}")
+    return out

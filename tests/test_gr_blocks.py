@@ -1,0 +1,360 @@
+"""QA tests of the SemJSCC message blocks, one (or two) per block, each in a running flowgraph.
+
+Models are tiny untrained exports (tests/gr_tiny_zoo.py): the tests compare the blocks with the
+ONNX Runtime sessions they wrap and check ports, metadata and accounting, never quality.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gnuradio.gr")
+
+import pmt
+from conftest import fake_split, write_pickles
+from gnuradio import blocks, gr
+from gr_tiny_zoo import tiny_zoo
+from semjscc.errors import ModelError
+from semjscc.gr import classifier, image_display, image_source, jscc_decoder, jscc_encoder, metrics_sink
+from semjscc.gr.pdus import c32_vector, f32_vector, u8_vector
+from semjscc.imaging import to_float_nchw
+from semjscc.runtime import load_classifier, load_decoder, load_encoder
+
+pytestmark = pytest.mark.gnuradio
+
+
+@pytest.fixture(autouse=True)
+def _tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # GNU Radio and ONNX Runtime write under ~
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_zoo(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(2, 1), fake_split(2, 2))
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> bool:
+    t0 = time.monotonic()
+    while not pred():
+        if time.monotonic() - t0 > timeout:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def post(block: Any, port: str, msg: Any) -> None:
+    block._post(pmt.intern(port), msg)
+
+
+def pdu(meta: dict[str, Any], vec: Any) -> Any:
+    return pmt.cons(pmt.to_pmt(meta), vec)
+
+
+def stored(dbg: Any) -> list[tuple[dict[str, Any], Any]]:
+    out = []
+    for i in range(dbg.num_messages()):
+        m = dbg.get_message(i)
+        out.append((pmt.to_python(pmt.car(m)), pmt.cdr(m)))
+    return out
+
+
+class _IdleSource(gr.basic_block):
+    """A message output that never publishes (message_strobe with a long period hangs tb.wait())."""
+
+    def __init__(self) -> None:
+        gr.basic_block.__init__(self, name="idle_source", in_sig=None, out_sig=None)
+        self.message_port_register_out(pmt.intern("out"))
+
+
+def rx_images(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+# --- image_source --------------------------------------------------------------------------------
+
+def test_image_source_window_flush_and_finish(data: Path) -> None:
+    from semjscc.sources import load_images
+
+    images, labels = load_images(str(data), "test", 5, 0, 7)
+    tb = gr.top_block()
+    tb.src = image_source(source=str(data), count=5, shuffle_seed=7, max_in_flight=2, flush_frames=2,
+                          ack_timeout_s=30.0)
+    tb.dbg = blocks.message_debug()
+    tb.msg_connect(tb.src, "pdus", tb.dbg, "store")
+    tb.start()
+    try:
+        assert wait_for(lambda: tb.dbg.num_messages() >= 2)
+        time.sleep(0.2)
+        assert tb.dbg.num_messages() == 2 and tb.src.frames_sent == 2  # the window holds without acks
+        post(tb.src, "ack", pmt.to_pmt({"accounted": 3, "done": False}))
+        assert wait_for(lambda: tb.dbg.num_messages() >= 5 + 2)  # 5 frames + 2 flush frames
+        time.sleep(0.1)
+        post(tb.src, "ack", pmt.to_pmt({"accounted": 5, "done": True}))
+        t0 = time.monotonic()
+        tb.wait()  # the source finishes itself once the sink says done, and the flowgraph with it
+        assert time.monotonic() - t0 < 5
+    finally:
+        tb.stop()
+        tb.wait()
+    msgs = stored(tb.dbg)
+    assert tb.src.frames_sent == 5
+    for i, (meta, vec) in enumerate(msgs[:5]):
+        assert meta["frame_number"] == i and meta["label"] == labels[i]
+        assert meta.get("last", False) == (i == 4)
+        np.testing.assert_array_equal(np.asarray(pmt.u8vector_elements(vec), np.uint8).reshape(32, 32, 3), images[i])
+    for j, (meta, vec) in enumerate(msgs[5:]):
+        assert meta["flush"] is True and meta["frame_number"] == 5 + j and meta["frames_sent"] == 5
+        assert pmt.length(vec) == 32 * 32 * 3
+
+
+def test_image_source_rate_and_ack_timeout(data: Path) -> None:
+    tb = gr.top_block()
+    # no sink acks at all: the ack timeout must keep it going; frames/s paces it
+    tb.src = image_source(source=str(data), count=6, frames_per_second=40.0, max_in_flight=1, ack_timeout_s=0.05,
+                          flush_frames=0, end_timeout_s=0.2)
+    tb.dbg = blocks.message_debug()
+    tb.msg_connect(tb.src, "pdus", tb.dbg, "store")
+    t0 = time.monotonic()
+    tb.run()  # finishes on its own: end_timeout_s without any ack
+    elapsed = time.monotonic() - t0
+    assert tb.dbg.num_messages() == 6 and tb.src.frames_sent == 6
+    assert elapsed >= 5 / 40.0  # 6 frames at 40/s take at least 125 ms
+    assert tb.src.ack_timeouts >= 5
+
+
+# --- jscc_encoder / jscc_decoder / classifier -----------------------------------------------------
+
+def _run_message_block(block: Any, msgs: list[Any], expect: int) -> list[tuple[dict[str, Any], Any]]:
+    """Queue ``msgs`` on the block's ``in`` port before starting (so they arrive as one batch)."""
+    tb = gr.top_block()
+    tb.blk = block
+    tb.dbg = blocks.message_debug()
+    tb.msg_connect(tb.blk, "out", tb.dbg, "store")
+    for m in msgs:
+        post(tb.blk, "in", m)
+    tb.start()
+    try:
+        assert wait_for(lambda: tb.dbg.num_messages() >= expect)
+        time.sleep(0.05)
+    finally:
+        tb.stop()
+        tb.wait()
+    return stored(tb.dbg)
+
+
+def test_jscc_encoder_block(zoo: Path) -> None:
+    rng = np.random.default_rng(0)
+    imgs = rx_images(rng, 6)
+    msgs = [pdu({"frame_number": i, "label": i % 10}, u8_vector(imgs[i])) for i in range(5)]
+    msgs.insert(2, pdu({"frame_number": 99}, u8_vector(np.zeros(100, np.uint8))))  # not an image: dropped
+    chw = to_float_nchw(imgs[5])[0]
+    msgs.append(pdu({"frame_number": 5, "label": 5}, f32_vector(chw)))  # float CHW input works too
+    enc = jscc_encoder(str(zoo / "jscc-kn6"), snr_db=7.0)
+    out = _run_message_block(enc, msgs, 6)
+    assert len(out) == 6 and enc.dropped == 1
+    assert enc.batches < 6  # frames that were waiting went through in one ONNX Runtime call
+    ref = load_encoder(str(zoo / "jscc-kn6")).run(to_float_nchw(imgs), 7.0)
+    for i, (meta, vec) in enumerate(out):
+        assert meta == {"frame_number": i, "label": i % 10}
+        sym = np.asarray(pmt.c32vector_elements(vec), np.complex64)
+        assert len(sym) == enc.n_symbols == 512
+        assert abs(np.mean(np.abs(sym) ** 2) - 1.0) < 1e-3  # unit average power per image
+        np.testing.assert_allclose(sym, ref[i, :, 0] + 1j * ref[i, :, 1], atol=1e-5)
+
+
+def test_encoder_refuses_models_the_phy_cannot_carry(zoo: Path) -> None:
+    with pytest.raises(ModelError, match="at most 256"):
+        jscc_encoder(str(zoo / "jscc-kn6"), max_payload_len=256)
+    with pytest.raises(ModelError, match="classifier model"):
+        jscc_encoder(str(zoo / "classifier"))
+    with pytest.raises(ModelError, match="not found"):
+        jscc_encoder(str(zoo / "no-such-model"))
+
+
+def test_jscc_decoder_block(zoo: Path) -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.standard_normal((3, 512, 2)) / np.sqrt(2)).astype(np.float32)
+    c = y[..., 0] + 1j * y[..., 1]
+    msgs = [
+        pdu({"frame_number": 0, "header_ok": True, "snr_est_db": 35.0, "cfo_hz": 1.0}, c32_vector(c[0])),
+        pdu({"frame_number": -1, "header_ok": False, "snr_est_db": 1.0, "cfo_hz": 0.0}, c32_vector(np.zeros(0))),
+        pdu({"frame_number": 1, "header_ok": True, "snr_est_db": 4.5, "cfo_hz": 0.0}, c32_vector(c[1])),
+        pdu({"frame_number": 2, "header_ok": True, "snr_est_db": 4.5}, c32_vector(c[2, :100])),  # wrong length
+        pdu({"frame_number": 3, "header_ok": True}, u8_vector(np.zeros(512, np.uint8))),  # wrong type
+        pdu({"frame_number": 4, "header_ok": True}, c32_vector(c[2])),  # no estimate: the fixed SNR
+    ]
+    dec = jscc_decoder(str(zoo / "jscc-kn6"), snr_mode="estimate", snr_db=8.0)
+    out = _run_message_block(dec, msgs, len(msgs))
+    ref = load_decoder(str(zoo / "jscc-kn6"))
+    assert [m["frame_number"] for m, _ in out] == [0, -1, 1, 2, 3, 4]  # order kept
+    assert dec.corrupt == 2 and dec.header_failures == 1
+    assert out[1][0]["header_ok"] is False and pmt.length(out[1][1]) == 0
+    for k in (3, 4):
+        assert out[k][0]["corrupt"] is True and pmt.length(out[k][1]) == 0
+    # estimate clipped to the model's training range (0..20 dB); missing estimate -> snr_db
+    for k, row, snr in ((0, 0, 20.0), (2, 1, 4.5), (5, 2, 8.0)):
+        meta, vec = out[k]
+        assert meta["decoder_snr_db"] == pytest.approx(snr)
+        expect = np.clip(np.rint(ref.run(y[row:row + 1], snr)[0].transpose(1, 2, 0) * 255), 0, 255)
+        np.testing.assert_array_equal(np.asarray(pmt.u8vector_elements(vec)).reshape(32, 32, 3), expect)
+    # fixed mode and float output
+    dec_f = jscc_decoder(str(zoo / "jscc-kn6"), snr_mode="fixed", snr_db=3.0, output="f32")
+    (meta, vec), = _run_message_block(dec_f, msgs[:1], 1)
+    np.testing.assert_allclose(np.asarray(pmt.f32vector_elements(vec)).reshape(3, 32, 32),
+                               np.clip(ref.run(y[:1], 3.0)[0], 0, 1), atol=1e-6)
+
+
+def test_classifier_block(zoo: Path) -> None:
+    rng = np.random.default_rng(2)
+    imgs = rx_images(rng, 4)
+    msgs = [pdu({"frame_number": i, "header_ok": True}, u8_vector(imgs[i])) for i in range(4)]
+    msgs.insert(1, pdu({"frame_number": -1, "header_ok": False}, c32_vector(np.zeros(0))))
+    clf = classifier(str(zoo / "classifier"))
+    out = _run_message_block(clf, msgs, 5)
+    logits = load_classifier(str(zoo / "classifier")).run(to_float_nchw(imgs)).astype(np.float64)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert out[1][0] == {"frame_number": -1, "header_ok": False}  # passed through untouched
+    for i, (meta, vec) in enumerate([o for k, o in enumerate(out) if k != 1]):
+        assert meta["pred"] == int(p[i].argmax()) and meta["confidence"] == pytest.approx(p[i].max(), rel=1e-5)
+        np.testing.assert_array_equal(np.asarray(pmt.u8vector_elements(vec)).reshape(32, 32, 3), imgs[i])
+    assert clf.classified == 4
+
+
+# --- metrics_sink ---------------------------------------------------------------------------------
+
+def test_metrics_sink_accounting(tmp_path: Path) -> None:
+    """Frame numbers wrap on the air; gaps, header failures, corrupt payloads and a silent tail
+    are all accounted for, and the sink says done once the last frame is decided."""
+    rng = np.random.default_rng(3)
+    first = 65533  # running numbers 65533..65542 are 65533, 65534, 65535, 0, 1, ... on the air
+    n = 10
+    imgs = rx_images(rng, n)
+    tb = gr.top_block()
+    tb.sink = metrics_sink(json_path=str(tmp_path / "m.json"), csv_path=str(tmp_path / "m.csv"), loss_timeout_s=0.3,
+                           n_samples=4, run_info={"snr_db": 7.0})
+    tb.acks = blocks.message_debug()
+    tb.msg_connect(tb.sink, "ack", tb.acks, "store")
+    tb.start()
+    try:
+        for i in range(n):
+            meta = {"frame_number": first + i, "label": i % 3, "image_index": i}
+            if i == n - 1:
+                meta["last"] = True
+            post(tb.sink, "sent", pdu(meta, u8_vector(imgs[i])))
+        post(tb.sink, "sent", pdu({"frame_number": first + n, "flush": True, "frames_sent": n}, u8_vector(imgs[0])))
+        assert wait_for(lambda: tb.sink.summary()["frames_sent"] == n)
+
+        def rx(i: int, **extra: Any) -> None:
+            meta = {"frame_number": (first + i) % 65536, "header_ok": True, "snr_est_db": 12.0, "cfo_hz": 100.0,
+                    "pred": i % 3 if i != 1 else 2, "confidence": 0.5, **extra}
+            post(tb.sink, "received", pdu(meta, u8_vector(imgs[i])))
+
+        rx(0)
+        rx(1)  # wrong prediction
+        post(tb.sink, "received", pdu({"frame_number": -1, "header_ok": False, "snr_est_db": 1.0}, u8_vector([])))
+        rx(4)  # 2 and 3 (air 65535 and 0) lost: a later frame came first
+        post(tb.sink, "received", pdu({"frame_number": (first + 5) % 65536, "header_ok": True, "corrupt": True},
+                                      u8_vector([])))
+        rx(6)
+        rx(7)
+        rx(0)  # a duplicate: late, not counted again
+        # 8 and 9 never come: the chain goes quiet and the loss timeout decides
+        assert wait_for(lambda: tb.sink.done_event.is_set(), timeout=5.0)
+    finally:
+        tb.stop()
+        tb.wait()
+    s = tb.sink.summary()
+    assert s["frames_sent"] == n == s["frames_received"] + s["frames_lost"]
+    assert s["frames_received"] == 5 and s["frames_lost"] == 5 and s["frames_in_flight"] == 0
+    assert s["lost_by_gap"] == 2 and s["corrupt"] == 1 and s["lost_by_timeout"] == 2
+    assert s["header_crc_failures"] == 1 and s["late_frames"] == 1
+    assert s["accuracy"] == pytest.approx(4 / 5) and s["accuracy_sent"] == pytest.approx(4 / 10)
+    assert s["psnr_db"] == pytest.approx(100.0)  # identical images, capped
+    assert s["snr_est_db"] == pytest.approx(12.0) and s["done"] is True
+    last_ack = pmt.to_python(tb.acks.get_message(tb.acks.num_messages() - 1))
+    assert last_ack == {"accounted": n, "done": True}
+    doc = json.loads((tmp_path / "m.json").read_text())
+    for key in ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
+                "snr_est_db"):
+        assert key in doc
+    assert doc["params"] == {"snr_db": 7.0}
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+    assert len(rows) == 1 + n and rows[1].startswith(f"{first},{first},received")
+    assert any(",lost:gap," in r for r in rows) and any(",lost:timeout," in r for r in rows)
+    samples = tb.sink.samples()
+    assert [x["status"] for x in samples] == ["received", "received", "lost", "lost"]
+    np.testing.assert_array_equal(samples[0]["received"], imgs[0])
+
+
+def test_metrics_sink_stop_counts_in_flight_as_lost(tmp_path: Path) -> None:
+    tb = gr.top_block()
+    tb.sink = metrics_sink(json_path=str(tmp_path / "m.json"), loss_timeout_s=60.0)
+    tb.acks = blocks.message_debug()  # GNU Radio only runs blocks that are connected to something
+    tb.msg_connect(tb.sink, "ack", tb.acks, "store")
+    tb.start()
+    try:
+        for i in range(3):
+            post(tb.sink, "sent", pdu({"frame_number": i, "label": 1}, u8_vector(np.zeros(3072, np.uint8))))
+        assert wait_for(lambda: tb.sink.summary()["frames_in_flight"] == 3)
+    finally:
+        tb.stop()
+        tb.wait()
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["frames_sent"] == 3 and doc["frames_lost"] == 3 and doc["lost_at_stop"] == 3
+    assert doc["frames_received"] == 0 and doc["done"] is False
+
+
+# --- image_display -----------------------------------------------------------------------------------
+
+def test_image_display_offscreen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    from PyQt5 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    rng = np.random.default_rng(4)
+    tx, rxi = rx_images(rng, 2)
+    tb = gr.top_block()
+    tb.disp = image_display(scale=3, update_hz=50.0, title="test")
+    widget = tb.disp.widget()
+    assert isinstance(widget, QtWidgets.QWidget)
+    tb.idle = _IdleSource()  # GNU Radio only runs blocks that are connected to something
+    tb.msg_connect(tb.idle, "out", tb.disp, "sent")
+    tb.start()
+    try:
+        post(tb.disp, "sent", pdu({"frame_number": 70000, "label": 3}, u8_vector(tx)))  # air number 4464
+        assert wait_for(lambda: len(tb.disp._sent) == 1)
+        post(tb.disp, "received", pdu({"frame_number": 70000 % 65536, "header_ok": True, "pred": 3,
+                                       "confidence": 0.9, "snr_est_db": 11.0}, u8_vector(rxi)))
+        assert wait_for(lambda: tb.disp.shown == 1)
+        t0 = time.monotonic()
+        while tb.disp.repaints == 0 and time.monotonic() - t0 < 3.0:
+            app.processEvents()  # the QTimer repaints from the GUI thread
+            time.sleep(0.01)
+    finally:
+        tb.stop()
+        tb.wait()
+    assert tb.disp.repaints == 1 and tb.disp.correct == 1
+    w = tb.disp._widget
+    assert "cat" in w.captions[0].text() and "pred: cat" in w.captions[1].text() and "90%" in w.captions[1].text()
+    pix = w.images[1].pixmap()
+    assert pix is not None and pix.width() == 96
+    img = pix.toImage()
+    assert img.pixelColor(1, 1).red() == rxi[0, 0, 0]  # nearest-neighbour zoom: pixel (0, 0) survives
+    assert os.environ["QT_QPA_PLATFORM"] == "offscreen"
