@@ -37,7 +37,7 @@ runtime=cpu
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && runtime=gpu
 case "$profile" in
     runtime) extras="$runtime" ;;
-    dev) extras="$runtime,train,dev" ;;
+    dev) extras="$runtime,train,dev,radio" ;;
     *) echo "usage: $0 [runtime|dev]" >&2; exit 2 ;;
 esac
 stamp="$venv/.semjscc-$profile"

@@ -27,6 +27,9 @@ _COMMAND_MODULES = (
     "semjscc.commands.run_cmd",
     "semjscc.commands.demo_cmd",
     "semjscc.commands.grc_cmd",
+    "semjscc.commands.calibrate_cmd",
+    "semjscc.commands.ota_cmd",
+    "semjscc.commands.replay_cmd",
 )
 
 

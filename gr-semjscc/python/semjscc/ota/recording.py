@@ -1,0 +1,114 @@
+"""SigMF recordings of over-the-air experiments, written with the ``sigmf`` library.
+
+One recording per experiment: ``STEM.sigmf-data`` (cf32_le, the captures back to back, full scale 1.0)
+and ``STEM.sigmf-meta``:
+
+* global: core fields (datatype, sample_rate, hw, author, recorder, description, version, sha512) and
+  the ``semjscc`` extension: the experiment (models, images), radio(s), calibration, PHY;
+* one capture per cyclic batch: ``core:frequency`` (RF), ``core:datetime``, and ``semjscc:`` TX
+  attenuation, RX gain, programmed LO, target SNR, the analysis window and the frames sent (what
+  replay needs to decode it again);
+* one annotation per frame sent: where the receiver found it (a lost frame is annotated at the window
+  start, without a length), its status, SNR estimate, label and prediction; header CRC failures too.
+
+Crash safety: each batch is appended to the data file and then the metadata file is replaced
+atomically, so after Ctrl-C (or a crash) the pair on disk is always a valid recording of every batch
+completed; :meth:`RecordingWriter.close` trims data written after the last metadata update.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semjscc.errors import UsageError
+
+EXTENSION = {"name": "semjscc", "version": "1.0.0", "optional": True}
+DATATYPE = "cf32_le"
+
+
+def _sigmf() -> Any:
+    try:
+        import sigmf
+        from sigmf import SigMFFile
+    except ImportError as e:
+        raise UsageError(f"the sigmf package is missing ({e}); install the radio extra: "
+                         "pip install 'gr-semjscc[radio]'") from None
+    return sigmf, SigMFFile
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class RecordingWriter:
+    def __init__(self, stem: str | Path, global_info: dict[str, Any]) -> None:
+        _, SigMFFile = _sigmf()
+        self.stem = Path(stem)
+        self.stem.parent.mkdir(parents=True, exist_ok=True)
+        self.data_path = self.stem.with_name(self.stem.name + ".sigmf-data")
+        self.meta_path = self.stem.with_name(self.stem.name + ".sigmf-meta")
+        for p in (self.data_path, self.meta_path):
+            if p.exists():
+                p.unlink()
+        self.data_path.touch()
+        self._hash = hashlib.sha512()
+        self.samples = 0  # committed: described by the metadata on disk
+        info = {"core:datatype": DATATYPE, "core:extensions": [dict(EXTENSION)], **global_info}
+        self.meta = SigMFFile(global_info=info)
+        self._write_meta()
+
+    def append(self, iq: np.ndarray, capture: dict[str, Any], annotations: list[tuple[int, int | None, dict]]) -> int:
+        """Add one capture; annotation starts are relative to it. Returns the capture's first sample index."""
+        data = np.ascontiguousarray(iq, dtype="<c8")
+        start = self.samples
+        with open(self.data_path, "r+b") as f:
+            f.seek(start * 8)
+            f.write(data.tobytes())
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        self._hash.update(data.tobytes())
+        self.meta.add_capture(start, metadata=dict(capture))
+        for rel, count, meta in annotations:
+            self.meta.add_annotation(start + int(rel), length=count, metadata=dict(meta))
+        self.samples = start + len(data)
+        self._write_meta()
+        return start
+
+    def _write_meta(self) -> None:
+        self.meta.set_global_field("core:sha512", self._hash.hexdigest())
+        tmp_stem = self.stem.with_name(self.stem.name + ".tmp")
+        self.meta.tofile(tmp_stem, overwrite=True)  # validates against the SigMF schema
+        os.replace(tmp_stem.with_name(tmp_stem.name + ".sigmf-meta"), self.meta_path)
+
+    def close(self) -> None:
+        """Trim anything past the last committed capture (an interrupted append)."""
+        if self.data_path.exists() and self.data_path.stat().st_size != self.samples * 8:
+            with open(self.data_path, "r+b") as f:
+                f.truncate(self.samples * 8)
+
+
+def open_recording(path: str | Path) -> Any:
+    """A SigMFFile from a .sigmf-meta (or .sigmf-data / stem) path, checksum verified."""
+    sigmf, _ = _sigmf()
+    p = Path(path)
+    if not (p.is_file() or p.with_name(p.name + ".sigmf-meta").is_file()):
+        raise UsageError(f"{p}: no such recording (pass the .sigmf-meta file)")
+    try:
+        return sigmf.sigmffile.fromfile(str(p))
+    except Exception as e:  # the library raises its own error types, jsonschema's and OSError
+        raise UsageError(f"{p}: not a readable SigMF recording ({type(e).__name__}: {e})") from None
+
+
+def capture_samples(rec: Any, index: int) -> np.ndarray:
+    """The samples of capture ``index`` (up to the next capture's start) as complex64."""
+    caps = rec.get_captures()
+    start = caps[index]["core:sample_start"]
+    stop = caps[index + 1]["core:sample_start"] if index + 1 < len(caps) else rec.sample_count
+    return np.asarray(rec.read_samples(start_index=start, count=stop - start), dtype=np.complex64)

@@ -1,0 +1,415 @@
+"""``semjscc ota``: an over-the-air experiment on a radio (or the simulated one).
+
+For each sweep point (a target SNR, turned into a TX attenuation by the calibration profile, or a TX
+attenuation given directly) the same N images are deep-JSCC encoded, framed and sent in cyclic
+batches (see :mod:`semjscc.ota.link`); every capture is decoded, classified and recorded:
+
+    OUT/frames.csv          one row per frame sent (status received | lost | corrupt)
+    OUT/recording.sigmf-*   the received IQ with a capture per batch and an annotation per frame
+    OUT/summary.json        the run keys (frames_sent ... snr_est_db) in total and per point,
+                            the simulated curve, settings, radio and calibration
+    OUT/accuracy_vs_snr.png accuracy and PSNR versus measured SNR beside the simulated curve
+
+Ctrl-C stops after the batch in progress is committed or dropped whole: everything before it stays in
+the CSV and the recording, and the summary and plot are written from it (``interrupted: true``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import getpass
+import math
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from semjscc import __version__
+from semjscc.calib.profile import CalibrationProfile, calibration_dir, profile_path_for
+from semjscc.errors import SemJSCCError, UsageError
+from semjscc.ota.link import (
+    TX_RMS_DBFS,
+    CaptureResult,
+    CyclicBatch,
+    FrameResult,
+    Models,
+    SentFrame,
+    build_batch,
+    decode_capture,
+    summarize,
+    tx_scale,
+)
+from semjscc.ota.recording import RecordingWriter, utc_now
+from semjscc.ota.report import FrameLog, plot, point_summaries, totals, write_json
+from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER
+from semjscc.phy.tx import modulate_stream
+from semjscc.radio import Radio, RadioConfig, SimAir, open_radio
+from semjscc.radio.base import TX_ATTEN_RANGE_DB
+from semjscc.shipped import JSCC_SEMANTIC
+
+RECORDING = "recording"
+RUN_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
+            "snr_est_db")
+
+
+@dataclass
+class Experiment:
+    out: Path
+    uri: str = "sim"
+    tx_uri: str | None = None  # a second radio transmitting; None: loopback on ``uri``
+    freq_hz: float = 2.45e9
+    sample_rate: float = 1e6
+    rf_bandwidth: float | None = None
+    rx_gain_mode: str = "manual"
+    rx_gain_db: float = 40.0
+    snrs: Sequence[float] | None = None
+    attens: Sequence[float] | None = None
+    n_images: int = 100
+    batch: int = 16
+    model: str = JSCC_SEMANTIC
+    classifier: str | None = None
+    data: str | None = None
+    split: str = "test"
+    start: int = 0
+    shuffle_seed: int | None = None
+    calibration: str = "auto"  # a profile path, "auto" (calibration/<serial>.yaml if present) or "none"
+    tx_calibration: str = "auto"
+    design_snr_db: float = 10.0  # encoder SNR when sweeping attenuation without a profile
+    simulate: bool = True
+    seed: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        if (self.snrs is None) == (self.attens is None):
+            raise UsageError("give either target SNRs (--snr) or TX attenuations (--tx-atten), not both or neither")
+        if self.n_images <= 0 or self.batch <= 0:
+            raise UsageError("--images and --batch must be > 0")
+        for a in self.attens or ():
+            if not TX_ATTEN_RANGE_DB[0] <= a <= TX_ATTEN_RANGE_DB[1]:
+                raise UsageError(f"TX attenuation {a:g} dB is outside 0 .. 89.75 dB")
+
+
+def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile | None, str | None]:
+    """(profile, its path) for ``auto`` / ``none`` / a path."""
+    if spec is None or spec == "none":
+        return None, None
+    if spec == "auto":
+        p = profile_path_for(radio.info().serial, calibration_dir())
+        return (CalibrationProfile.load(p), str(p)) if p.is_file() else (None, None)
+    return CalibrationProfile.load(spec), str(spec)
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done (a batch is committed to CSV and recording together)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: list[object] = []
+    old = signal.signal(signal.SIGINT, lambda *a: hit.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if hit:
+            raise KeyboardInterrupt
+
+
+def load_models(model: str, classifier: str | None) -> Models:
+    from semjscc.runtime import classifier_dir_for, load_classifier, load_jscc_pair, resolve_model_dir
+
+    enc, dec, card = load_jscc_pair(model)
+    ref = classifier
+    if ref is None:
+        cdir = classifier_dir_for(resolve_model_dir(model), card)
+        if cdir is None:
+            raise UsageError(f"model {model} names no classifier: pass --classifier MODEL")
+        ref = str(cdir)
+    return Models(enc, dec, load_classifier(ref))
+
+
+def _model_info(models: Models, model: str) -> dict[str, Any]:
+    """Which files decoded the recording (replay checks the hashes before claiming identical results)."""
+    from semjscc.modelcard import sha256_file
+
+    info: dict[str, Any] = {"model": model, "n_symbols": models.n_symbols}
+    for role in ("encoder", "decoder", "classifier"):
+        path = getattr(models, role).path
+        info[role] = str(path)
+        info[f"{role}_sha256"] = sha256_file(path)
+    return info
+
+
+def run_experiment(exp: Experiment) -> dict[str, Any]:
+    """Run the sweep; returns the summary document (also written to OUT/summary.json)."""
+    from semjscc.sources import load_images
+
+    exp.validate()
+    air = SimAir()
+    rx = open_radio(exp.uri, air)  # first: a missing radio is reported in seconds, before loading anything
+    tx = rx
+    try:
+        tx = open_radio(exp.tx_uri, air) if exp.tx_uri else rx
+        images, labels = load_images(exp.data, exp.split, exp.n_images, exp.start, exp.shuffle_seed)
+        models = load_models(exp.model, exp.classifier)
+        return _run(exp, rx, tx, images, labels, models)
+    finally:
+        if tx is not rx:
+            tx.close()
+        rx.close()
+
+
+def _plan_points(exp: Experiment, rx_profile: CalibrationProfile | None, rx_profile_path: str | None,
+                 tx_profile: CalibrationProfile | None) -> list[dict[str, Any]]:
+    rx_lo = rx_profile.lo_hz(exp.freq_hz) if rx_profile else exp.freq_hz
+    tx_lo = tx_profile.lo_hz(exp.freq_hz) if tx_profile else exp.freq_hz
+    points = []
+    values = list(exp.snrs) if exp.snrs is not None else list(exp.attens or [])
+    for i, v in enumerate(values):
+        p: dict[str, Any] = {"index": i, "rx_gain_db": exp.rx_gain_db, "rx_lo_hz": round(rx_lo),
+                             "tx_lo_hz": round(tx_lo), "note": ""}
+        if exp.snrs is not None:
+            if rx_profile is None:
+                raise UsageError("sweeping target SNRs needs a calibration profile of the receiving radio: run "
+                                 f"`semjscc calibrate --uri {exp.uri}` first, pass --calibration PATH, or sweep "
+                                 "--tx-atten instead")
+            choice = rx_profile.atten_for_snr(float(v), exp.rx_gain_db)
+            p.update(target_snr_db=float(v), tx_atten_db=choice.tx_atten_db,
+                     predicted_snr_db=choice.predicted_snr_db, reachable=choice.reachable, note=choice.note,
+                     design_snr_db=float(v))
+        else:
+            pred = None
+            if rx_profile is not None:
+                pts = [q for q in rx_profile.snr_table if q.tx_atten_db == float(v) and q.snr_db is not None]
+                pred = pts[0].snr_db if pts else None
+            p.update(target_snr_db=None, tx_atten_db=float(v), predicted_snr_db=pred, reachable=True,
+                     design_snr_db=exp.design_snr_db if pred is None else float(pred))
+        p["flowgraph_args"] = _flowgraph_args(exp, p, rx_profile_path)
+        points.append(p)
+    return points
+
+
+def _flowgraph_args(exp: Experiment, p: dict[str, Any], profile_path: str | None) -> str:
+    """The same point as command-line options of flowgraphs/pluto_loopback.py (grcc output)."""
+    # (the flowgraphs run the RX in manual gain, the mode the calibration's SNR table is measured in)
+    args = [f"--uri {exp.uri}", f"--freq {exp.freq_hz:.0f}", f"--samp-rate {exp.sample_rate:.0f}",
+            f"--rf-bw {(exp.rf_bandwidth or exp.sample_rate):.0f}", f"--rx-gain {exp.rx_gain_db:g}",
+            f"--model {exp.model}"]
+    if profile_path:
+        args.append(f"--calibration {profile_path}")
+    if p.get("target_snr_db") is not None:
+        args.append(f"--target-snr {p['target_snr_db']:g}")
+    else:
+        args.append(f"--tx-atten {p['tx_atten_db']:g}")
+    return " ".join(args)
+
+
+def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.ndarray,
+         models: Models) -> dict[str, Any]:
+    out = Path(exp.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rx_info = rx.info()
+    tx_info = tx.info() if tx is not rx else rx_info
+    rx_profile, rx_profile_path = resolve_profile(exp.calibration, rx)
+    tx_profile, tx_profile_path = (rx_profile, rx_profile_path) if tx is rx else resolve_profile(exp.tx_calibration, tx)
+    points = _plan_points(exp, rx_profile, rx_profile_path, tx_profile)
+    tx_rms = rx_profile.tx_rms_dbfs if rx_profile else TX_RMS_DBFS
+    scale = tx_scale(tx_rms)
+    bw = exp.rf_bandwidth or exp.sample_rate
+    meta = {
+        "command": "semjscc ota", "version": __version__, "date": utc_now(),
+        "radio": f"{rx_info.driver} {rx_info.serial}", "rx": rx_info.to_dict(),
+        "tx": tx_info.to_dict() if tx is not rx else "same radio (loopback)",
+        "model": exp.model, "models": _model_info(models, exp.model),
+        "images": {"source": exp.data, "split": exp.split, "start": exp.start, "count": len(labels),
+                   "shuffle_seed": exp.shuffle_seed},
+        "freq_hz": exp.freq_hz, "sample_rate": exp.sample_rate, "rf_bandwidth": bw,
+        "rx_gain_mode": exp.rx_gain_mode, "tx_rms_dbfs": tx_rms, "batch": exp.batch,
+        "calibration": {"rx": rx_profile_path, "tx": tx_profile_path,
+                        "rx_ppm": rx_profile.ppm if rx_profile else None,
+                        "tx_ppm": tx_profile.ppm if tx_profile else None},
+        "snr_convention": "Es/N0 per subcarrier (receiver estimate from preamble and header)",
+    }
+    for r in (rx, tx):
+        if hasattr(r, "describe"):
+            meta.setdefault("simulated_truth", {})[r.uri] = r.describe()
+    writer = RecordingWriter(out / RECORDING, {
+        "core:sample_rate": exp.sample_rate, "core:author": _author(),
+        "core:hw": f"{rx_info.model} serial {rx_info.serial} firmware {rx_info.firmware}"
+                   + ("" if tx is rx else f"; TX {tx_info.model} serial {tx_info.serial}"),
+        "core:recorder": f"gr-semjscc {__version__} (semjscc ota)",
+        "core:description": f"deep JSCC images ({exp.model}) over the analog-payload OFDM PHY, received IQ "
+                            f"of cyclic batches; full scale 1.0 = 2048 ADC counts",
+        "semjscc:experiment": meta, "semjscc:points": points,
+        "semjscc:phy": {**DEFAULT_FRAME_FORMAT.numerology.to_dict(), "pad_before": DEFAULT_FRAME_FORMAT.pad_before,
+                        "pad_after": DEFAULT_FRAME_FORMAT.pad_after, "tx_scale": scale},
+    })
+    log = FrameLog(out / "frames.csv")
+    frames_by_point: dict[int, list[FrameResult]] = {}
+    failures_by_point: dict[int, int] = {}
+    total = len(points) * len(labels)
+    bar = tqdm(total=total, desc="ota", unit="frame", disable=not exp.progress)
+    stopped: BaseException | None = None  # Ctrl-C or a radio failure: keep what was recorded, then re-raise
+    frame = 0
+    try:
+        for p in points:
+            tx_cfg = RadioConfig(lo_hz=p["tx_lo_hz"], sample_rate=exp.sample_rate, rf_bandwidth=bw,
+                                 tx_atten_db=p["tx_atten_db"], rx_gain_mode=exp.rx_gain_mode,
+                                 rx_gain_db=exp.rx_gain_db)
+            tx.configure(tx_cfg)
+            if tx is not rx:
+                rx.configure(tx_cfg.with_(lo_hz=p["rx_lo_hz"], tx_atten_db=TX_ATTEN_RANGE_DB[1]))
+            symbols = models.encode(images, p["design_snr_db"])
+            for b0 in range(0, len(labels), exp.batch):
+                idx = np.arange(b0, min(b0 + exp.batch, len(labels)))
+                sent = [SentFrame(frame + j, int(i), int(labels[i])) for j, i in enumerate(idx)]
+                batch = build_batch([symbols[i] for i in idx], frame, scale)
+                tx.transmit(batch.waveform, cyclic=True)
+                iq = rx.receive(batch.capture_len)
+                tx.stop_transmit()
+                res = decode_capture(iq, batch.window, sent, images, models)
+                with deferred_interrupt():
+                    start = writer.append(iq, _capture_meta(exp, p, batch, sent, rx),
+                                          _annotations(res, batch.window, models.n_symbols))
+                    log.write(p, res.frames, start)
+                    frames_by_point.setdefault(p["index"], []).extend(res.frames)
+                    failures_by_point[p["index"]] = failures_by_point.get(p["index"], 0) + len(res.header_failures)
+                frame += len(idx)
+                bar.update(len(idx))
+                s = summarize(frames_by_point[p["index"]], failures_by_point[p["index"]])
+                bar.set_postfix(point=p["index"], snr=_short(s["snr_est_db"]), acc=_short(s["accuracy"]))
+    except (KeyboardInterrupt, SemJSCCError) as e:
+        stopped = e
+    finally:
+        bar.close()
+        writer.close()
+        log.close()
+    if stopped is not None:
+        meta["stopped_by"] = "Ctrl-C" if isinstance(stopped, KeyboardInterrupt) else str(stopped)
+    doc = _summary(exp, meta, points, frames_by_point, failures_by_point, stopped is not None, images, labels, models)
+    if stopped is not None:
+        raise stopped
+    return doc
+
+
+def _summary(exp: Experiment, meta: dict[str, Any], points: list[dict[str, Any]],
+             frames_by_point: dict[int, list[FrameResult]], failures_by_point: dict[int, int], interrupted: bool,
+             images: np.ndarray, labels: np.ndarray, models: Models) -> dict[str, Any]:
+    out = Path(exp.out)
+    per_point = point_summaries(points, frames_by_point, failures_by_point)
+    doc: dict[str, Any] = {**totals(frames_by_point, failures_by_point), "points": per_point,
+                           "interrupted": interrupted}
+    if exp.simulate and not interrupted:
+        measured = [p["snr_est_db"] for p in per_point if p.get("snr_est_db") is not None]
+        wanted = [p["target_snr_db"] for p in points if p.get("target_snr_db") is not None]
+        doc["simulated"] = simulate_curve(models, images, labels, _sim_grid(measured + wanted), exp.batch, exp.seed)
+        doc["clean_accuracy"] = clean_accuracy(models, images, labels)
+    doc["meta"] = meta
+    doc["files"] = {"csv": "frames.csv", "recording": f"{RECORDING}.sigmf-meta", "plot": "accuracy_vs_snr.png"}
+    write_json(out / "summary.json", doc)
+    plot(doc, out / "accuracy_vs_snr.png")
+    return doc
+
+
+def _capture_meta(exp: Experiment, p: dict[str, Any], batch: CyclicBatch, sent: list[SentFrame],
+                  rx: Radio) -> dict[str, Any]:
+    meta = {
+        "core:frequency": exp.freq_hz, "core:datetime": utc_now(),
+        "semjscc:point": p["index"], "semjscc:target_snr_db": p.get("target_snr_db"),
+        "semjscc:tx_atten_db": p["tx_atten_db"], "semjscc:rx_gain_db": exp.rx_gain_db,
+        "semjscc:rx_lo_hz": p["rx_lo_hz"], "semjscc:tx_lo_hz": p["tx_lo_hz"],
+        "semjscc:design_snr_db": p["design_snr_db"], "semjscc:period": batch.period,
+        "semjscc:window": list(batch.window),
+        "semjscc:frames": [asdict(s) for s in sent],
+    }
+    gain = getattr(rx, "last_gain_db", None)
+    if exp.rx_gain_mode != "manual" and gain is not None:
+        meta["semjscc:agc_gain_db"] = gain
+    return meta
+
+
+def _annotations(res: CaptureResult, window: tuple[int, int], n_symbols: int) -> list[tuple[int, int | None, dict]]:
+    frame_len = DEFAULT_FRAME_FORMAT.frame_samples(n_symbols)
+    ann: list[tuple[int, int | None, dict]] = []
+    for r in res.frames:
+        meta = {"core:label": f"frame {r.frame} {r.status}", "semjscc:frame": r.frame,
+                "semjscc:air_frame_number": r.air_frame_number, "semjscc:status": r.status,
+                "semjscc:label": r.label, "semjscc:image_index": r.image_index}
+        if r.status == "received":
+            meta.update({"semjscc:pred": r.pred, "semjscc:snr_est_db": r.snr_est_db, "semjscc:psnr_db": r.psnr_db,
+                         "semjscc:cfo_hz": r.cfo_hz})
+            meta["core:label"] = f"frame {r.frame}: label {r.label} pred {r.pred}"
+        if r.sample_start is None:
+            ann.append((window[0], None, meta))  # lost: nowhere in the capture
+        else:
+            ann.append((r.sample_start, frame_len, meta))
+    for f in res.header_failures:
+        ann.append((f.start, DEFAULT_FRAME_FORMAT.n_overhead * DEFAULT_FRAME_FORMAT.numerology.symbol_len,
+                    {"core:label": "header CRC failure", "semjscc:status": "header_crc_failure",
+                     "semjscc:snr_est_db": f.snr_est_db}))
+    return ann
+
+
+def _sim_grid(snrs: list[float]) -> list[float]:
+    if not snrs:
+        return [0.0, 5.0, 10.0, 15.0, 20.0]
+    lo, hi = math.floor(min(snrs)) - 2, math.ceil(max(snrs)) + 2
+    step = max(1.0, math.ceil((hi - lo) / 15))
+    return [float(v) for v in np.arange(lo, hi + 1e-9, step)]
+
+
+def simulate_curve(models: Models, images: np.ndarray, labels: np.ndarray, snrs: Sequence[float], batch: int,
+                   seed: int = 0) -> list[dict[str, Any]]:
+    """The same images, models and PHY over an ideal AWGN channel at each SNR (Es/N0 per subcarrier):
+    the curve an over-the-air point should sit on if the radio adds nothing but noise."""
+    num = DEFAULT_FRAME_FORMAT.numerology
+    rows = []
+    for snr in snrs:
+        rng = np.random.default_rng([seed, round(snr * 100) & 0xFFFFFFFF])
+        symbols = models.encode(images, snr)
+        frames: list[FrameResult] = []
+        failures = 0
+        for b0 in range(0, len(labels), batch):
+            idx = np.arange(b0, min(b0 + batch, len(labels)))
+            wave, _ = modulate_stream([symbols[i] for i in idx], b0 % (MAX_FRAME_NUMBER + 1))
+            sigma = num.noise_std_for_snr(snr)
+            iq = wave + sigma * (rng.standard_normal(len(wave)) + 1j * rng.standard_normal(len(wave))) / math.sqrt(2)
+            sent = [SentFrame(b0 + j, int(i), int(labels[i])) for j, i in enumerate(idx)]
+            res = decode_capture(iq.astype(np.complex64), (0, len(wave)), sent, images, models)
+            frames += res.frames
+            failures += len(res.header_failures)
+        s = summarize(frames, failures)
+        rows.append({"snr_db": float(snr), **{k: s[k] for k in ("accuracy", "accuracy_sent", "psnr_db", "frames_sent",
+                                                                  "frames_received")}})
+    return rows
+
+
+def clean_accuracy(models: Models, images: np.ndarray, labels: np.ndarray) -> float | None:
+    from semjscc.imaging import to_float_nchw
+
+    known = labels >= 0
+    if not known.any():
+        return None
+    pred = models.classifier.run(to_float_nchw(images[known])).argmax(axis=1)
+    return float(np.mean(pred == labels[known]))
+
+
+def _author() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "semjscc"
+
+
+def _short(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def timestamped_dir(root: str | Path = "results") -> Path:
+    return Path(root) / f"ota-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"

@@ -1,0 +1,143 @@
+"""The radio interface every experiment goes through: a Pluto (``PlutoRadio``) or its software stand-in
+(``SimRadio``), so calibration, the experiment runner, recording and replay are the same code either way.
+
+Sample convention (both directions): complex64 with full scale 1.0 per component.
+
+* TX: 1.0 = 2**14 DAC counts in the int16 words pyadi-iio sends (its documented convention, which
+  leaves 6 dB of headroom below int16 overflow). gr-iio's fc32 sink multiplies floats by 32768, so a
+  flowgraph that wants the same RF level as the runner multiplies by ``GR_SINK_SCALE`` = 0.5.
+* RX: 1.0 = 2**11 counts, the full scale of the 12-bit ADC as pyadi-iio returns it (sign-extended);
+  gr-iio's fc32 source divides by 2048 too, so flowgraph and runner see identical numbers.
+
+Powers in dBFS are relative to a full-scale complex sinusoid (|x| = 1, power 1.0).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from semjscc.errors import SemJSCCError, UsageError
+
+TX_COUNTS_PER_UNIT = 2**14
+RX_COUNTS_PER_UNIT = 2**11
+GR_SINK_SCALE = TX_COUNTS_PER_UNIT / 32768.0
+GAIN_MODES = ("manual", "slow_attack", "fast_attack", "hybrid")
+
+# AD9363/AD9364 limits as the Pluto driver and pyadi-iio enforce them
+LO_RANGE_HZ = (70e6, 6e9)  # AD9364 tuning range; a stock AD9363 Pluto is specified for 325 MHz .. 3.8 GHz
+RATE_RANGE = (521e3, 61.44e6)  # pyadi-iio refuses rates below 521 kS/s
+BW_RANGE_HZ = (200e3, 56e6)
+TX_ATTEN_RANGE_DB = (0.0, 89.75)  # 0.25 dB steps
+RX_GAIN_RANGE_DB = (-3.0, 73.0)  # 1 dB steps; the top depends on the LO
+
+
+class RadioError(SemJSCCError):
+    """The radio failed during use (unplugged, a driver error): one line, exit status 1."""
+
+
+@dataclass(frozen=True)
+class RadioConfig:
+    """What ``Radio.configure`` sets. ``lo_hz`` is the LO as programmed (nominal); a calibration profile
+    turns a wanted RF frequency into it (:func:`semjscc.calib.apply.lo_hz`)."""
+
+    lo_hz: float = 2.45e9
+    sample_rate: float = 1e6
+    rf_bandwidth: float = 1e6
+    tx_atten_db: float = 40.0
+    rx_gain_mode: str = "manual"
+    rx_gain_db: float = 40.0
+
+    def validate(self) -> RadioConfig:
+        def check(name: str, value: float, lo: float, hi: float) -> None:
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise UsageError(f"{name} {value:g} is outside the Pluto's range {lo:g} .. {hi:g}")
+
+        check("LO frequency (Hz)", self.lo_hz, *LO_RANGE_HZ)
+        check("sample rate (S/s)", self.sample_rate, *RATE_RANGE)
+        check("RF bandwidth (Hz)", self.rf_bandwidth, *BW_RANGE_HZ)
+        check("TX attenuation (dB)", self.tx_atten_db, *TX_ATTEN_RANGE_DB)
+        check("RX gain (dB)", self.rx_gain_db, *RX_GAIN_RANGE_DB)
+        if self.rx_gain_mode not in GAIN_MODES:
+            raise UsageError(f"RX gain mode {self.rx_gain_mode!r}: expected one of {', '.join(GAIN_MODES)}")
+        return self
+
+    def with_(self, **changes: Any) -> RadioConfig:
+        return replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RadioInfo:
+    uri: str
+    driver: str  # "pluto" or "sim"
+    serial: str
+    model: str
+    firmware: str
+    temperature_c: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Radio(ABC):
+    """One transceiver: TX channel 0 and RX channel 0, sharing one reference oscillator."""
+
+    uri: str
+    driver: str = "?"
+
+    def __init__(self) -> None:
+        self._config: RadioConfig | None = None
+
+    @property
+    def config(self) -> RadioConfig:
+        if self._config is None:
+            raise UsageError(f"radio {self.uri}: configure() it before use")
+        return self._config
+
+    def configure(self, config: RadioConfig) -> None:
+        config.validate()
+        self._apply(config)
+        self._config = config
+
+    @abstractmethod
+    def _apply(self, config: RadioConfig) -> None: ...
+
+    @abstractmethod
+    def info(self) -> RadioInfo: ...
+
+    @abstractmethod
+    def transmit(self, samples: np.ndarray, cyclic: bool = True) -> None:
+        """Send ``samples`` (full scale 1.0, clipped there). Cyclic: repeated until
+        :meth:`stop_transmit`; one-shot: sent once."""
+
+    @abstractmethod
+    def stop_transmit(self) -> None: ...
+
+    @abstractmethod
+    def receive(self, n: int) -> np.ndarray:
+        """``n`` contiguous complex64 samples captured from now on (full scale 1.0)."""
+
+    def close(self) -> None:
+        """Release the device (stops a cyclic transmission)."""
+        self.stop_transmit()
+
+    def __enter__(self) -> Radio:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def clip_full_scale(samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """(samples with I and Q clipped to +-1, number of samples that were clipped)."""
+    x = np.asarray(samples, dtype=np.complex64).ravel()
+    re, im = np.clip(x.real, -1.0, 1.0), np.clip(x.imag, -1.0, 1.0)
+    clipped = int(np.count_nonzero((re != x.real) | (im != x.imag)))
+    return (re + 1j * im).astype(np.complex64), clipped

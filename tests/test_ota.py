@@ -1,0 +1,288 @@
+"""Over-the-air experiments on the simulated Pluto: the runner's outputs (CSV, SigMF validated by the
+sigmf library, JSON, plot), exact replay, Ctrl-C keeping what was recorded, oscillator correction
+between two radios, and the Pluto flowgraphs (grcc, and their gr-iio blocks built with the runner's
+parameters, against stand-in iio blocks: no radio here).
+
+Models are tiny untrained exports (tests/gr_tiny_zoo.py): accuracies are meaningless, the plumbing,
+accounting and exactness are what is tested."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from conftest import fake_split, write_folder
+from gr_tiny_zoo import tiny_zoo
+from semjscc.cli import main
+from semjscc.ota.replay import replay
+from semjscc.ota.runner import RUN_KEYS, Experiment, run_experiment
+from semjscc.radio.sim import SimRadio
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "jscc-kn6"  # SNR-adaptive, 512 symbols
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("sigmf")
+    pytest.importorskip("torch")  # exports the tiny models
+    zoo = tiny_zoo(tmp_path_factory)
+    root = tmp_path_factory.mktemp("ota")
+    pics = write_folder(root / "pics", {"test": fake_split(2, 7)}) / "test"  # 20 labelled pictures
+    return {"zoo": zoo, "pics": pics, "cal": root / "cal", "root": root}
+
+
+@pytest.fixture(autouse=True)
+def _env(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SEMJSCC_MODELS", str(env["zoo"]))
+    monkeypatch.setenv("SEMJSCC_CALIBRATION", str(env["cal"]))
+    monkeypatch.setenv("HOME", str(tmp_path))  # ONNX Runtime and GNU Radio write under ~
+
+
+@pytest.fixture(scope="module")
+def experiment(env: dict[str, Path]) -> Iterator[dict]:
+    """calibrate + ota on the simulated loopback, once for the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEMJSCC_MODELS", str(env["zoo"]))
+        mp.setenv("SEMJSCC_CALIBRATION", str(env["cal"]))
+        mp.setenv("HOME", str(env["root"]))
+        assert main(["calibrate", "--uri", "sim:seed=21", "--rx-gains", "40", "--quiet"]) == 0
+        out = env["root"] / "run"
+        assert main(["ota", "--uri", "sim:seed=21", "--snr", "2", "14", "--images", "10", "--batch", "4",
+                     "--model", MODEL, "--data", str(env["pics"]), "--out", str(out), "--no-progress"]) == 0
+        yield {"out": out, "summary": json.loads((out / "summary.json").read_text())}
+
+
+def test_experiment_outputs(experiment: dict) -> None:
+    import sigmf
+
+    out, doc = experiment["out"], experiment["summary"]
+    assert set(RUN_KEYS) <= set(doc)
+    assert doc["frames_sent"] == 20 == doc["frames_received"] + doc["frames_lost"]
+    assert [p["target_snr_db"] for p in doc["points"]] == [2.0, 14.0]
+    for p in doc["points"]:  # the profile's attenuation gives the target within a dB
+        assert p["snr_est_db"] == pytest.approx(p["target_snr_db"], abs=1.0)
+        assert p["frames_sent"] == 10 and p["tx_atten_db"] > 0
+    assert doc["simulated"] and all(0.0 <= s["accuracy"] <= 1.0 for s in doc["simulated"])
+    rows = list(csv.DictReader((out / "frames.csv").open()))
+    assert len(rows) == 20 and {r["status"] for r in rows} <= {"received", "lost", "corrupt"}
+    assert sum(r["status"] == "received" for r in rows) == doc["frames_received"]
+    received = [r for r in rows if r["status"] == "received"]
+    assert all(r["pred"] != "" and float(r["psnr_db"]) > 0 and r["sample_start"] for r in received)
+    assert (out / "accuracy_vs_snr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # SigMF: the library reads it back, verifies the sha512 and validates the schema
+    rec = sigmf.sigmffile.fromfile(str(out / "recording.sigmf-meta"))
+    rec.validate()
+    g = rec.get_global_info()
+    assert g["core:datatype"] == "cf32_le" and g["core:sample_rate"] == 1e6 and "sim-21" in g["core:hw"]
+    assert g["semjscc:experiment"]["calibration"]["rx"].endswith("sim-21.yaml")
+    caps = rec.get_captures()
+    assert len(caps) == 6 and all(c["core:frequency"] == 2.45e9 and "core:datetime" in c for c in caps)
+    assert [c["semjscc:tx_atten_db"] for c in caps] == [doc["points"][0]["tx_atten_db"]] * 3 + [
+        doc["points"][1]["tx_atten_db"]] * 3
+    frames = [a for a in rec.get_annotations() if "semjscc:frame" in a]
+    assert sorted(a["semjscc:frame"] for a in frames) == list(range(20))
+    for a in frames:
+        if a["semjscc:status"] == "received":
+            assert {"semjscc:snr_est_db", "semjscc:label", "semjscc:pred"} <= set(a) and a["core:sample_count"] > 0
+    assert rec.sample_count == sum(int(r) for r in _capture_lengths(caps, rec.sample_count))
+
+
+def _capture_lengths(caps: list[dict], total: int) -> list[int]:
+    starts = [c["core:sample_start"] for c in caps] + [total]
+    return [b - a for a, b in itertools.pairwise(starts)]
+
+
+def test_replay_reproduces_the_experiment_exactly(experiment: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = experiment["summary"]
+    assert main(["replay", str(experiment["out"] / "recording.sigmf-meta")]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["models_match"]
+    for key in RUN_KEYS:
+        assert again[key] == doc[key], key
+    for a, b in zip(again["points"], doc["points"], strict=True):
+        assert {k: a[k] for k in RUN_KEYS} == {k: b[k] for k in RUN_KEYS}
+
+
+def test_ctrl_c_keeps_everything_recorded(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    import sigmf
+
+    calls = {"n": 0}
+    real = SimRadio.receive
+
+    def receive(self: SimRadio, n: int) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the user presses Ctrl-C during the third capture
+        return real(self, n)
+
+    monkeypatch.setattr(SimRadio, "receive", receive)
+    exp = Experiment(out=tmp_path / "cut", uri="sim:seed=3", attens=[40.0], n_images=12, batch=4, model=MODEL,
+                     data=str(env["pics"]), calibration="none", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp)
+    doc = json.loads((exp.out / "summary.json").read_text())
+    assert doc["interrupted"] and doc["frames_sent"] == 8  # two whole batches
+    assert len(list(csv.DictReader((exp.out / "frames.csv").open()))) == 8
+    rec = sigmf.sigmffile.fromfile(str(exp.out / "recording.sigmf-meta"))  # checksum matches the data kept
+    rec.validate()
+    assert len(rec.get_captures()) == 2
+    monkeypatch.setattr(SimRadio, "receive", real)
+    again = replay(exp.out / "recording.sigmf-meta")
+    assert {k: again[k] for k in RUN_KEYS} == {k: doc[k] for k in RUN_KEYS}
+
+
+def test_two_radios_need_the_oscillator_correction(env: dict[str, Path], tmp_path: Path) -> None:
+    """25 ppm between two radios at 2.45 GHz = 61 kHz, beyond the receiver's +-47 kHz: without the
+    profile nothing is received; with the peer calibration everything is."""
+    rx, tx = "sim:seed=1,ppm=15", "sim:seed=2,ppm=-10"
+    common = ["--uri", rx, "--tx-uri", tx, "--images", "6", "--batch", "6", "--model", MODEL, "--data",
+              str(env["pics"]), "--no-progress", "--no-sim"]
+    assert main(["ota", *common, "--tx-atten", "40", "--calibration", "none", "--out", str(tmp_path / "raw")]) == 0
+    raw = json.loads((tmp_path / "raw" / "summary.json").read_text())
+    assert raw["frames_received"] == 0 and raw["frames_lost"] == 6
+    assert main(["calibrate", "--uri", rx, "--peer", tx, "--rx-gains", "40", "--tx-attens", "30", "40", "50",
+                 "--out", str(tmp_path / "cal"), "--quiet"]) == 0
+    profile = tmp_path / "cal" / "sim-1.yaml"
+    assert main(["ota", *common, "--snr", "12", "--calibration", str(profile), "--out", str(tmp_path / "fixed")]) == 0
+    fixed = json.loads((tmp_path / "fixed" / "summary.json").read_text())
+    assert fixed["frames_received"] == 6 and abs(fixed["cfo_est_hz"]) < 500
+    assert fixed["points"][0]["rx_lo_hz"] == round(2.45e9 / (1 + 25e-6))
+
+
+def test_snr_sweep_without_profile_is_refused(env: dict[str, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ota", "--uri", "sim:seed=99", "--snr", "10", "--calibration", "none", "--model", MODEL,
+                 "--data", str(env["pics"]), "--out", str(tmp_path)]) == 2
+    assert "needs a calibration profile" in capsys.readouterr().err
+
+
+# --- the Pluto flowgraphs ----------------------------------------------------------------------------
+FLOWGRAPHS = ("pluto_tx", "pluto_rx", "pluto_loopback")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """All Pluto flowgraphs through one grcc run (it spends seconds loading the block library)."""
+    pytest.importorskip("gnuradio.iio")
+    grcc = shutil.which("grcc")
+    if grcc is None:
+        pytest.skip("grcc not installed")
+    out = tmp_path_factory.mktemp("grcc")
+    env = {**os.environ, "HOME": str(out), "GRC_BLOCKS_PATH": str(REPO / "gr-semjscc" / "grc")}
+    grcs = [str(REPO / "flowgraphs" / f"{name}.grc") for name in FLOWGRAPHS]
+    r = subprocess.run([sys.executable, grcc, "-o", str(out), *grcs], capture_output=True, text=True, env=env,
+                       timeout=180)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log
+    assert "rror" not in log, log  # grcc logs expression errors and still writes a script
+    return {name: out / f"{name}.py" for name in FLOWGRAPHS}
+
+
+@pytest.mark.gnuradio
+def test_pluto_flowgraphs_compile(compiled: dict[str, Path]) -> None:
+    for name, script in compiled.items():
+        text = script.read_text()
+        assert "semjscc_calib.lo_hz(calibration, freq)" in text, name
+        assert ("iio.fmcomms2_sink_fc32" in text) == (name != "pluto_rx")
+        assert ("iio.fmcomms2_source_fc32" in text) == (name != "pluto_tx")
+        subprocess.run([sys.executable, "-m", "py_compile", str(script)], check=True)
+
+
+class _Recorder:
+    """Stand-in gr-iio Pluto blocks (real GNU Radio hier blocks, so they connect), recording the calls."""
+
+    made: ClassVar[list] = []
+
+    @classmethod
+    def cls(cls, kind: str) -> type:
+        from gnuradio import blocks, gr
+
+        def init(self: object, uri: str, channels: list, buffer_size: int, cyclic: bool | None = None) -> None:
+            if kind == "source":
+                gr.hier_block2.__init__(self, "fake_pluto_source", gr.io_signature(0, 0, 0),
+                                        gr.io_signature(1, 1, gr.sizeof_gr_complex))
+                self.inner = blocks.null_source(gr.sizeof_gr_complex)
+                self.connect(self.inner, self)
+            else:
+                gr.hier_block2.__init__(self, "fake_pluto_sink", gr.io_signature(1, 1, gr.sizeof_gr_complex),
+                                        gr.io_signature(0, 0, 0))
+                self.inner = blocks.null_sink(gr.sizeof_gr_complex)
+                self.connect(self, self.inner)
+            self.calls = {"kind": kind, "uri": uri, "buffer_size": buffer_size, "cyclic": cyclic}
+            cls.made.append(self)
+
+        def recorder(name: str):
+            return lambda self, *args: self.calls.__setitem__(name, args)
+
+        methods = {m: recorder(m) for m in ("set_len_tag_key", "set_frequency", "set_samplerate", "set_gain_mode",
+                                            "set_gain", "set_quadrature", "set_rfdc", "set_bbdc", "set_filter_params",
+                                            "set_bandwidth", "set_attenuation")}
+        return type(f"Fake{kind}", (gr.hier_block2,), {"__init__": init, **methods})
+
+
+@pytest.mark.gnuradio
+def test_loopback_flowgraph_gets_the_runners_parameters(env: dict[str, Path], compiled: dict[str, Path],
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated pluto_loopback top block, built with the options the runner prints for a point,
+    programs the same LO, attenuation, rate, bandwidth and gain into gr-iio as the runner's radio layer,
+    and feeds it the same TX level."""
+    iio = pytest.importorskip("gnuradio.iio")
+    from semjscc.radio import GR_SINK_SCALE
+
+    # a peer-calibrated profile, so the LO correction is visible (loopback profiles have no ppm); the
+    # experiment then runs on that one radio in loopback, as the flowgraph does
+    rx, tx = "sim:seed=1,ppm=15", "sim:seed=2,ppm=-10"
+    assert main(["calibrate", "--uri", rx, "--peer", tx, "--rx-gains", "40", "--tx-attens", "30", "40", "50",
+                 "--out", str(tmp_path / "cal"), "--quiet"]) == 0
+    out = tmp_path / "run"
+    assert main(["ota", "--uri", rx, "--snr", "12", "--images", "4", "--batch", "4", "--model", MODEL,
+                 "--data", str(env["pics"]), "--calibration", str(tmp_path / "cal" / "sim-1.yaml"), "--out", str(out),
+                 "--no-progress", "--no-sim"]) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    point = doc["points"][0]
+    spec = importlib.util.spec_from_file_location("pluto_loopback_gen", compiled["pluto_loopback"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _Recorder.made = []
+    monkeypatch.setattr(iio, "fmcomms2_source_fc32", _Recorder.cls("source"))
+    monkeypatch.setattr(iio, "fmcomms2_sink_fc32", _Recorder.cls("sink"))
+    # the runner's command line for this point -> the generated script's own argument parser
+    args = module.argument_parser().parse_args([*shlex.split(point["flowgraph_args"]), "--source", str(env["pics"]),
+                                                "--frames", "4"])
+    kwargs = {k: getattr(args, k) for k in vars(args)}
+    tb = module.pluto_loopback(**kwargs)
+    try:
+        by_kind = {b.calls["kind"]: b.calls for b in _Recorder.made}
+        src, sink = by_kind["source"], by_kind["sink"]
+        assert src["uri"] == sink["uri"] == rx
+        assert sink["set_frequency"] == (point["tx_lo_hz"],) and src["set_frequency"] == (point["rx_lo_hz"],)
+        assert point["rx_lo_hz"] == point["tx_lo_hz"] == round(2.45e9 / (1 + 25e-6))  # the profile's correction
+        assert sink["set_attenuation"] == (0, point["tx_atten_db"])
+        assert sink["set_samplerate"] == src["set_samplerate"] == (1_000_000,)
+        assert sink["set_bandwidth"] == (1_000_000,)
+        assert src["set_gain_mode"] == (0, "manual") and src["set_gain"] == (0, point["rx_gain_db"])
+        assert sink["cyclic"] is False and sink["set_len_tag_key"] == ("packet_len",)
+        phy = _recording_global(out)["semjscc:phy"]
+        assert math.isclose(tb.tx_amp, phy["tx_scale"] * GR_SINK_SCALE, rel_tol=1e-12)  # same RF level
+        assert tb.design_snr == 12.0
+    finally:
+        del tb
+
+
+def _recording_global(out: Path) -> dict:
+    return json.loads((out / "recording.sigmf-meta").read_text())["global"]
