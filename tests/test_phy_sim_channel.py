@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import torch
-
 from semjscc.nn.channels import make_channel
 
 
