@@ -9,12 +9,13 @@ s=.venv/bin/semjscc
 $s train classifier --out runs/classifier.pt --epochs 20
 # 2. deep JSCC, k/n = 1/6, SNR-adaptive over 0-20 dB, AWGN: MSE and semantic losses, same everything else
 $s train jscc --loss mse --classifier runs/classifier.pt --out runs/jscc-mse.pt --threads 1 &
-$s train jscc --loss semantic --classifier runs/classifier.pt --out runs/jscc-semantic.pt --threads 1
+$s train jscc --loss semantic --mix 0 --classifier runs/classifier.pt --out runs/jscc-semantic.pt --threads 1
 wait
 # 3. ONNX export with model cards
 $s export --classifier runs/classifier.pt --name classifier --force
 $s export --jscc runs/jscc-mse.pt --classifier-dir classifier --name jscc-mse-kn6 --force
 $s export --jscc runs/jscc-semantic.pt --classifier-dir classifier --name jscc-semantic-kn6 --force
 # 4. the result tables (ONNX models, full 10,000-image test set)
-$s eval --channel awgn --out docs/results/eval-awgn
+$s eval --channel awgn --separate --separate-limit 1000 --out docs/results/eval-awgn
 $s eval --channel ofdm --out docs/results/eval-ofdm
+scripts/gr_vs_eval.sh docs/results
