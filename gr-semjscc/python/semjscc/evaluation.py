@@ -132,6 +132,8 @@ def markdown_table(doc: dict) -> str:
                 rel.append(f"{s:g} dB: {100 * (sem['accuracy'] / sep['accuracy'] - 1):+.1f} %" if sep["accuracy"] > 0
                            else f"{s:g} dB: separate coding at 0 %")
         lines += ["", "Semantic JSCC accuracy relative to separate coding: " + ", ".join(rel) + " (paper: +66 %)."]
+        if m.get("separate_images"):
+            lines.append(f"Separate coding evaluated on {m['separate_images']} of the images (seeded subset).")
     for snr, what in m.get("separate_best", {}).items():
         lines.append(f"- separate coding's best configuration at {snr} dB: {what}")
     return "\n".join(lines)
