@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,8 +88,15 @@ def test_torchrun_two_cpu_processes(tiny: dict[str, Path]) -> None:
     """DistributedDataParallel over gloo: what several GPUs do, without code changes."""
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tiny["dir"] / "ddp.pt"
-    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(Path(sys.executable).with_name("semjscc")),
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Numeric loopback everywhere: a machine whose hostname does not resolve (no /etc/hosts, as in a
+    # bare chroot) must not hang the rendezvous or gloo's device lookup.
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo"}
+    r = subprocess.run([str(torchrun), "--nnodes=1", "--node-rank=0", "--nproc-per-node=2", "--master-addr=127.0.0.1",
+                        f"--master-port={port}", str(Path(sys.executable).with_name("semjscc")),
                         "train", "jscc", "--data", str(tiny["data"]), "--epochs", "1", "--batch", "8", "--width", "4",
-                        "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=240)
+                        "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=180, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert out.is_file() and "epoch 1/1" in r.stdout

@@ -115,7 +115,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise UsageError(f"checkpoint {path} not found") from None
     except Exception as e:
-        raise UsageError(f"{path} is not a readable gr-semjscc checkpoint ({type(e).__name__}: {e})") from None
+        # torch's own text runs to several lines and suggests weights_only=False: not advice to pass on
+        raise UsageError(f"{path} is not a readable gr-semjscc checkpoint: torch.load(weights_only=True) refused it "
+                         f"({type(e).__name__}); expected a .pt written by `semjscc train`") from None
 
 
 class StopFlag:

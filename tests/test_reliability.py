@@ -1,0 +1,173 @@
+"""Reliability: a short soak of the simulated flowgraph under random impairments, and signal-free or
+garbage input (noise, a tone, zeros, huge values, NaN/inf) to the numpy receiver and the GNU Radio
+RX block: no exception, bounded time, false detections counted per frame slot."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
+from semjscc.phy.rx import OFDMReceiver
+from semjscc.phy.tx import modulate_stream
+from semjscc.soak import noise_false_frames, random_impairments, rss_kib
+
+N_GARBAGE = 200_000
+SLOT = FMT.burst_samples(512)  # one burst of the shipped models' 512-symbol frames
+# Ceiling on noise-only false frames per slot. Measured: 0 in 10^7 samples; a reported frame on noise
+# needs a Schmidl & Cox plateau, a correlating preamble and (for header_ok) a 16-bit CRC to pass.
+MAX_FALSE_PER_SLOT = 0.01
+
+
+def garbage(kind: str, n: int = N_GARBAGE) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    t = np.arange(n)
+    if kind == "noise":
+        return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
+    if kind == "loud-noise":
+        return (1e6 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+    if kind == "tone":
+        return np.exp(2j * np.pi * 0.0123 * t).astype(np.complex64)
+    if kind == "dc":
+        return np.full(n, 0.7 - 0.2j, np.complex64)
+    if kind == "zeros":
+        return np.zeros(n, np.complex64)
+    if kind == "huge":
+        return np.full(n, 1e20 + 1e20j, np.complex64)
+    if kind == "nan":
+        return np.full(n, np.nan + 1j * np.nan, np.complex64)
+    if kind == "inf":
+        return np.full(n, np.inf - 1j * np.inf, np.complex64)
+    if kind == "mixed":  # noise sprinkled with NaN, inf and huge samples
+        x = garbage("noise", n)
+        idx = rng.integers(0, n, size=(3, n // 50))
+        x[idx[0]], x[idx[1]], x[idx[2]] = np.nan, np.inf, 1e20
+        return x
+    raise ValueError(kind)
+
+
+KINDS = ("noise", "loud-noise", "tone", "dc", "zeros", "huge", "nan", "inf", "mixed")
+
+
+# --- numpy receiver --------------------------------------------------------------------------
+TONE_GAP = pytest.mark.xfail(strict=True, reason="known gap: a CW tone is periodic with every period, so it passes "
+                             "Schmidl & Cox and the preamble validation (rho = 1.0) and is reported as a header-CRC "
+                             "failure about once per frame slot (nothing reaches the decoder: header_ok stays 0)")
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=TONE_GAP) if k == "tone" else k for k in KINDS])
+def test_numpy_rx_survives_garbage(kind: str) -> None:
+    rx = OFDMReceiver(FMT)
+    x = garbage(kind)
+    t0 = time.monotonic()
+    frames = [f for i in range(0, len(x), 8192) for f in rx.process(x[i:i + 8192])] + rx.flush()
+    elapsed = time.monotonic() - t0
+    assert elapsed < 20.0, f"{kind}: {elapsed:.1f} s for {len(x)} samples"
+    assert rx.buffered == 0  # flush decided on everything: nothing stuck in the buffer
+    assert all(np.isfinite(f.payload).all() for f in frames)
+    # a passing header CRC on garbage would hand a made-up image to the decoder
+    assert sum(f.header_ok for f in frames) == 0
+    per_slot = len(frames) / (len(x) / SLOT)
+    assert per_slot <= MAX_FALSE_PER_SLOT, f"{kind}: {len(frames)} false frames ({per_slot:.3g} per slot)"
+
+
+@pytest.mark.parametrize("kind", ("nan", "huge", "zeros", "mixed"))
+def test_numpy_rx_recovers_after_garbage(kind: str) -> None:
+    """Garbage first, then real bursts: the receiver must still find every frame afterwards."""
+    rng = np.random.default_rng(1)
+    sent = [((rng.standard_normal(512) + 1j * rng.standard_normal(512)) / np.sqrt(2)).astype(np.complex64)
+            for _ in range(4)]
+    good, _ = modulate_stream(sent, 100)
+    rx = OFDMReceiver(FMT)
+    frames = rx.process(garbage(kind, 50_000)) + rx.process(good) + rx.flush()
+    ok = [f for f in frames if f.header_ok]
+    assert [f.frame_number for f in ok] == [100, 101, 102, 103]
+    for f, s in zip(ok, sent, strict=True):
+        assert np.mean(np.abs(f.payload - s) ** 2) < 1e-3
+
+
+def test_noise_false_frame_rate_small() -> None:
+    r = noise_false_frames(n_samples=300_000, seed=3)
+    assert r["samples"] == 300_000 and r["slot_samples"] == SLOT
+    assert r["false_frames_per_slot"] <= MAX_FALSE_PER_SLOT
+    assert r["false_header_ok"] <= r["false_frames"]
+    # the tone gap (see TONE_GAP): reported as header failures, never with a passing header
+    tone = noise_false_frames(n_samples=100_000, kind="tone")
+    assert tone["false_header_ok"] == 0 and tone["false_frames_per_slot"] <= 0.5
+
+
+# --- GNU Radio RX block ------------------------------------------------------------------------
+@pytest.mark.gnuradio
+@pytest.mark.parametrize("kind", ("noise", pytest.param("tone", marks=TONE_GAP), "zeros", "huge", "nan", "inf", "mixed"))
+def test_gr_rx_block_survives_garbage(kind: str) -> None:
+    pytest.importorskip("gnuradio.gr")
+    from gnuradio import blocks, gr
+    from semjscc.gr.rx import ofdm_rx
+
+    x = garbage(kind)
+    tb = gr.top_block()
+    src = blocks.vector_source_c(x.tolist(), False)
+    rx = ofdm_rx(chunk=16384)
+    tb.connect(src, rx)
+    done = threading.Event()
+
+    def run() -> None:
+        tb.run()
+        done.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    finished = done.wait(30.0)
+    if not finished:
+        tb.stop()
+        tb.wait()
+    assert finished, f"{kind}: the flowgraph did not finish within 30 s"
+    assert rx.samples_in == len(x)  # every sample reached the receiver
+    assert rx.frames_ok == 0
+    false = rx.frames_ok + rx.frames_failed
+    assert false / (len(x) / SLOT) <= MAX_FALSE_PER_SLOT, f"{kind}: {false} false frames"
+
+
+# --- soak ----------------------------------------------------------------------------------------
+def test_random_impairments_in_range() -> None:
+    from semjscc.gr.sim_loopback import multipath_taps
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        imp = random_impairments(rng)
+        assert 0 <= imp["snr_db"] <= 20 and abs(imp["cfo_hz"]) <= 20_000 and abs(imp["epsilon"] - 1) <= 20e-6
+        taps = multipath_taps(imp["multipath"])  # parses, fits in the cyclic prefix, unit energy
+        assert 1 <= len(taps) <= 8 and abs(sum(abs(t) ** 2 for t in taps) - 1) < 1e-9
+    assert rss_kib() > 0
+
+
+@pytest.mark.gnuradio
+def test_soak_cli_accounts_for_every_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    pytest.importorskip("gnuradio.gr")
+    from conftest import fake_split, write_pickles
+    from gr_tiny_zoo import tiny_zoo
+    from semjscc.cli import main
+    from semjscc.soak import run_soak
+
+    zoo = tiny_zoo(tmp_path_factory)
+    data = write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(3, 1), fake_split(3, 2))
+    r = run_soak(40, seed=2, chunk=20, model=str(zoo / "jscc-kn6"), classifier=str(zoo / "classifier"),
+                 source=str(data))
+    assert r["frames_sent"] == 40 and r["exceptions"] == 0 and r["invariant_ok"]
+    assert r["frames_received"] + r["frames_lost"] == 40 and len(r["chunks"]) == 2
+    assert all(c["done"] for c in r["chunks"])
+    assert r["rss_kib_start"] > 0 and r["rss_kib_end"] > 0 and r["elapsed_s"] > 0
+    # the CLI: JSON with meta + rows, exit 0
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "soak.json"
+    rc = main(["bench", "soak", "--frames", "10", "--chunk", "5", "--seed", "1", "--model", str(zoo / "jscc-kn6"),
+               "--source", str(data), "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["benchmark"] == "soak" and doc["rows"][0]["frames_sent"] == 10
+    assert doc["frames_sent"] == doc["frames_received"] + doc["frames_lost"]
