@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from semjscc.modelcard import sha256_file
 from semjscc.paths import cache_dir
 
 
@@ -75,14 +76,6 @@ def normalise(maps: torch.Tensor, clip: float) -> torch.Tensor:
     return m / m.mean(dim=(1, 2), keepdim=True)
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.ndarray, labels: np.ndarray,
                       cfg: ImportanceConfig, tag: str, batch: int = 500, device: str | torch.device = "cpu") -> np.ndarray:
     """Importance maps for a whole split as float16 (N, H, W), from the cache when present.
@@ -90,7 +83,7 @@ def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.nda
     ``tag`` names the data (e.g. the dataset split); the key also covers the classifier's
     bytes, the images' content and the parameters, so a changed input never reuses a stale map."""
     h = hashlib.sha256()
-    h.update(_file_digest(classifier_path).encode())
+    h.update(sha256_file(classifier_path).encode())
     h.update(str(sorted(asdict(cfg).items())).encode())
     h.update(images_u8[:: max(1, len(images_u8) // 64)].tobytes())
     h.update(str(images_u8.shape).encode())
