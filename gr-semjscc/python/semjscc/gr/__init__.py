@@ -10,7 +10,8 @@ GNU Radio holds Python blocks only through their C++ wrappers.
 PHY: ``ofdm_tx``, ``ofdm_rx`` (and ``header_framer``). Link, all PDU message blocks:
 ``image_source`` -> ``jscc_encoder`` -> [ofdm_tx ... ofdm_rx] -> ``jscc_decoder`` -> ``classifier``
 -> ``metrics_sink`` (which also takes the source's PDUs and acks back to it); ``image_display``
-is the Qt view. ``sim_loopback`` builds the whole simulated link.
+is the Qt view. ``sim_loopback`` builds the whole simulated link. ``separate_encoder`` /
+``separate_decoder`` (JPEG/WebP + LDPC + QAM) replace the JSCC pair for the separate-coding baseline.
 """
 
 from semjscc.gr.classifier import classifier
@@ -20,6 +21,7 @@ from semjscc.gr.jscc_decoder import jscc_decoder
 from semjscc.gr.jscc_encoder import jscc_encoder
 from semjscc.gr.metrics_sink import metrics_sink
 from semjscc.gr.rx import ofdm_rx
+from semjscc.gr.separate_blocks import separate_decoder, separate_encoder
 from semjscc.gr.tx import header_framer, ofdm_tx
 
 __all__ = [
@@ -32,4 +34,6 @@ __all__ = [
     "metrics_sink",
     "ofdm_rx",
     "ofdm_tx",
+    "separate_decoder",
+    "separate_encoder",
 ]

@@ -1,0 +1,208 @@
+"""Separate source-channel coding over the same analog-payload OFDM PHY: the baseline the deep JSCC
+is compared with, as two PDU message blocks that replace ``jscc_encoder`` / ``jscc_decoder``.
+
+``separate_encoder``: image PDU -> codec (JPEG/WebP) at a quality -> frame -> scrambler -> 802.11n
+LDPC at a rate (shortened to fit) -> bit interleaver -> Gray QAM: a c32vector of exactly
+``n_symbols`` channel symbols (unit average power), the JSCC's channel-use budget (512 = k/n 1/6).
+``separate_decoder``: equalised symbols from ``ofdm_rx`` -> blind per-subcarrier reliabilities from
+the frame's ``snr_est_db`` -> max-log LLRs -> LDPC -> codec -> image PDU in the JSCC decoder's
+format, so ``classifier`` and ``metrics_sink`` work unchanged. A frame that fails (LDPC syndrome,
+codec error, bitstream too big for the budget) yields the *fallback image* with ``fallback: True``
+in its metadata: counted, never dropped. Both ends are :class:`semjscc.separate.scheme.SeparateScheme`
+configurations (``semjscc.separate.scheme`` documents the frame and the receiver).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pmt
+
+from semjscc.errors import UsageError
+from semjscc.gr.batched import BatchedPduBlock
+from semjscc.gr.pdus import (
+    c32_vector,
+    check_image_format,
+    empty_like_u8,
+    finite_or,
+    image_from_vector,
+    image_vector,
+    make_pdu,
+)
+from semjscc.imaging import to_float_nchw, to_uint8_nhwc
+from semjscc.separate.codecs import CodecError, available_codecs, make_codec
+from semjscc.separate.modem import MODULATIONS
+from semjscc.separate.scheme import SeparateScheme, codewords_used, pack_frame, phy_decode, phy_encode, unpack_frame
+from semjscc.separate.wifi_ldpc_tables import RATES
+
+SNR_MODES = ("estimate", "fixed")
+EQUALIZERS = ("mmse", "zf", "none")
+
+
+def make_scheme(codec: str, quality: int, modulation: str, rate: str, n_symbols: int, equalizer: str = "mmse",
+                fallback: float = 0.5, max_iter: int = 20, max_payload_len: int = 8192) -> SeparateScheme:
+    """The :class:`SeparateScheme` both blocks share; ``quality`` < 0 picks, per image, the highest
+    quality that fits (its index travels in the frame). Bad parameters raise UsageError."""
+    if codec not in available_codecs():
+        raise UsageError(f"codec must be one of {', '.join(available_codecs())}, got {codec!r}")
+    if modulation not in MODULATIONS:
+        raise UsageError(f"modulation must be one of {', '.join(MODULATIONS)}, got {modulation!r}")
+    if rate not in RATES:
+        raise UsageError(f"code rate must be one of {', '.join(RATES)}, got {rate!r}")
+    if equalizer not in EQUALIZERS:
+        raise UsageError(f"equalizer must be one of {', '.join(EQUALIZERS)}, got {equalizer!r}")
+    if not 0 < int(n_symbols) <= max_payload_len:
+        raise UsageError(f"n_symbols must be in 1..{max_payload_len} (the OFDM TX/RX limit), got {n_symbols}")
+    if not 0.0 <= float(fallback) <= 1.0:
+        raise UsageError(f"fallback grey level must be in [0, 1], got {fallback}")
+    c = make_codec(codec)
+    q = None if int(quality) < 0 else int(quality)
+    try:
+        return SeparateScheme(c, q, modulation, rate, int(n_symbols), equalizer=None if equalizer == "none" else equalizer,
+                              fallback=np.full((3, 32, 32), float(fallback), np.float32), max_iter=int(max_iter))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+class separate_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
+    """Input ``in``: image PDUs (u8vector 32*32*3 HWC or f32vector 3*32*32 CHW). Output ``out``: the same
+    metadata plus ``scheme`` and ``payload_bytes`` (0: the bitstream did not fit, "no image" is sent),
+    with a c32vector of exactly ``n_symbols`` unit-average-power QAM symbols.
+
+    ``codec`` jpeg/webp(/heif), ``quality`` (< 0: the highest that fits, per image), ``modulation``
+    bpsk/qpsk/16qam/64qam, ``rate`` the 802.11n LDPC mother code rate ('1/2', '2/3', '3/4', '5/6')."""
+
+    def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
+                 n_symbols: int = 512, max_batch: int = 64, max_payload_len: int = 8192) -> None:
+        super().__init__("semjscc_separate_encoder", max_batch)
+        self.scheme = make_scheme(codec, quality, modulation, rate, n_symbols, max_payload_len=max_payload_len)
+        self.n_symbols = int(n_symbols)
+        self.stats: Counter[str] = Counter()
+
+    def encode_images(self, images_chw: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """float (B, 3, 32, 32) in [0, 1] -> (complex64 (B, n_symbols), payload bytes per image, 0 = too big)."""
+        s = self.scheme
+        frames, sizes = [], []
+        for im in to_uint8_nhwc(images_chw):
+            payload, qi = s._payload(im)
+            sizes.append(0 if payload is None else len(payload))
+            frames.append(pack_frame(payload, s.layout, qi, s.quality_bits))
+        return phy_encode(np.stack(frames), s.layout), sizes
+
+    def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
+        metas, images = [], []
+        for _msg, meta, vec in items:
+            img = image_from_vector(vec)
+            if img is None:
+                self.dropped += 1  # not a 32x32 RGB image: nothing to send
+                continue
+            metas.append(meta)
+            images.append(img)
+        if not images:
+            return []
+        sym, sizes = self.encode_images(np.stack(images))
+        out = []
+        for meta, s, n in zip(metas, sym, sizes, strict=True):
+            self.stats["images"] += 1
+            if n == 0:
+                self.stats["too_big"] += 1
+            out.append(make_pdu({**meta, "scheme": self.scheme.name, "payload_bytes": n}, c32_vector(s)))
+        return out
+
+
+class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
+    """Input ``in``: PDUs from ``ofdm_rx`` (meta {frame_number, snr_est_db, cfo_hz, header_ok}, c32vector).
+    Output ``out``: the same metadata plus ``decoder_snr_db`` and ``fallback`` (bool; with
+    ``fallback_reason`` ldpc/codec/too_big when True), the image as u8vector (32*32*3 HWC) or
+    f32vector (3*32*32 CHW) per ``output`` -- the ``jscc_decoder``'s format.
+
+    Codec, quality, modulation, rate and n_symbols must match the encoder's. ``equalizer``: the
+    OFDM RX's ('mmse' or 'zf': blind per-subcarrier reliabilities; 'none': plain AWGN LLRs).
+    ``snr_mode`` 'estimate' uses the frame's ``snr_est_db`` (``snr_db`` when missing), 'fixed'
+    always ``snr_db``. Header failures pass through unchanged; a vector that is not ``n_symbols``
+    long is published with ``corrupt: True`` and an empty vector (both as the JSCC decoder does).
+    Counters: ``stats`` (images, fallback, ldpc, codec, too_big), ``corrupt``, ``header_failures``."""
+
+    def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
+                 n_symbols: int = 512, equalizer: str = "mmse", snr_mode: str = "estimate", snr_db: float = 10.0,
+                 output: str = "u8", fallback: float = 0.5, max_iter: int = 20, max_batch: int = 64,
+                 max_payload_len: int = 8192) -> None:
+        super().__init__("semjscc_separate_decoder", max_batch)
+        if snr_mode not in SNR_MODES:
+            raise UsageError(f"decoder snr_mode must be one of {', '.join(SNR_MODES)}, got {snr_mode!r}")
+        self.output = check_image_format(output)
+        self.scheme = make_scheme(codec, quality, modulation, rate, n_symbols, equalizer, fallback, max_iter,
+                                  max_payload_len)
+        self.n_symbols = int(n_symbols)
+        self.snr_mode, self.snr_db = snr_mode, float(snr_db)
+        self.stats: Counter[str] = Counter()
+        self.corrupt = 0
+        self.header_failures = 0
+
+    def set_snr_db(self, snr_db: float) -> None:
+        self.snr_db = float(snr_db)
+
+    @property
+    def fallbacks(self) -> int:
+        return self.stats["fallback"]
+
+    def decode_symbols(self, y: np.ndarray, snr_db: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+        """complex (B, n_symbols), SNR (B,) -> (float images (B, 3, 32, 32), fallback reason or None per image)."""
+        s = self.scheme
+        frames, cw_ok = phy_decode(np.asarray(y, np.complex64), np.asarray(snr_db, np.float64), s.layout,
+                                   s.equalizer, s.max_iter)
+        images = np.empty((len(y), 3, 32, 32), np.float32)
+        reasons: list[str | None] = []
+        for i in range(len(y)):
+            n, qi, payload = unpack_frame(frames[i], s.layout, s.quality_bits)
+            used = int(codewords_used(np.array(max(n, 0)), s.layout, s.quality_bits))
+            reason = None
+            if not cw_ok[i, :used].all():
+                reason = "ldpc"
+            elif n == 0:
+                reason = "too_big"
+            elif n < 0:
+                reason = "codec"  # a length the frame cannot hold: corrupted beyond the syndrome's notice
+            else:
+                try:
+                    q = s.codec.qualities[qi] if s.quality is None else s.quality
+                    images[i] = to_float_nchw(s.codec.decode(payload, q))[0]
+                except (CodecError, IndexError, ValueError, OSError):
+                    reason = "codec"
+            self.stats["images"] += 1
+            if reason is not None:
+                self.stats["fallback"] += 1
+                self.stats[reason] += 1
+                images[i] = s.fallback
+            reasons.append(reason)
+        return images, reasons
+
+    def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
+        out: list[Any] = [None] * len(items)
+        rows, symbols, snrs = [], [], []
+        for i, (msg, meta, vec) in enumerate(items):
+            if not meta.get("header_ok", True):
+                self.header_failures += 1
+                out[i] = msg  # as the receiver sent it: the sink counts it
+                continue
+            if not pmt.is_c32vector(vec) or pmt.length(vec) != self.n_symbols:
+                self.corrupt += 1
+                out[i] = make_pdu({**meta, "corrupt": True, "payload_len": int(pmt.length(vec))}, empty_like_u8())
+                continue
+            y = np.asarray(pmt.c32vector_elements(vec), dtype=np.complex64)
+            rows.append(i)
+            symbols.append(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0))
+            snrs.append(finite_or(meta.get("snr_est_db"), self.snr_db) if self.snr_mode == "estimate" else self.snr_db)
+        if rows:
+            images, reasons = self.decode_symbols(np.stack(symbols), np.asarray(snrs))
+            for i, img, snr, reason in zip(rows, images, snrs, reasons, strict=True):
+                extra: dict[str, Any] = {"decoder_snr_db": snr, "fallback": reason is not None}
+                if reason is not None:
+                    extra["fallback_reason"] = reason
+                out[i] = make_pdu({**items[i][1], **extra}, image_vector(img, self.output))
+        return out
+
+
+__all__ = ["make_scheme", "separate_decoder", "separate_encoder"]
