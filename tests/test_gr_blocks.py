@@ -269,7 +269,7 @@ def test_metrics_sink_accounting(tmp_path: Path) -> None:
         rx(4)  # 2 and 3 (air 65535 and 0) lost: a later frame came first
         post(tb.sink, "received", pdu({"frame_number": (first + 5) % 65536, "header_ok": True, "corrupt": True},
                                       u8_vector([])))
-        rx(6)
+        rx(6, fallback=True)  # separate coding's fallback image: received, and counted as a fallback
         rx(7)
         rx(0)  # a duplicate: late, not counted again
         # 8 and 9 never come: the chain goes quiet and the loss timeout decides
@@ -281,7 +281,7 @@ def test_metrics_sink_accounting(tmp_path: Path) -> None:
     assert s["frames_sent"] == n == s["frames_received"] + s["frames_lost"]
     assert s["frames_received"] == 5 and s["frames_lost"] == 5 and s["frames_in_flight"] == 0
     assert s["lost_by_gap"] == 2 and s["corrupt"] == 1 and s["lost_by_timeout"] == 2
-    assert s["header_crc_failures"] == 1 and s["late_frames"] == 1
+    assert s["header_crc_failures"] == 1 and s["late_frames"] == 1 and s["fallbacks"] == 1
     assert s["accuracy"] == pytest.approx(4 / 5) and s["accuracy_sent"] == pytest.approx(4 / 10)
     assert s["psnr_db"] == pytest.approx(100.0)  # identical images, capped
     assert s["snr_est_db"] == pytest.approx(12.0) and s["done"] is True

@@ -95,7 +95,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._finalized = False
         self.c = dict.fromkeys(("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "corrupt",
                                 "late_frames", "lost_by_gap", "lost_by_timeout", "lost_at_stop", "labelled", "correct",
-                                "labelled_sent"), 0)
+                                "labelled_sent", "fallbacks"), 0)
         self._sums = {"psnr": 0.0, "snr": 0.0, "cfo": 0.0, "latency": 0.0}
 
     # --- scheduler hooks ----------------------------------------------------------------------
@@ -203,6 +203,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             self._record(r, sent, "corrupt", meta, None)
             return
         self.c["frames_received"] += 1
+        # separate coding hands on a fallback image when LDPC or the codec fails: received, but counted
+        self.c["fallbacks"] += int(bool(meta.get("fallback")))
         psnr = _psnr(sent.image, rx)
         self._sums["psnr"] += 0.0 if math.isnan(psnr) else psnr
         snr, cfo = finite_or(meta.get("snr_est_db"), math.nan), finite_or(meta.get("cfo_hz"), math.nan)
@@ -290,7 +292,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             return {
                 "frames_sent": c["frames_sent"], "frames_received": n_rx, "frames_lost": c["frames_lost"],
                 "frames_in_flight": len(self._pending), "header_crc_failures": c["header_crc_failures"],
-                "corrupt": c["corrupt"], "late_frames": c["late_frames"], "lost_by_gap": c["lost_by_gap"],
+                "corrupt": c["corrupt"], "fallbacks": c["fallbacks"], "late_frames": c["late_frames"],
+                "lost_by_gap": c["lost_by_gap"],
                 "lost_by_timeout": c["lost_by_timeout"], "lost_at_stop": c["lost_at_stop"],
                 "accuracy": c["correct"] / c["labelled"] if c["labelled"] else None,
                 # lost frames count as wrong: what the application at the receiver actually got
