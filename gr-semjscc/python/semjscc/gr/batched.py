@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pmt
 from gnuradio import gr
 
-from semjscc.gr.pdus import drain, log, split_pdu
+from semjscc.gr.pdus import drain, empty_like_u8, log, make_pdu, split_pdu
 
 PORT_IN = pmt.intern("in")
 PORT_OUT = pmt.intern("out")
@@ -63,3 +64,28 @@ class BatchedPduBlock(gr.basic_block):
 
     def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
         raise NotImplementedError
+
+
+def triage_received(block: Any, items: list[tuple[Any, dict[str, Any], Any]],
+                    n_symbols: int) -> tuple[list[Any], list[int], list[np.ndarray]]:
+    """What every receive-side decoder does first with the PDUs from ``ofdm_rx``: header failures
+    pass through as the receiver sent them (the sink counts them), a payload that is not
+    ``n_symbols`` complex values goes on as ``corrupt`` with an empty vector, and the rest become
+    finite complex64 arrays. Counts on ``block.header_failures`` / ``block.corrupt``. Returns the
+    output list (filled where already decided), the indices still to decode and their symbols."""
+    out: list[Any] = [None] * len(items)
+    rows: list[int] = []
+    symbols: list[np.ndarray] = []
+    for i, (msg, meta, vec) in enumerate(items):
+        if not meta.get("header_ok", True):
+            block.header_failures += 1
+            out[i] = msg
+            continue
+        if not pmt.is_c32vector(vec) or pmt.length(vec) != n_symbols:
+            block.corrupt += 1
+            out[i] = make_pdu({**meta, "corrupt": True, "payload_len": int(pmt.length(vec))}, empty_like_u8())
+            continue
+        y = np.asarray(pmt.c32vector_elements(vec), dtype=np.complex64)
+        rows.append(i)
+        symbols.append(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0))
+    return out, rows, symbols

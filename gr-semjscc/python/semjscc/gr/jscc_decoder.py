@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pmt
 
 from semjscc.errors import ModelError, UsageError
-from semjscc.gr.batched import BatchedPduBlock, ort_threads
-from semjscc.gr.pdus import check_image_format, empty_like_u8, finite_or, image_vector, make_pdu
+from semjscc.gr.batched import BatchedPduBlock, ort_threads, triage_received
+from semjscc.gr.pdus import check_image_format, finite_or, image_vector, make_pdu
 from semjscc.runtime import load_decoder
 
 SNR_MODES = ("estimate", "fixed")
@@ -56,22 +55,9 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         return float(np.clip(snr, *self._range))
 
     def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
-        out: list[Any] = [None] * len(items)
-        rows, symbols, snrs = [], [], []
-        for i, (msg, meta, vec) in enumerate(items):
-            if not meta.get("header_ok", True):
-                self.header_failures += 1
-                out[i] = msg  # as the receiver sent it: the sink counts it
-                continue
-            if not pmt.is_c32vector(vec) or pmt.length(vec) != self.n_symbols:
-                self.corrupt += 1
-                out[i] = make_pdu({**meta, "corrupt": True, "payload_len": int(pmt.length(vec))}, empty_like_u8())
-                continue
-            y = np.asarray(pmt.c32vector_elements(vec), dtype=np.complex64)
-            y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
-            rows.append(i)
-            symbols.append(np.stack([y.real, y.imag], axis=-1))
-            snrs.append(self._snr_for(meta))
+        out, rows, ys = triage_received(self, items, self.n_symbols)
+        symbols = [np.stack([y.real, y.imag], axis=-1) for y in ys]
+        snrs = [self._snr_for(items[i][1]) for i in rows]
         if rows:
             images = self.decoder.run(np.stack(symbols).astype(np.float32), np.asarray(snrs, dtype=np.float32))
             for i, img, snr in zip(rows, images, snrs, strict=True):

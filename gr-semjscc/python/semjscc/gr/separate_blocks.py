@@ -18,23 +18,21 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-import pmt
 
 from semjscc.errors import UsageError
-from semjscc.gr.batched import BatchedPduBlock
+from semjscc.gr.batched import BatchedPduBlock, triage_received
 from semjscc.gr.pdus import (
     c32_vector,
     check_image_format,
-    empty_like_u8,
     finite_or,
     image_from_vector,
     image_vector,
     make_pdu,
 )
-from semjscc.imaging import to_float_nchw, to_uint8_nhwc
-from semjscc.separate.codecs import CodecError, available_codecs, make_codec
+from semjscc.imaging import to_uint8_nhwc
+from semjscc.separate.codecs import available_codecs, make_codec
 from semjscc.separate.modem import MODULATIONS
-from semjscc.separate.scheme import SeparateScheme, codewords_used, pack_frame, phy_decode, phy_encode, unpack_frame
+from semjscc.separate.scheme import SeparateScheme, pack_frame, phy_encode
 from semjscc.separate.wifi_ldpc_tables import RATES
 
 SNR_MODES = ("estimate", "fixed")
@@ -137,9 +135,12 @@ class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
                                   max_payload_len)
         self.n_symbols = int(n_symbols)
         self.snr_mode, self.snr_db = snr_mode, float(snr_db)
-        self.stats: Counter[str] = Counter()
         self.corrupt = 0
         self.header_failures = 0
+
+    @property
+    def stats(self) -> Counter[str]:
+        return self.scheme.stats  # this block's own scheme instance: its counts are the block's
 
     def set_snr_db(self, snr_db: float) -> None:
         self.snr_db = float(snr_db)
@@ -148,55 +149,12 @@ class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     def fallbacks(self) -> int:
         return self.stats["fallback"]
 
-    def decode_symbols(self, y: np.ndarray, snr_db: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
-        """complex (B, n_symbols), SNR (B,) -> (float images (B, 3, 32, 32), fallback reason or None per image)."""
-        s = self.scheme
-        frames, cw_ok = phy_decode(np.asarray(y, np.complex64), np.asarray(snr_db, np.float64), s.layout,
-                                   s.equalizer, s.max_iter)
-        images = np.empty((len(y), 3, 32, 32), np.float32)
-        reasons: list[str | None] = []
-        for i in range(len(y)):
-            n, qi, payload = unpack_frame(frames[i], s.layout, s.quality_bits)
-            used = int(codewords_used(np.array(max(n, 0)), s.layout, s.quality_bits))
-            reason = None
-            if not cw_ok[i, :used].all():
-                reason = "ldpc"
-            elif n == 0:
-                reason = "too_big"
-            elif n < 0:
-                reason = "codec"  # a length the frame cannot hold: corrupted beyond the syndrome's notice
-            else:
-                try:
-                    q = s.codec.qualities[qi] if s.quality is None else s.quality
-                    images[i] = to_float_nchw(s.codec.decode(payload, q))[0]
-                except (CodecError, IndexError, ValueError, OSError):
-                    reason = "codec"
-            self.stats["images"] += 1
-            if reason is not None:
-                self.stats["fallback"] += 1
-                self.stats[reason] += 1
-                images[i] = s.fallback
-            reasons.append(reason)
-        return images, reasons
-
     def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
-        out: list[Any] = [None] * len(items)
-        rows, symbols, snrs = [], [], []
-        for i, (msg, meta, vec) in enumerate(items):
-            if not meta.get("header_ok", True):
-                self.header_failures += 1
-                out[i] = msg  # as the receiver sent it: the sink counts it
-                continue
-            if not pmt.is_c32vector(vec) or pmt.length(vec) != self.n_symbols:
-                self.corrupt += 1
-                out[i] = make_pdu({**meta, "corrupt": True, "payload_len": int(pmt.length(vec))}, empty_like_u8())
-                continue
-            y = np.asarray(pmt.c32vector_elements(vec), dtype=np.complex64)
-            rows.append(i)
-            symbols.append(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0))
-            snrs.append(finite_or(meta.get("snr_est_db"), self.snr_db) if self.snr_mode == "estimate" else self.snr_db)
+        out, rows, symbols = triage_received(self, items, self.n_symbols)
+        snrs = [finite_or(items[i][1].get("snr_est_db"), self.snr_db) if self.snr_mode == "estimate" else self.snr_db
+                for i in rows]
         if rows:
-            images, reasons = self.decode_symbols(np.stack(symbols), np.asarray(snrs))
+            images, reasons = self.scheme.decode_frames(np.stack(symbols), np.asarray(snrs))
             for i, img, snr, reason in zip(rows, images, snrs, reasons, strict=True):
                 extra: dict[str, Any] = {"decoder_snr_db": snr, "fallback": reason is not None}
                 if reason is not None:

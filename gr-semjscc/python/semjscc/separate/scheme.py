@@ -310,9 +310,15 @@ class SeparateScheme:
         return symbols_to_real(phy_encode(np.stack(frames), self.layout))
 
     def decode(self, symbols: np.ndarray, snr_db: np.ndarray) -> np.ndarray:
-        y = real_to_symbols(np.asarray(symbols))
-        frames, cw_ok = phy_decode(y, np.asarray(snr_db), self.layout, self.equalizer, self.max_iter)
+        return self.decode_frames(real_to_symbols(np.asarray(symbols)), np.asarray(snr_db))[0]
+
+    def decode_frames(self, y: np.ndarray, snr_db: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+        """Complex symbols (B, n) -> images (B, 3, 32, 32) and, per image, why it fell back to
+        ``fallback`` (ldpc, too_big, codec) or None; counted in ``stats``."""
+        frames, cw_ok = phy_decode(np.asarray(y, np.complex64), np.asarray(snr_db, np.float64), self.layout,
+                                   self.equalizer, self.max_iter)
         out = np.empty((len(y), 3, 32, 32), np.float32)
+        reasons: list[str | None] = []
         for i in range(len(y)):
             self.stats["images"] += 1
             n, qi, payload = unpack_frame(frames[i], self.layout, self.quality_bits)
@@ -328,13 +334,14 @@ class SeparateScheme:
                 try:
                     q = self.codec.qualities[qi] if self.quality is None else self.quality
                     out[i] = to_float_nchw(self.codec.decode(payload, q))[0]
-                except (CodecError, IndexError):
+                except (CodecError, IndexError, ValueError, OSError):
                     reason = "codec"
             if reason is not None:
                 self.stats["fallback"] += 1
                 self.stats[reason] += 1
                 out[i] = self.fallback
-        return out
+            reasons.append(reason)
+        return out, reasons
 
     @property
     def fallback_rate(self) -> float:
