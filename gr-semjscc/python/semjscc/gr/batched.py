@@ -15,7 +15,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from semjscc.gr.pdus import drain, empty_like_u8, log, make_pdu, split_pdu
+from semjscc.gr.pdus import drain, empty_like_u8, image_from_vector, log, make_pdu, split_pdu
 
 PORT_IN = pmt.intern("in")
 PORT_OUT = pmt.intern("out")
@@ -89,3 +89,17 @@ def triage_received(block: Any, items: list[tuple[Any, dict[str, Any], Any]],
         rows.append(i)
         symbols.append(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0))
     return out, rows, symbols
+
+
+def collect_images(block: Any, items: list[tuple[Any, dict[str, Any], Any]]) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """The transmit-side encoders' first step: the metadata and image of every PDU that holds a
+    32x32 RGB image; anything else counts on ``block.dropped`` (there is nothing to send)."""
+    metas, images = [], []
+    for _msg, meta, vec in items:
+        img = image_from_vector(vec)
+        if img is None:
+            block.dropped += 1
+            continue
+        metas.append(meta)
+        images.append(img)
+    return metas, images

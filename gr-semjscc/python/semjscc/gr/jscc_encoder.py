@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from semjscc.errors import ModelError
-from semjscc.gr.batched import BatchedPduBlock, ort_threads
-from semjscc.gr.pdus import c32_vector, image_from_vector, make_pdu
+from semjscc.gr.batched import BatchedPduBlock, collect_images, ort_threads
+from semjscc.gr.pdus import c32_vector, make_pdu
 from semjscc.imaging import IMAGE_SHAPE
 from semjscc.runtime import load_encoder
 
@@ -45,14 +45,7 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         return float(card.snr_db[0])
 
     def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
-        metas, images = [], []
-        for _msg, meta, vec in items:
-            img = image_from_vector(vec)
-            if img is None:
-                self.dropped += 1  # not a 32x32 RGB image: nothing to send
-                continue
-            metas.append(meta)
-            images.append(img)
+        metas, images = collect_images(self, items)
         if not images:
             return []
         z = self.encoder.run(np.stack(images), self._model_snr())

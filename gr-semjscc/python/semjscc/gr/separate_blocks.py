@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 
 from semjscc.errors import UsageError
-from semjscc.gr.batched import BatchedPduBlock, triage_received
+from semjscc.gr.batched import BatchedPduBlock, collect_images, triage_received
 from semjscc.gr.pdus import (
     c32_vector,
     check_image_format,
     finite_or,
-    image_from_vector,
     image_vector,
     make_pdu,
 )
@@ -90,14 +89,7 @@ class separate_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         return phy_encode(np.stack(frames), s.layout), sizes
 
     def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
-        metas, images = [], []
-        for _msg, meta, vec in items:
-            img = image_from_vector(vec)
-            if img is None:
-                self.dropped += 1  # not a 32x32 RGB image: nothing to send
-                continue
-            metas.append(meta)
-            images.append(img)
+        metas, images = collect_images(self, items)
         if not images:
             return []
         sym, sizes = self.encode_images(np.stack(images))
