@@ -218,11 +218,9 @@ def _batch_of(a: Any) -> int:
     return a.shape[0] if isinstance(a, np.ndarray) and a.ndim > 0 else 0
 
 
-class EncoderSession(OnnxModel):
-    """images (B,3,32,32) float32 in [0,1], snr_db (B,) or a float -> symbols (B, k, 2) float32
-    (real, imag) with unit average power per image."""
-
-    role = "encoder"
+class _JSCCSession(OnnxModel):
+    """What the encoder and decoder share: the symbol count and k/n of the card, and an SNR input
+    (a float is broadcast over the batch)."""
 
     @property
     def n_symbols(self) -> int:
@@ -231,6 +229,16 @@ class EncoderSession(OnnxModel):
     @property
     def kn(self) -> float:
         return float(self.card.kn or 0.0)
+
+    def run(self, x: np.ndarray, snr_db: float | np.ndarray) -> np.ndarray:
+        return self._run(x, _snr_vector(snr_db, _batch_of(x)))
+
+
+class EncoderSession(_JSCCSession):
+    """images (B,3,32,32) float32 in [0,1], snr_db (B,) or a float -> symbols (B, k, 2) float32
+    (real, imag) with unit average power per image."""
+
+    role = "encoder"
 
     def _input_tails(self) -> list[tuple[int, ...]]:
         return [tuple(self.card.image_shape), ()]
@@ -238,31 +246,17 @@ class EncoderSession(OnnxModel):
     def output_tail(self) -> tuple[int, ...]:
         return (self.n_symbols, 2)
 
-    def run(self, images: np.ndarray, snr_db: float | np.ndarray) -> np.ndarray:
-        return self._run(images, _snr_vector(snr_db, _batch_of(images)))
 
-
-class DecoderSession(OnnxModel):
+class DecoderSession(_JSCCSession):
     """symbols (B, k, 2) float32 (equalised), snr_db (B,) or a float -> images (B,3,32,32) in [0,1]."""
 
     role = "decoder"
-
-    @property
-    def n_symbols(self) -> int:
-        return int(self.card.n_symbols or 0)
-
-    @property
-    def kn(self) -> float:
-        return float(self.card.kn or 0.0)
 
     def _input_tails(self) -> list[tuple[int, ...]]:
         return [(self.n_symbols, 2), ()]
 
     def output_tail(self) -> tuple[int, ...]:
         return tuple(self.card.image_shape)
-
-    def run(self, symbols: np.ndarray, snr_db: float | np.ndarray) -> np.ndarray:
-        return self._run(symbols, _snr_vector(snr_db, _batch_of(symbols)))
 
 
 class ClassifierSession(OnnxModel):
