@@ -193,6 +193,53 @@ def test_garbage_input_never_raises(kind: str, burst_train: tuple) -> None:
         assert frames == []
 
 
+def periodic_input(kind: str, n: int = 300_000) -> np.ndarray:
+    """Signal-free input that Schmidl & Cox finds everywhere: periodic with half a symbol, or nearly."""
+    rng = np.random.default_rng(12)
+    t = np.arange(n)
+    if kind.startswith("tone+noise"):  # "tone+noise <tone-to-noise dB>"
+        snr = float(kind.split()[1])
+        return (np.exp(2j * np.pi * 0.0123 * t) + 10 ** (-snr / 20) * cn(rng, n)).astype(np.complex64)
+    if kind.startswith("tone"):  # "tone <f>" in cycles per sample: on a subcarrier, between two, near DC
+        return np.exp(2j * np.pi * float(kind.split()[1]) * t).astype(np.complex64)
+    if kind == "two tones":
+        return (np.exp(2j * np.pi * 4 / 64 * t) + np.exp(2j * np.pi * 7 / 64 * t + 1)).astype(np.complex64)
+    if kind == "comb":  # six tones two subcarriers apart: half-symbol periodic, energy on six carriers
+        return np.exp(2j * np.pi * np.outer(t, 0.013 + np.arange(6) / 32) + 1j * np.arange(6)).sum(1).astype(np.complex64)
+    if kind == "sync_word1 half":  # the preamble's periodic half, repeated forever
+        half = np.fft.ifft(np.asarray(NUM.sync_word1), norm="ortho")[:NUM.fft_len // 2]
+        return np.tile(half, n // len(half)).astype(np.complex64)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["tone 0.0123", "tone 0.078125", "tone 0.0859375", "tone -0.3125", "tone 0.001",
+                                  "tone 0.0046875", "tone 0", "tone 0.45", "tone+noise 20", "tone+noise 0",
+                                  "tone+noise -3", "two tones", "comb", "sync_word1 half"])
+def test_tone_and_periodic_input_give_no_frames(kind: str) -> None:
+    """A tone is periodic with every period: it passes Schmidl & Cox and, on the carrier holding its
+    energy, the preamble correlation (rho = 1). The spread checks must reject it, alone, in noise,
+    with others, and any half-symbol periodic signal (nothing on sync_word2's odd carriers)."""
+    x = periodic_input(kind)
+    rx = OFDMReceiver()
+    frames = [f for i in range(0, len(x), 8192) for f in rx.process(x[i:i + 8192])] + rx.flush()
+    assert frames == [], f"{kind}: {len(frames)} false frames"
+    assert rx.stats.candidates > 0  # the input did reach the preamble checks
+    if not kind.startswith("tone+noise"):  # noise alone yields validated (then rejected) candidates
+        assert rx.stats.validated == 0
+
+
+def test_frames_next_to_a_tone_still_decode(burst_train: tuple) -> None:
+    """The spread checks look at each candidate: a tone that stops before the bursts costs none of
+    them. (One that stops less than ~100 samples before a preamble merges with its Schmidl & Cox
+    plateau and hides it, with or without the checks.)"""
+    x, sent, _ = burst_train
+    y = channel(x, np.random.default_rng(16), snr_db=10.0, cfo_hz=-15e3, taps=[0.8, 0, 0.5j, 0.3], lead=3300)
+    y[:3000] = np.exp(2j * np.pi * 0.0123 * np.arange(3000))  # a CW source, then noise, then the bursts
+    frames = receive(y)
+    assert [f.frame_number for f in frames if f.header_ok] == list(range(len(sent)))
+    assert all(f.header_ok for f in frames)
+
+
 def test_chunked_streaming_matches_whole(burst_train: tuple) -> None:
     x = burst_train[0]
     y = channel(x, np.random.default_rng(11), snr_db=12.0, cfo_hz=3e3)
@@ -256,3 +303,27 @@ def test_truncated_last_burst_is_not_delivered_with_zeros(burst_train: tuple) ->
     assert len(short) == len(sent) and payload_snr_db(short, sent) > 19.0
     cut = receive(y[:end_last - 300])  # burst cut in its payload: dropped, not zero-filled
     assert [f.frame_number for f in cut] == list(range(len(sent) - 1))
+
+
+@pytest.mark.parametrize("where", ["payload", "header", "preamble"])
+def test_idle_flush_holds_a_burst_still_arriving(burst_train: tuple, where: str) -> None:
+    """The GNU Radio block flushes when its input pauses; upstream may pause mid-burst. A holding
+    flush decides on complete bursts and keeps the one still arriving for the next samples."""
+    x, sent, starts = burst_train
+    y = channel(x, np.random.default_rng(16), snr_db=20.0)
+    offset = {"payload": 6 * NUM.symbol_len, "header": 3 * NUM.symbol_len, "preamble": NUM.symbol_len // 2}[where]
+    cut = int(starts[12]) + offset
+    rx = OFDMReceiver()
+    first = rx.process(y[:cut]) + rx.flush(hold_incomplete=True)
+    assert [f.frame_number for f in first] == list(range(12)) and all(f.header_ok for f in first)
+    again = rx.flush(hold_incomplete=True)  # nothing new arrived: still held, nothing decided
+    assert again == [] and rx.buffered > 0
+    rest = rx.process(y[cut:]) + rx.flush()
+    assert [f.start for f in first + rest] == list(starts) and all(f.header_ok for f in rest)
+    assert payload_snr_db(first + rest, sent) > 19.0
+    assert rx.stats.cut_short == 0 and rx.stats.header_failed == 0
+    # a final flush at the same point drops the cut burst and counts it
+    rx = OFDMReceiver()
+    dropped = rx.process(y[:cut]) + rx.flush()
+    assert len([f for f in dropped if f.header_ok]) == 12
+    assert rx.stats.cut_short + rx.stats.header_failed + rx.stats.rejected >= (where != "preamble")

@@ -1,20 +1,18 @@
-"""Reliability: a short soak of the simulated flowgraph under random impairments, and signal-free or
-garbage input (noise, a tone, zeros, huge values, NaN/inf) to the numpy receiver and the GNU Radio
-RX block: no exception, bounded time, false detections counted per frame slot."""
+"""Reliability: signal-free or garbage input (noise, a tone, zeros, huge values, NaN/inf) to the
+numpy receiver and the GNU Radio RX block: no exception, bounded time, false detections counted per
+frame slot. The soak is in test_soak.py."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
 from semjscc.phy.rx import OFDMReceiver
 from semjscc.phy.tx import modulate_stream
-from semjscc.soak import noise_false_frames, random_impairments, rss_kib
+from semjscc.soak import noise_false_frames
 
 N_GARBAGE = 200_000
 SLOT = FMT.burst_samples(512)  # one burst of the shipped models' 512-symbol frames
@@ -54,12 +52,7 @@ KINDS = ("noise", "loud-noise", "tone", "dc", "zeros", "huge", "nan", "inf", "mi
 
 
 # --- numpy receiver --------------------------------------------------------------------------
-TONE_GAP = pytest.mark.xfail(strict=True, reason="known gap: a CW tone is periodic with every period, so it passes "
-                             "Schmidl & Cox and the preamble validation (rho = 1.0) and is reported as a header-CRC "
-                             "failure about once per frame slot (nothing reaches the decoder: header_ok stays 0)")
-
-
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=TONE_GAP) if k == "tone" else k for k in KINDS])
+@pytest.mark.parametrize("kind", KINDS)
 def test_numpy_rx_survives_garbage(kind: str) -> None:
     rx = OFDMReceiver(FMT)
     x = garbage(kind)
@@ -95,14 +88,15 @@ def test_noise_false_frame_rate_small() -> None:
     assert r["samples"] == 300_000 and r["slot_samples"] == SLOT
     assert r["false_frames_per_slot"] <= MAX_FALSE_PER_SLOT
     assert r["false_header_ok"] <= r["false_frames"]
-    # the tone gap (see TONE_GAP): reported as header failures, never with a passing header
+    # a tone passes Schmidl & Cox and, on its one carrier, the preamble correlation: the receiver's
+    # spread checks reject it before the header (measured: 0 in 10^7 samples)
     tone = noise_false_frames(n_samples=100_000, kind="tone")
-    assert tone["false_header_ok"] == 0 and tone["false_frames_per_slot"] <= 0.5
+    assert tone["false_frames"] == 0 and tone["validated"] == 0
 
 
 # --- GNU Radio RX block ------------------------------------------------------------------------
 @pytest.mark.gnuradio
-@pytest.mark.parametrize("kind", ("noise", pytest.param("tone", marks=TONE_GAP), "zeros", "huge", "nan", "inf", "mixed"))
+@pytest.mark.parametrize("kind", ("noise", "tone", "zeros", "huge", "nan", "inf", "mixed"))
 def test_gr_rx_block_survives_garbage(kind: str) -> None:
     pytest.importorskip("gnuradio.gr")
     from gnuradio import blocks, gr
@@ -130,44 +124,3 @@ def test_gr_rx_block_survives_garbage(kind: str) -> None:
     assert rx.frames_ok == 0
     false = rx.frames_ok + rx.frames_failed
     assert false / (len(x) / SLOT) <= MAX_FALSE_PER_SLOT, f"{kind}: {false} false frames"
-
-
-# --- soak ----------------------------------------------------------------------------------------
-def test_random_impairments_in_range() -> None:
-    from semjscc.gr.sim_loopback import multipath_taps
-
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        imp = random_impairments(rng)
-        assert 0 <= imp["snr_db"] <= 20 and abs(imp["cfo_hz"]) <= 20_000 and abs(imp["epsilon"] - 1) <= 20e-6
-        taps = multipath_taps(imp["multipath"])  # parses, fits in the cyclic prefix, unit energy
-        assert 1 <= len(taps) <= 8 and abs(sum(abs(t) ** 2 for t in taps) - 1) < 1e-9
-    assert rss_kib() > 0
-
-
-@pytest.mark.gnuradio
-def test_soak_cli_accounts_for_every_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path_factory: pytest.TempPathFactory) -> None:
-    pytest.importorskip("gnuradio.gr")
-    from conftest import fake_split, write_pickles
-    from gr_tiny_zoo import tiny_zoo
-    from semjscc.cli import main
-    from semjscc.soak import run_soak
-
-    zoo = tiny_zoo(tmp_path_factory)
-    data = write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(3, 1), fake_split(3, 2))
-    r = run_soak(40, seed=2, chunk=20, model=str(zoo / "jscc-kn6"), classifier=str(zoo / "classifier"),
-                 source=str(data))
-    assert r["frames_sent"] == 40 and r["exceptions"] == 0 and r["invariant_ok"]
-    assert r["frames_received"] + r["frames_lost"] == 40 and len(r["chunks"]) == 2
-    assert all(c["done"] for c in r["chunks"])
-    assert r["rss_kib_start"] > 0 and r["rss_kib_end"] > 0 and r["elapsed_s"] > 0
-    # the CLI: JSON with meta + rows, exit 0
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "soak.json"
-    rc = main(["bench", "soak", "--frames", "10", "--chunk", "5", "--seed", "1", "--model", str(zoo / "jscc-kn6"),
-               "--source", str(data), "--json", str(out)])
-    assert rc == 0
-    doc = json.loads(out.read_text())
-    assert doc["meta"]["benchmark"] == "soak" and doc["rows"][0]["frames_sent"] == 10
-    assert doc["frames_sent"] == doc["frames_received"] + doc["frames_lost"]

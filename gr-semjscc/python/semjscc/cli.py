@@ -3,16 +3,27 @@
 Each subcommand lives in the module that owns its work and registers itself through
 ``add_parser(subparsers)``; this file only wires them together and turns user errors into
 one line on stderr (exit 2 for usage errors) instead of a traceback.
+
+Stopping: Ctrl-C (SIGINT) and SIGTERM take the same path. SIGTERM is turned into
+:class:`~semjscc.stopping.Terminated`, a ``KeyboardInterrupt``, so every command's clean-up for Ctrl-C runs
+for it too; long runs (``run``, ``ota``, training) hold both signals with
+:func:`~semjscc.stopping.deferred_signals` while
+they wrap up, write what was measured (and training a resumable checkpoint), then stop. The exit
+status is 128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from semjscc import __version__
 from semjscc.errors import SemJSCCError
+from semjscc.stopping import interrupt_in_chain, on_stop_signal, requested, stop_signal
 
 # Modules that register subcommands. Imported lazily inside add_parser so that
 # `semjscc --help` does not import torch.
@@ -31,15 +42,14 @@ _COMMAND_MODULES = (
     "semjscc.commands.ota_cmd",
     "semjscc.commands.replay_cmd",
 )
-
-
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     parser = argparse.ArgumentParser(
         prog="semjscc",
         description="Semantic-aware deep joint source-channel coding for images: train, export, "
-        "evaluate and run over GNU Radio.",
+        "evaluate and run over GNU Radio. Ctrl-C or SIGTERM stops a command; run, ota and train first "
+        "write what they have measured (exit status 130 for Ctrl-C, 143 for SIGTERM).",
     )
     parser.add_argument("--version", action="version", version=f"gr-semjscc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -49,16 +59,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    on_main = threading.current_thread() is threading.main_thread()
+    old: dict[int, Any] = {}
+    if on_main:
+        requested.clear()
+        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_stop_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored
+            old[signal.SIGINT] = signal.signal(signal.SIGINT, on_stop_signal)
+    command = ""
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f" {args.command}"
         return int(args.func(args) or 0)
-    except SemJSCCError as e:
-        print(f"semjscc {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        return _interrupted(command, stop_signal(e))
+    except Exception as e:
+        cause = interrupt_in_chain(e)
+        if cause is not None or requested:  # the error is what the interrupt left behind
+            return _interrupted(command, stop_signal(cause) if cause is not None else signal.Signals(requested[0]))
+        if not isinstance(e, SemJSCCError):
+            raise
+        print(f"semjscc{command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print(f"semjscc {args.command}: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if on_main:
+            requested.clear()
+
+
+def _interrupted(command: str, signum: signal.Signals) -> int:
+    how = "by SIGTERM" if signum == signal.SIGTERM else "(Ctrl-C)"
+    print(f"semjscc{command}: interrupted {how}", file=sys.stderr)
+    return 128 + int(signum)
 
 
 if __name__ == "__main__":

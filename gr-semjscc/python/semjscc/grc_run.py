@@ -3,15 +3,19 @@
 A .grc is compiled with ``grcc`` into a scratch directory and the generated script is run with
 this interpreter (the venv's: it sees semjscc and ONNX Runtime), its GRC parameters given as
 command-line options. A failure in the script (a missing model, say) is turned back into the one
-line its exception carried.
+line its exception carried. Ctrl-C and SIGTERM are passed on to the script, which stops its top
+block (its metrics sink then writes what was measured), before they stop this process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from semjscc.paths import REPO_ROOT
 FLOWGRAPHS_DIR = REPO_ROOT / "flowgraphs"
 _OPTION = re.compile(r'parser\.add_argument\(\s*(?:"-\w",\s*)?"(--[\w-]+)"')
 _ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception))\s*:\s*(.+)$")
+STOP_GRACE_S = 30.0  # how long a stopped flowgraph script gets to stop its top block and write its JSON
 
 
 def shipped_flowgraphs() -> list[str]:
@@ -88,16 +93,41 @@ def error_line(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def run_script(script: Path, args: list[str], timeout_s: float, env: dict[str, str] | None = None) -> str:
-    """Run a generated flowgraph to completion with this interpreter; its output (stdout + stderr)."""
-    try:
-        r = subprocess.run([sys.executable, "-u", str(script), *args], capture_output=True, text=True,
-                           env=env or grc_env(), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"{script.name} did not finish within {timeout_s:.0f} s (raise --timeout, or check that "
-                         f"its image source stops and its metrics sink acks back)") from None
-    out = r.stdout + r.stderr
-    if r.returncode != 0:
+def run_script(script: Path, args: list[str], timeout_s: float, env: dict[str, str] | None = None,
+               grace_s: float = STOP_GRACE_S) -> str:
+    """Run a generated flowgraph to completion with this interpreter; its output (stdout + stderr).
+
+    The script runs in its own process group, so a Ctrl-C at the terminal reaches only this
+    process, which passes it on once: on SIGINT or SIGTERM the script gets the same signal (GRC's
+    generated ``main`` then stops its top block, and the metrics sink writes its JSON on stop), is
+    waited for up to ``grace_s`` (then killed), and only then is the signal delivered here
+    (``KeyboardInterrupt`` under ``semjscc``): whatever the script measured is on disk by then."""
+    from semjscc.stopping import deferred_signals
+
+    with tempfile.TemporaryFile("w+") as log, deferred_signals() as held:
+        proc = subprocess.Popen([sys.executable, "-u", str(script), *args], stdout=log, stderr=subprocess.STDOUT,
+                                text=True, env=env or grc_env(), process_group=0)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while proc.poll() is None and not held:
+                if time.monotonic() > deadline:
+                    raise UsageError(f"{script.name} did not finish within {timeout_s:.0f} s (raise --timeout, or check "
+                                     f"that its image source stops and its metrics sink acks back)")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(0.05)
+            if held and proc.poll() is None:
+                proc.send_signal(held[0])
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(grace_s)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        out = log.read()
+        if held:
+            return out  # stopped on purpose: what the script wrote is for the caller to collect
+    if proc.returncode != 0:
         line = error_line(out)
         cls = ModelError if line.startswith("ModelError") else UsageError
         raise cls(f"{script.stem} failed: {line.split(': ', 1)[-1] if cls is ModelError else line}")

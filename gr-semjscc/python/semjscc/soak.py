@@ -1,29 +1,34 @@
 """Reliability measurements: a long soak of the simulated flowgraph under random impairments, and
 the false-frame rate of the receiver on noise-only input (``semjscc bench soak``).
 
-The simulated flowgraph (:mod:`semjscc.gr.sim_loopback`) fixes its channel when it is built, so
-the soak runs it in chunks: each chunk is a fresh top block with a new random draw of SNR, CFO,
-sample clock offset and multipath, and the chunks' counters are summed. Building a fresh top block
-per chunk also exercises setup/teardown, where leaks (threads, sessions, buffers) would show up
-as resident memory growing from chunk to chunk.
+The soak runs *one* long-lived simulated flowgraph (:mod:`semjscc.gr.sim_loopback`) whose channel
+is a :class:`~semjscc.gr.burst_channel.burst_channel`: every frame meets a fresh random SNR, CFO,
+timing offset and multipath profile (:mod:`semjscc.phy.impairments`), and a sample clock offset
+drawn once per soak runs through the whole stream. That is what a researcher's hours-long
+experiment looks like, so resident memory is sampled as frames are accounted for and its growth
+from frame 1,000 to the end is reported; a chain that stops moving (no frame accounted for
+``stall_timeout_s``) is stopped and counted as an exception.
 """
 
 from __future__ import annotations
 
+import csv
 import math
+import tempfile
 import time
-import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semjscc.errors import UsageError
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
+from semjscc.phy.impairments import MAX_CFO_HZ
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 
-MAX_SOAK_CFO_HZ = 20_000.0  # +-20 kHz at 1 MS/s: well inside the receiver's 3-subcarrier search range
 MAX_CLOCK_PPM = 20.0  # sample clock offset, a cheap TCXO pair
+RSS_REFERENCE_FRAME = 1000  # memory growth is measured from here (start-up and warm-up excluded)
+SNR_BIN_DB = 4.0
 COUNTERS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "corrupt", "late_frames",
             "rx_frames_ok", "rx_frames_failed", "decoder_corrupt", "block_errors")
 
@@ -40,117 +45,198 @@ def rss_kib() -> int:
     return 0
 
 
-def random_impairments(rng: np.random.Generator) -> dict[str, Any]:
-    """One random channel: SNR U(0, 20) dB, CFO U(+-20 kHz), clock offset U(+-20 ppm) (a timing
-    drift across the burst), 1-8 random complex taps with decaying power (inside the cyclic prefix)."""
-    n_taps = int(rng.integers(1, 9))
-    power = np.exp(-np.arange(n_taps) / rng.uniform(0.5, 3.0))
-    taps = np.sqrt(power / 2) * (rng.standard_normal(n_taps) + 1j * rng.standard_normal(n_taps))
-    return {"snr_db": float(rng.uniform(0.0, 20.0)), "cfo_hz": float(rng.uniform(-MAX_SOAK_CFO_HZ, MAX_SOAK_CFO_HZ)),
-            "epsilon": 1.0 + float(rng.uniform(-MAX_CLOCK_PPM, MAX_CLOCK_PPM)) * 1e-6,
-            "multipath": ",".join(f"({t.real:.5f}{t.imag:+.5f}j)" for t in taps)}
+def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", source: str = "",
+             device: str = "cpu", snr_db: tuple[float, float] = (0.0, 20.0), max_cfo_hz: float = MAX_CFO_HZ,
+             clock_ppm: float | None = None, stall_timeout_s: float = 30.0, report_every: int = 1000,
+             csv_path: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``frames`` frames through one simulated flowgraph, a random channel per frame.
 
-
-def run_soak(frames: int, seed: int = 0, chunk: int = 50, model: str = "", classifier: str = "", source: str = "",
-             device: str = "cpu", chunk_timeout_s: float = 60.0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """``frames`` frames through the simulated flowgraph, ``chunk`` frames per random channel.
-
-    Returns totals of the sink's and receiver's counters, ``exceptions`` (chunks that raised, with
-    the first line of each), accuracy over received frames, RSS at start / after the chunk holding
-    frame ~10% / at the end, elapsed time, the per-chunk rows, and ``invariant_ok``:
-    sent == received + lost for the totals and every chunk."""
-    from semjscc.gr.sim_loopback import SimConfig, run_sim
+    Returns the sink's and receiver's counters, ``exceptions`` (block errors, a stall, or an
+    exception around the run, with messages), accuracy, ``checkpoints`` (counters, RSS and time every
+    ``report_every`` accounted frames), RSS at start / at frame ``RSS_REFERENCE_FRAME`` (or half of a
+    shorter soak) / at the end, per-SNR-bin results (``by_snr``: the drawn SNR of each frame) and
+    ``invariant_ok``: sent == received + lost. ``clock_ppm`` None draws it in +-``MAX_CLOCK_PPM``.
+    Ctrl-C stops the run early with what was measured (``interrupted``)."""
+    from semjscc.gr.burst_channel import burst_channel
+    from semjscc.gr.sim_loopback import SimConfig, sim_loopback
     from semjscc.shipped import JSCC_SEMANTIC
+    from semjscc.stopping import deferred_signals, stopped_by
 
-    if frames <= 0 or chunk <= 0:
-        raise ValueError("frames and chunk must be > 0")
+    if frames <= 0:
+        raise ValueError("frames must be > 0")
     rng = np.random.default_rng(seed)
-    totals = dict.fromkeys(COUNTERS, 0)
-    correct = 0.0
-    errors: list[str] = []
-    rows: list[dict[str, Any]] = []
+    ppm = float(rng.uniform(-MAX_CLOCK_PPM, MAX_CLOCK_PPM)) if clock_ppm is None else float(clock_ppm)
+    tmp = None
+    if csv_path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="semjscc-soak-")
+        csv_path = Path(tmp.name) / "frames.csv"
     rss_start = rss_kib()
-    rss_10pct: int | None = None
-    t0 = time.monotonic()
-    done = 0
-    while done < frames:
-        n = min(chunk, frames - done)
-        imp = random_impairments(rng)
-        cfg = SimConfig(frames=n, model=model or JSCC_SEMANTIC, seed=int(rng.integers(2**31)),
-                        classifier=classifier, source=source, loss_timeout_s=1.0, device=device, n_samples=0, **imp)
-        row: dict[str, Any] = {"first_frame": done, **imp}
+    ref_frame = min(RSS_REFERENCE_FRAME, max(1, frames // 2))
+    cfg = SimConfig(frames=frames, model=model or JSCC_SEMANTIC, seed=seed, classifier=classifier, source=source,
+                    loss_timeout_s=1.0, device=device, n_samples=0, epsilon=1.0 + ppm * 1e-6, csv_path=str(csv_path))
+    channel = burst_channel(seed=seed + 1, snr_min_db=snr_db[0], snr_max_db=snr_db[1], max_cfo_hz=max_cfo_hz)
+    tb = sim_loopback(cfg, channel=channel)
+    errors: list[str] = []
+    checkpoints: list[dict[str, Any]] = []
+    rss_ref: int | None = None
+    t0 = last_change = time.monotonic()
+    last_accounted = next_report = 0
+
+    def poll() -> int:
+        """Sample the counters; RSS at the reference frame; a checkpoint every ``report_every``."""
+        nonlocal rss_ref, next_report
+        s = tb.sink.summary()
+        accounted = s["frames_received"] + s["frames_lost"]
+        if rss_ref is None and accounted >= ref_frame:
+            rss_ref = rss_kib()
+        while accounted >= next_report + report_every:
+            next_report += report_every
+            checkpoints.append({"frames_accounted": accounted, "frames_received": s["frames_received"],
+                                "frames_lost": s["frames_lost"], "header_crc_failures": s["header_crc_failures"],
+                                "rss_kib": rss_kib(), "elapsed_s": time.monotonic() - t0})
+            if progress:
+                progress(f"{accounted}/{frames} frames: {s['frames_received']} received, {s['frames_lost']} lost, "
+                         f"rss {rss_kib() // 1024} MiB, {time.monotonic() - t0:.0f} s")
+        return accounted
+
+    # Ctrl-C / SIGTERM are held (and end the loop) so that the report is always complete
+    with deferred_signals(deliver=False) as held:
+        tb.start()
         try:
-            summary, _ = run_sim(cfg, timeout_s=chunk_timeout_s)
-        except UsageError:
-            raise  # a missing model or bad option is the user's to fix, not a reliability failure
-        except Exception as e:  # the soak counts every failure rather than stopping
-            errors.append(f"chunk at frame {done}: {type(e).__name__}: {e}".splitlines()[0])
-            row["exception"] = traceback.format_exception_only(e)[-1].strip()
-            # frames of a chunk that never ran are sent-and-lost, so the accounting still closes
-            summary = {"frames_sent": n, "frames_received": 0, "frames_lost": n}
-        for k in COUNTERS:
-            totals[k] += int(summary.get(k) or 0)
-        if summary.get("accuracy") is not None:
-            correct += summary["accuracy"] * summary["frames_received"]
-        row.update({k: summary.get(k) for k in (*COUNTERS, "accuracy", "done")})
-        row["invariant_ok"] = summary["frames_sent"] == summary["frames_received"] + summary["frames_lost"]
-        rows.append(row)
-        done += n
-        if rss_10pct is None and done >= frames / 10:
-            rss_10pct = rss_kib()
-        if progress:
-            progress(f"{done}/{frames} frames, snr {imp['snr_db']:.1f} dB, cfo {imp['cfo_hz']:.0f} Hz: "
-                     f"{summary['frames_received']}/{summary['frames_sent']} received, rss {rss_kib()} KiB")
-    elapsed = time.monotonic() - t0
+            while not held and not tb.sink.done_event.wait(0.2):
+                accounted, now = poll(), time.monotonic()
+                if accounted != last_accounted:
+                    last_accounted, last_change = accounted, now
+                elif now - last_change > stall_timeout_s:
+                    errors.append(f"stalled: no frame accounted for in {stall_timeout_s:g} s after {accounted} frames")
+                    break
+            poll()
+        except Exception as e:  # the soak reports a failure rather than losing what it measured
+            errors.append(f"{type(e).__name__}: {e}".splitlines()[0])
+        finally:
+            tb.stop()
+            tb.wait()
+        elapsed = time.monotonic() - t0
+        summary = tb.sink.finalize()
+        summary.update(tb.rx_stats())
+    interrupted = stopped_by(held[0]) if held else ""  # what stopped the soak early, '' if nothing did
     rss_end = rss_kib()
-    return {**totals, "frames_requested": frames, "chunk": chunk, "seed": seed,
-            "accuracy": correct / totals["frames_received"] if totals["frames_received"] else None,
-            "exceptions": len(errors), "exception_messages": errors,
-            "invariant_ok": totals["frames_sent"] == totals["frames_received"] + totals["frames_lost"]
-            and all(r["invariant_ok"] for r in rows),
-            "rss_kib_start": rss_start, "rss_kib_10pct": rss_10pct, "rss_kib_end": rss_end,
-            "rss_growth_kib_after_10pct": rss_end - (rss_10pct or rss_start),
+    if rss_ref is None:
+        rss_ref = rss_end
+    n_errors = len(errors) + summary["block_errors"]
+    if summary["block_errors"]:
+        errors.append(f"{summary['block_errors']} exceptions caught inside blocks (see the log)")
+    totals = {k: int(summary.get(k) or 0) for k in COUNTERS}
+    by_snr, no_channel = _by_snr(Path(csv_path), channel.draws())
+    if tmp is not None:
+        tmp.cleanup()
+    return {**totals, "frames_requested": frames, "seed": seed, "clock_ppm": ppm, "snr_range_db": list(snr_db),
+            "max_cfo_hz": max_cfo_hz, "bursts": channel.bursts,
+            "accuracy": summary.get("accuracy"), "accuracy_sent": summary.get("accuracy_sent"),
+            "exceptions": n_errors,
+            "exception_messages": errors, "interrupted": bool(interrupted), "stopped_by": interrupted or None,
+            "done": bool(summary.get("done")),
+            "invariant_ok": totals["frames_sent"] == totals["frames_received"] + totals["frames_lost"],
+            "rss_kib_start": rss_start, "rss_reference_frame": ref_frame, "rss_kib_reference": rss_ref,
+            "rss_kib_end": rss_end, "rss_growth_kib": rss_end - rss_ref,
+            "rss_growth_pct": 100.0 * (rss_end - rss_ref) / rss_ref if rss_ref else None,
             "elapsed_s": elapsed, "frames_per_s": totals["frames_sent"] / elapsed if elapsed > 0 else None,
-            "chunks": rows}
+            "checkpoints": checkpoints, "by_snr": by_snr, "frames_before_channel": no_channel}
+
+
+def _by_snr(csv_path: Path, draws: np.ndarray) -> tuple[list[dict[str, Any]], int]:
+    """Frames, received and correct per bin of the SNR each frame was drawn (frame k met burst k),
+    and the number of frames that never reached the channel (in flight when a run was stopped)."""
+    if not csv_path.is_file():
+        return [], 0
+    bins: dict[float, dict[str, int]] = {}
+    unsent = 0
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            k = int(row["frame"])
+            if k >= len(draws):
+                unsent += 1
+                continue
+            lo = math.floor(draws[k, 0] / SNR_BIN_DB) * SNR_BIN_DB
+            b = bins.setdefault(lo, {"frames": 0, "received": 0, "correct": 0})
+            b["frames"] += 1
+            if row["status"] == "received":
+                b["received"] += 1
+                b["correct"] += row["pred"] != "" and int(row["pred"]) == int(row["label"])
+    return [{"snr_db_from": lo, "snr_db_to": lo + SNR_BIN_DB, **b,
+             "received_fraction": b["received"] / b["frames"],
+             "accuracy": b["correct"] / b["received"] if b["received"] else None} for lo, b in sorted(bins.items())], unsent
+
+
+GARBAGE_KINDS = ("noise", "loud-noise", "tone", "two-tone", "dc", "zeros", "huge", "nan", "inf", "mixed")
+
+
+def garbage_samples(kind: str, start: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Samples ``start`` .. ``start + n`` of a signal-free input stream (complex64): unit-power white
+    ``noise``, ``loud-noise`` (+60 dB), a CW ``tone`` off any subcarrier, a ``two-tone``, a ``dc``
+    offset, ``zeros``, ``huge`` values (1e20), ``nan``, ``inf``, or ``mixed`` (noise with 2 % each of
+    NaN, inf and huge samples). Tones keep their phase across calls."""
+    t = np.arange(start, start + n)
+    if kind in ("noise", "loud-noise", "mixed"):
+        x = (rng.standard_normal(2 * n).view(np.complex128) / math.sqrt(2)).astype(np.complex64)
+        if kind == "loud-noise":
+            x *= 1e3
+        elif kind == "mixed":
+            idx = rng.integers(0, n, size=(3, max(1, n // 50)))
+            x[idx[0]], x[idx[1]], x[idx[2]] = np.nan, np.inf, 1e20
+        return x
+    if kind == "tone":
+        return np.exp(2j * np.pi * 0.0123 * t).astype(np.complex64)
+    if kind == "two-tone":
+        return (0.5 * np.exp(2j * np.pi * 0.0123 * t) + 0.5 * np.exp(-2j * np.pi * 0.171 * t)).astype(np.complex64)
+    fill = {"dc": 0.7 - 0.2j, "zeros": 0.0, "huge": 1e20 + 1e20j, "nan": complex(np.nan, np.nan),
+            "inf": complex(np.inf, -np.inf)}
+    if kind not in fill:
+        raise ValueError(f"kind must be one of {', '.join(GARBAGE_KINDS)}; got {kind!r}")
+    return np.full(n, fill[kind], np.complex64)
 
 
 def noise_false_frames(n_samples: int = 10_000_000, block: int = 65_536, snr_ref_symbols: int = 512,
                        seed: int = 0, kind: str = "noise") -> dict[str, Any]:
-    """Feed ``n_samples`` of signal-free input (``kind``: unit-power complex white ``noise`` or a
-    ``tone``) to the numpy receiver in ``block``-sample chunks and count what it reports.
+    """Feed ``n_samples`` of signal-free input (``kind``, see :func:`garbage_samples`) to the
+    receiver (the numpy one the GNU Radio RX block wraps) in ``block``-sample chunks and count what
+    it reports, and any exception (the receiver is then rebuilt and the stream goes on).
 
     A frame slot is one burst of a ``snr_ref_symbols``-symbol frame (the shipped models' length),
-    padding included: the rate is the chance that a slot's worth of noise yields a reported frame
+    padding included: the rate is the chance that a slot's worth of input yields a reported frame
     (``false_frames``, header passed or not) or a frame with a passing header CRC
     (``false_header_ok``, what would reach the decoder)."""
     from semjscc.phy.rx import OFDMReceiver
 
+    if kind not in GARBAGE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(GARBAGE_KINDS)}; got {kind!r}")
     rng = np.random.default_rng(seed)
     rx = OFDMReceiver(DEFAULT_FRAME_FORMAT)
     slot = DEFAULT_FRAME_FORMAT.burst_samples(snr_ref_symbols)
-    reported = header_ok = 0
+    reported = header_ok = candidates = validated = 0
+    errors: list[str] = []
     t0 = time.monotonic()
     fed = 0
-    while fed < n_samples:
+    while fed <= n_samples:
         n = min(block, n_samples - fed)
-        if kind == "noise":
-            x = ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / math.sqrt(2)).astype(np.complex64)
-        elif kind == "tone":
-            x = np.exp(2j * np.pi * 0.013 * np.arange(fed, fed + n)).astype(np.complex64)
-        else:
-            raise ValueError(f"kind must be 'noise' or 'tone', got {kind!r}")
-        frames = rx.process(x)
+        try:
+            frames = rx.process(garbage_samples(kind, fed, n, rng)) if n else rx.flush()
+        except Exception as e:  # counted, never fatal: the point is to find them
+            errors.append(f"{type(e).__name__}: {e}".splitlines()[0])
+            frames = []
+            candidates, validated = candidates + rx.stats.candidates, validated + rx.stats.validated
+            rx = OFDMReceiver(DEFAULT_FRAME_FORMAT)
         reported += len(frames)
         header_ok += sum(f.header_ok for f in frames)
+        if not n:
+            break
         fed += n
-    frames = rx.flush()
-    reported += len(frames)
-    header_ok += sum(f.header_ok for f in frames)
     elapsed = time.monotonic() - t0
     slots = n_samples / slot
     return {"kind": kind, "samples": n_samples, "slot_samples": slot, "slots": slots,
             "false_frames": reported, "false_header_ok": header_ok,
             "false_frames_per_slot": reported / slots, "false_header_ok_per_slot": header_ok / slots,
-            "sc_candidates": rx.stats.candidates, "validated": rx.stats.validated,
+            "exceptions": len(errors), "exception_messages": errors[:10],
+            "sc_candidates": candidates + rx.stats.candidates, "validated": validated + rx.stats.validated,
             "elapsed_s": elapsed, "samples_per_s": n_samples / elapsed if elapsed > 0 else None,
             "noise_std_at_0db": DEFAULT_NUMEROLOGY.noise_std_for_snr(0.0)}

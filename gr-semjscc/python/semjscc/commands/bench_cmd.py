@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from semjscc.commands.common import positive_int
+from semjscc.phy.impairments import MAX_CFO_HZ
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -115,16 +119,26 @@ def _run_throughput(args: argparse.Namespace) -> int:
 
 def _add_soak(what: argparse._SubParsersAction) -> None:
     s = what.add_parser("soak", help="long run of the simulated flowgraph under random impairments",
-                        description="Sends --frames frames through the simulated flowgraph (sim_loopback) in chunks "
-                                    "of --chunk, each chunk with a new random channel: SNR 0-20 dB, CFO within +-20 "
-                                    "kHz, sample clock offset within +-20 ppm, 1-8 random multipath taps. Reports "
-                                    "frames sent/received/lost, header CRC failures, accuracy, exceptions, resident "
-                                    "memory at start, ~10%% and end, and checks sent == received + lost "
-                                    "(semjscc.soak). Exit status 1 when the invariant fails or a chunk raised.")
+                        description="Sends --frames frames through one long-lived simulated flowgraph (sim_loopback) "
+                                    "whose channel draws a new random impairment for every frame: SNR in "
+                                    "[--snr-min, --snr-max] dB, CFO within +-(--max-cfo) Hz, a fractional timing "
+                                    "offset, 1-8 multipath taps; plus one sample clock offset for the whole run. "
+                                    "Reports frames sent/received/lost, header CRC failures, accuracy (overall and "
+                                    "per SNR bin), exceptions, and resident memory at start, at frame 1000 and at "
+                                    "the end, and checks sent == received + lost (semjscc.soak). Exit status 1 when "
+                                    "the invariant fails or anything raised; Ctrl-C writes what was measured.")
     s.add_argument("--json", type=Path, required=True, metavar="PATH", help="report to write")
+    s.add_argument("--csv", type=Path, default=None, metavar="PATH", help="per-frame CSV to keep (default: none)")
     s.add_argument("--frames", type=positive_int, default=1000, help="frames in all (default %(default)s)")
-    s.add_argument("--chunk", type=positive_int, default=50, help="frames per random channel (default %(default)s)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the impairment draws and channel noise")
+    s.add_argument("--seed", type=int, default=0, help="seed of the impairment draws, noise and image order")
+    s.add_argument("--snr-min", type=float, default=0.0, metavar="DB", help="lowest SNR drawn (default %(default)s)")
+    s.add_argument("--snr-max", type=float, default=20.0, metavar="DB", help="highest SNR drawn (default %(default)s)")
+    s.add_argument("--max-cfo", type=float, default=MAX_CFO_HZ, metavar="HZ",
+                   help="largest |CFO| drawn, at 1 MS/s (default %(default)g)")
+    s.add_argument("--clock-ppm", type=float, default=None, metavar="PPM",
+                   help="sample clock offset for the run (default: drawn within +-20 ppm)")
+    s.add_argument("--stall-timeout", type=float, default=30.0, metavar="S",
+                   help="stop and report when no frame is accounted for in S seconds (default %(default)s)")
     s.add_argument("--model", default="", metavar="NAME_OR_DIR", help="deep JSCC model (default: the semantic one)")
     s.add_argument("--classifier", default="", metavar="NAME_OR_DIR",
                    help="classifier model (default: the one the model's card names)")
@@ -134,24 +148,86 @@ def _add_soak(what: argparse._SubParsersAction) -> None:
 
 
 def _run_soak(args: argparse.Namespace) -> int:
-    from semjscc.soak import run_soak
+    import sys
 
-    r = run_soak(args.frames, seed=args.seed, chunk=args.chunk, model=args.model,
-                 classifier=args.classifier, source=args.source, device=args.device)
-    rows = [{k: r[k] for k in ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy",
-                               "exceptions", "invariant_ok", "rss_kib_start", "rss_kib_10pct", "rss_kib_end",
-                               "elapsed_s")}]
+    from semjscc.errors import UsageError
+    from semjscc.soak import run_soak
+    from semjscc.stopping import interrupt_for
+
+    if not args.snr_min <= args.snr_max or not all(map(math.isfinite, (args.snr_min, args.snr_max))):
+        raise UsageError(f"--snr-min {args.snr_min:g} must be finite and <= --snr-max {args.snr_max:g}")
+    if not 0 <= args.max_cfo < 3 * DEFAULT_NUMEROLOGY.subcarrier_spacing:
+        raise UsageError(f"--max-cfo must lie in [0, {3 * DEFAULT_NUMEROLOGY.subcarrier_spacing:.0f}) Hz, the "
+                         f"receiver's search range; got {args.max_cfo:g}")
+    if args.clock_ppm is not None and not abs(args.clock_ppm) <= 1000:
+        raise UsageError(f"--clock-ppm must lie within +-1000, got {args.clock_ppm:g}")
+    r = run_soak(args.frames, seed=args.seed, model=args.model, classifier=args.classifier, source=args.source,
+                 device=args.device, snr_db=(args.snr_min, args.snr_max), max_cfo_hz=args.max_cfo,
+                 clock_ppm=args.clock_ppm, stall_timeout_s=args.stall_timeout, csv_path=args.csv,
+                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+    keys = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "exceptions",
+            "invariant_ok", "rss_kib_start", "rss_kib_reference", "rss_kib_end", "rss_growth_pct", "elapsed_s")
+    rows = [{k: r[k] for k in keys}]
     doc = {**r, "meta": {"benchmark": "soak"}, "rows": rows}
     x = rows[0]
-    acc = "-" if x["accuracy"] is None else f"{x['accuracy']:.3f}"
-    table = "\n".join([
-        "| sent | received | lost | header CRC fail | accuracy | exceptions | sent = rx + lost | RSS MiB start / 10% / end "
-        "| wall s |", "|---:|---:|---:|---:|---:|---:|---|---|---:|",
-        f"| {x['frames_sent']} | {x['frames_received']} | {x['frames_lost']} | {x['header_crc_failures']} | {acc} | "
-        f"{x['exceptions']} | {'yes' if x['invariant_ok'] else 'NO'} | {x['rss_kib_start'] / 1024:.0f} / "
-        f"{(x['rss_kib_10pct'] or 0) / 1024:.0f} / {x['rss_kib_end'] / 1024:.0f} | {x['elapsed_s']:.1f} |"])
-    _write_report(args.json, doc, table, args)
+
+    def f(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    table = [
+        f"| sent | received | lost | header CRC fail | accuracy | exceptions | sent = rx + lost | RSS MiB start / "
+        f"frame {r['rss_reference_frame']} / end | growth | wall s |", "|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+        f"| {x['frames_sent']} | {x['frames_received']} | {x['frames_lost']} | {x['header_crc_failures']} | "
+        f"{f(x['accuracy'], '.3f')} | {x['exceptions']} | {'yes' if x['invariant_ok'] else 'NO'} | "
+        f"{x['rss_kib_start'] / 1024:.0f} / {x['rss_kib_reference'] / 1024:.0f} / {x['rss_kib_end'] / 1024:.0f} | "
+        f"{f(x['rss_growth_pct'], '+.1f')} % | {x['elapsed_s']:.1f} |", "",
+        "| drawn SNR dB | frames | received | accuracy |", "|---|---:|---:|---:|"]
+    table += [f"| {b['snr_db_from']:g}-{b['snr_db_to']:g} | {b['frames']} | {b['received_fraction']:.3f} | "
+              f"{f(b['accuracy'], '.3f')} |" for b in r["by_snr"]]
+    if r["exception_messages"]:
+        table += ["", *[f"exception: {m}" for m in r["exception_messages"]]]
+    _write_report(args.json, doc, "\n".join(table), args)
+    if r["interrupted"]:  # the report is written; the CLI reports the interruption
+        raise interrupt_for(signal.SIGTERM if r["stopped_by"] == "SIGTERM" else signal.SIGINT)
     return 0 if r["invariant_ok"] and not r["exceptions"] else 1
 
 
-_BENCHMARKS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_runtime, _add_throughput, _add_soak)
+# --- bench garbage ---------------------------------------------------------------------------------
+
+def _add_garbage(what: argparse._SubParsersAction) -> None:
+    from semjscc.soak import GARBAGE_KINDS
+
+    g = what.add_parser("garbage", help="false frames and exceptions of the receiver on signal-free input",
+                        description="Feeds --samples samples of each kind of signal-free input (white noise, loud "
+                                    "noise, a tone, two tones, DC, zeros, huge values, NaN, inf, a mix) to the OFDM "
+                                    "receiver (the numpy one the GNU Radio RX block wraps) and reports false frames "
+                                    "(any reported frame, and frames whose header CRC passed) per frame slot (one "
+                                    "burst of a 512-symbol frame) and exceptions. Exit status 1 on any exception.")
+    g.add_argument("--json", type=Path, required=True, metavar="PATH", help="report to write")
+    g.add_argument("--samples", type=positive_int, default=10_000_000, help="samples per kind (default %(default)s)")
+    g.add_argument("--kinds", default=",".join(GARBAGE_KINDS), metavar="K1,K2",
+                   help="comma-separated kinds (default: all of %(default)s)")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_run_garbage)
+
+
+def _run_garbage(args: argparse.Namespace) -> int:
+    from semjscc.errors import UsageError
+    from semjscc.soak import GARBAGE_KINDS, noise_false_frames
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in GARBAGE_KINDS]
+    if bad or not kinds:
+        raise UsageError(f"--kinds {args.kinds!r}: choose from {', '.join(GARBAGE_KINDS)}")
+    rows = [noise_false_frames(args.samples, seed=args.seed, kind=k) for k in kinds]
+    table = ["| input | samples | frame slots | false frames | per slot | header CRC passed | exceptions | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    table += [f"| {r['kind']} | {r['samples']:,} | {r['slots']:,.0f} | {r['false_frames']} | "
+              f"{r['false_frames_per_slot']:.2e} | {r['false_header_ok']} | {r['exceptions']} | {r['elapsed_s']:.1f} |"
+              for r in rows]
+    _write_report(args.json, {"meta": {"benchmark": "garbage"}, "rows": rows}, "\n".join(table), args)
+    return 1 if any(r["exceptions"] for r in rows) else 0
+
+
+_BENCHMARKS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_runtime, _add_throughput, _add_soak,
+                                                                        _add_garbage)

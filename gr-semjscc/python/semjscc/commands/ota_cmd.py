@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Send N images per sweep point through a radio (TX cabled to RX through an "
                                    "attenuator, antennas, or a second radio with --tx-uri), decode and classify "
                                    "them. Writes OUT/frames.csv, OUT/recording.sigmf-meta/-data, OUT/summary.json "
-                                   "and OUT/accuracy_vs_snr.png. Ctrl-C keeps everything recorded so far.")
+                                   "and OUT/accuracy_vs_snr.png. Ctrl-C or SIGTERM keeps everything recorded so far "
+                                   "(summary.json says interrupted: true; exit status 130 or 143).")
     p.add_argument("--uri", required=True, help="receiving radio (and transmitter in loopback): ip:..., usb:..., sim[:SEED]")
     p.add_argument("--tx-uri", default=None, help="a second radio that transmits (default: loopback on --uri)")
     sweep = p.add_mutually_exclusive_group(required=True)
@@ -60,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
         design_snr_db=args.design_snr, simulate=not args.no_sim, seed=args.seed, progress=not args.no_progress)
     try:
         doc = run_experiment(exp)
-    except KeyboardInterrupt:
-        print(f"interrupted: everything received so far is in {exp.out} (summary.json, frames.csv, recording)")
+    except KeyboardInterrupt as e:
+        from semjscc.stopping import stopped_by
+
+        print(f"stopped by {stopped_by(e)}: everything received so far is in {exp.out} (summary.json, frames.csv, "
+              f"recording)")
         raise
     print(json.dumps({k: doc[k] for k in RUN_KEYS}, indent=2))
     for p in doc["points"]:

@@ -1,4 +1,9 @@
-"""``semjscc run``: run a flowgraph headless to completion and write its metrics JSON."""
+"""``semjscc run``: run a flowgraph headless to completion and write its metrics JSON.
+
+Ctrl-C or SIGTERM stops the flowgraph (in-process, or the generated .grc script, which is passed
+the signal) and still writes the JSON: frames in flight count as lost, so frames_sent ==
+frames_received + frames_lost, with ``interrupted: true`` and ``stopped_by``; the summary is
+printed and the exit status is 130 (Ctrl-C) or 143 (SIGTERM)."""
 
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "to --json. FLOWGRAPH: 'sim_loopback' (the simulated link, run in-process), the "
                                    "name of another shipped flowgraph, or a path to a .grc (compiled with grcc and "
                                    "run with this Python; its GRC parameters snr_db, cfo_hz, frames, ... take the "
-                                   "options below).")
+                                   "options below). Ctrl-C or SIGTERM stops the run and writes what was measured "
+                                   "(interrupted: true; exit status 130 or 143).")
     p.add_argument("flowgraph", metavar="FLOWGRAPH", help="sim_loopback, a shipped flowgraph name, or a .grc path")
     p.add_argument("--json", type=Path, required=True, metavar="PATH", help="metrics JSON to write")
     p.add_argument("--csv", type=Path, default=None, metavar="PATH", help="per-frame CSV to write")
@@ -49,13 +55,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.flowgraph in (ENGINE, f"{ENGINE}.grc") and not Path(args.flowgraph).is_file():
-        doc = _run_engine(args)
-    else:
-        doc = _run_grc(args)
+    before = _stamp(Path(args.json))
+    try:
+        if args.flowgraph in (ENGINE, f"{ENGINE}.grc") and not Path(args.flowgraph).is_file():
+            doc = _run_engine(args)
+        else:
+            doc = _run_grc(args)
+    except KeyboardInterrupt as e:
+        _report_interrupted(args, before, e)
+        raise  # semjscc's main: "interrupted", exit 130 (Ctrl-C) or 143 (SIGTERM)
     print_summary(doc)
     print(f"wrote {args.json}")
     return 0
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Identifies the file at ``path`` (JSON files are replaced, not rewritten): None if absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _report_interrupted(args: argparse.Namespace, before: tuple[int, int, int] | None, e: KeyboardInterrupt) -> None:
+    """After Ctrl-C / SIGTERM: the summary of what this run measured, if it got as far as writing it."""
+    from semjscc.stopping import deferred_signals, stopped_by
+
+    with deferred_signals(deliver=False):  # a second Ctrl-C must not cut the summary short
+        path = Path(args.json)
+        if _stamp(path) in (None, before):
+            print(f"semjscc run: stopped by {stopped_by(e)} before the flowgraph ran: nothing measured, no {path} "
+                  f"written", file=sys.stderr)
+            return
+        try:
+            doc = json.loads(path.read_text())
+            print_summary(doc)
+        except (OSError, ValueError, KeyError, TypeError):
+            print(f"semjscc run: stopped by {stopped_by(e)}; {path} is unreadable", file=sys.stderr)
+            return
+        print(f"wrote {path} (stopped by {stopped_by(e)}: frames still in flight are counted as lost)")
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,16 +107,26 @@ def _run_engine(args: argparse.Namespace) -> dict[str, Any]:
     given = _given(args)
     cfg = SimConfig(**{_GRC_PARAMS[k]: str(v) if isinstance(v, Path) else v for k, v in given.items()})
     cfg.extra = {"flowgraph": ENGINE}
-    summary, _tb = run_sim(cfg, timeout_s=args.timeout)
+    summary, _tb = run_sim(cfg, timeout_s=args.timeout, progress=_progress(cfg.frames))
     if not summary["done"]:
         print(f"semjscc run: warning: stopped after {args.timeout:g} s with frames still in flight (counted as lost)",
               file=sys.stderr)
     return json.loads(Path(args.json).read_text())
 
 
+def _progress(frames: int) -> Any:
+    def show(s: dict[str, Any]) -> None:
+        accounted = s["frames_received"] + s["frames_lost"]
+        print(f"semjscc run: {accounted}/{frames} frames accounted for ({s['frames_received']} received, "
+              f"{s['frames_lost']} lost), {s['elapsed_s']:.0f} s", file=sys.stderr, flush=True)
+
+    return show
+
+
 def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
     from semjscc.gr.sim_loopback import multipath_taps
     from semjscc.grc_run import compile_grc, find_grc, grc_options, run_script, script_options
+    from semjscc.stopping import deferred_signals, stopped_by
 
     grc = find_grc(args.flowgraph)
     if grc_options(grc).get("generate_options") != "no_gui":
@@ -99,13 +148,27 @@ def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
             cli.append(f"{opt}={value}")  # '=': a value may start with '-'
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).unlink(missing_ok=True)
-        run_script(script, cli, args.timeout)
+        try:
+            run_script(script, cli, args.timeout)
+        except KeyboardInterrupt as e:
+            with deferred_signals(deliver=False):  # run_script held signals until the script had stopped
+                if Path(args.json).is_file():  # its metrics sink wrote what it had measured when it stopped
+                    _annotate(args.json, grc, given, {"interrupted": True, "stopped_by": stopped_by(e)})
+            raise
     if not Path(args.json).is_file():
         raise UsageError(f"{grc} finished without writing {args.json}")
-    doc = json.loads(Path(args.json).read_text())
+    return _annotate(args.json, grc, given, {"interrupted": False})
+
+
+def _annotate(path: Path, grc: Path, given: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Add the flowgraph, the options given and ``extra`` to the JSON the flowgraph wrote."""
+    doc = json.loads(Path(path).read_text())
+    doc.update(extra)
     doc["flowgraph"] = str(grc)
     doc["cli"] = {k: str(v) for k, v in given.items()}
-    Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
     return doc
 
 

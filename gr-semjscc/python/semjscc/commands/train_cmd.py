@@ -12,7 +12,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the classifier or a deep JSCC model",
                        description="Training on the CPU by default, a GPU when present (--device), several GPUs "
                                    "under torchrun. Checkpoints are written every epoch; re-running the same "
-                                   "command resumes. Ctrl-C stops at a batch boundary, keeping the last epoch.")
+                                   "command resumes. Ctrl-C or SIGTERM stops at a batch boundary and saves a "
+                                   "checkpoint there (weights, optimizer, schedule, random state, position in the "
+                                   "epoch) that the same command resumes from; exit status 130 (Ctrl-C) or 143 "
+                                   "(SIGTERM).")
     what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
 
     c = what.add_parser("classifier", help="the receiver's CIFAR-10 classifier")

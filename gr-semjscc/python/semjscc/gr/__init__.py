@@ -10,10 +10,12 @@ GNU Radio holds Python blocks only through their C++ wrappers.
 PHY: ``ofdm_tx``, ``ofdm_rx`` (and ``header_framer``). Link, all PDU message blocks:
 ``image_source`` -> ``jscc_encoder`` -> [ofdm_tx ... ofdm_rx] -> ``jscc_decoder`` -> ``classifier``
 -> ``metrics_sink`` (which also takes the source's PDUs and acks back to it); ``image_display``
-is the Qt view. ``sim_loopback`` builds the whole simulated link. ``separate_encoder`` /
+is the Qt view. ``burst_channel`` is a simulated channel that changes with every burst.
+``sim_loopback`` builds the whole simulated link. ``separate_encoder`` /
 ``separate_decoder`` (JPEG/WebP + LDPC + QAM) replace the JSCC pair for the separate-coding baseline.
 """
 
+from semjscc.gr.burst_channel import burst_channel
 from semjscc.gr.classifier import classifier
 from semjscc.gr.image_display import image_display
 from semjscc.gr.image_source import image_source
@@ -25,6 +27,7 @@ from semjscc.gr.separate_blocks import separate_decoder, separate_encoder
 from semjscc.gr.tx import header_framer, ofdm_tx
 
 __all__ = [
+    "burst_channel",
     "classifier",
     "header_framer",
     "image_display",

@@ -8,6 +8,7 @@ import numpy as np
 
 from semjscc.errors import ModelError
 from semjscc.gr.batched import BatchedPduBlock, ort_threads
+from semjscc.gr.params import as_int
 from semjscc.gr.pdus import image_from_vector, make_pdu
 from semjscc.imaging import IMAGE_SHAPE
 from semjscc.runtime import load_classifier
@@ -20,8 +21,9 @@ class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, model: str = "classifier", device: str = "auto", threads: int = 0,
                  max_batch: int = 64) -> None:
-        super().__init__("semjscc_classifier", max_batch)
-        self.model = load_classifier(model, device=device or None, threads=ort_threads(threads))
+        super().__init__("semjscc_classifier", as_int("classifier", "max_batch", max_batch, 1))
+        self.model = load_classifier(model, device=device or None,
+                                     threads=ort_threads(as_int("classifier", "threads", threads)))
         if tuple(self.model.card.image_shape) != IMAGE_SHAPE:
             raise ModelError(f"classifier {self.model.path} takes images of shape {tuple(self.model.card.image_shape)}, "
                              f"not the {IMAGE_SHAPE} the decoder produces")

@@ -25,7 +25,9 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from semjscc.data.cifar10 import SPLITS
 from semjscc.errors import UsageError
+from semjscc.gr.params import as_float, as_int, one_of
 from semjscc.gr.pdus import finite_or, log, u8_vector
 from semjscc.sources import load_images
 
@@ -43,16 +45,23 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                  shuffle_seed: int = -1, loop: bool = False, max_frames: int = 0, frames_per_second: float = 0.0,
                  max_in_flight: int = 32, ack_timeout_s: float = 5.0, flush_frames: int = 2,
                  end_timeout_s: float = 10.0) -> None:
-        gr.basic_block.__init__(self, name="semjscc_image_source", in_sig=None, out_sig=None)
-        self.images, self.labels = load_images(source or None, split, int(count), int(start),
-                                               None if shuffle_seed is None or shuffle_seed < 0 else int(shuffle_seed))
-        self.loop, self.max_frames = bool(loop), max(0, int(max_frames))
-        self.frames_per_second = max(0.0, float(frames_per_second))
-        self.max_in_flight, self.ack_timeout_s = max(0, int(max_in_flight)), float(ack_timeout_s)
-        self.flush_frames, self.end_timeout_s = max(0, int(flush_frames)), float(end_timeout_s)
+        name = "image_source"
+        count, start = as_int(name, "count", count, 0), as_int(name, "start", start, 0)
+        shuffle_seed = as_int(name, "shuffle_seed", -1 if shuffle_seed is None else shuffle_seed)
+        self.loop, self.max_frames = bool(loop), as_int(name, "max_frames", max_frames, 0)
+        self.frames_per_second = as_float(name, "frames_per_second", frames_per_second, 0.0)
+        self.max_in_flight = as_int(name, "max_in_flight", max_in_flight, 0)
+        self.ack_timeout_s = as_float(name, "ack_timeout_s", ack_timeout_s, 0.0, lo_open=True)
+        self.flush_frames = as_int(name, "flush_frames", flush_frames, 0)
+        self.end_timeout_s = as_float(name, "end_timeout_s", end_timeout_s, 0.0, lo_open=True)
         if not self.frames_per_second and not self.max_in_flight:
             raise UsageError("the image source needs pacing: frames_per_second > 0 or max_in_flight > 0 (with the "
                              "metrics sink's ack connected); unpaced, GNU Radio drops messages past 8192 queued")
+        gr.basic_block.__init__(self, name="semjscc_image_source", in_sig=None, out_sig=None)
+        # pictures of any size are centre-cropped and resized to 32x32 (semjscc.sources); a CIFAR-10
+        # layout must hold 32x32 images (DataError otherwise)
+        self.images, self.labels = load_images(source or None, one_of(name, "split", split, SPLITS), count, start,
+                                               None if shuffle_seed < 0 else shuffle_seed)
         n = len(self.labels)
         if self.max_frames:
             self.total: int | None = self.max_frames if self.loop else min(self.max_frames, n)

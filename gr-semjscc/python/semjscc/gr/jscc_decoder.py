@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import ModelError, UsageError
+from semjscc.errors import ModelError
 from semjscc.gr.batched import BatchedPduBlock, ort_threads, triage_received
+from semjscc.gr.params import RECEIVER, as_float, as_int, one_of, payload_limit, register_link
 from semjscc.gr.pdus import check_image_format, finite_or, image_vector, make_pdu
 from semjscc.runtime import load_decoder
 
@@ -29,24 +30,28 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     def __init__(self, model: str = "jscc-semantic-kn6", snr_mode: str = "estimate", snr_db: float = 10.0,
                  output: str = "u8", device: str = "auto", threads: int = 0, max_batch: int = 64,
                  max_payload_len: int = 8192) -> None:
-        super().__init__("semjscc_jscc_decoder", max_batch)
-        if snr_mode not in SNR_MODES:
-            raise UsageError(f"decoder snr_mode must be one of {', '.join(SNR_MODES)}, got {snr_mode!r}")
+        name = "jscc_decoder"
+        snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)
+        snr_db = as_float(name, "snr_db", snr_db)
+        max_payload_len = payload_limit(name, max_payload_len)
+        super().__init__("semjscc_jscc_decoder", as_int(name, "max_batch", max_batch, 1))
         self.output = check_image_format(output)
-        self.decoder = load_decoder(model, device=device or None, threads=ort_threads(threads))
+        self.decoder = load_decoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)))
         self.n_symbols = self.decoder.n_symbols
         if not 0 < self.n_symbols <= max_payload_len:
             raise ModelError(f"decoder {self.decoder.path} expects {self.n_symbols} symbols per image but the OFDM "
-                             f"RX delivers at most {max_payload_len} (max_payload_len); use a smaller k/n")
-        self.snr_mode, self.snr_db = snr_mode, float(snr_db)
+                             f"RX delivers at most {max_payload_len} (max_payload_len): raise max_payload_len here "
+                             f"and on the OFDM TX/RX (up to 65535), or use a model with a smaller k/n")
+        self.snr_mode, self.snr_db = snr_mode, snr_db
         card = self.decoder.card
         self._adaptive = bool(card.snr_adaptive)
         self._range = (float(card.snr_db[0]), float(card.snr_db[-1])) if card.snr_db else (-np.inf, np.inf)
         self.corrupt = 0
         self.header_failures = 0
+        register_link(self, RECEIVER, self.n_symbols, f"jscc_decoder (model {self.decoder.path.parent})", model=True)
 
     def set_snr_db(self, snr_db: float) -> None:
-        self.snr_db = float(snr_db)
+        self.snr_db = as_float("jscc_decoder", "snr_db", snr_db)
 
     def _snr_for(self, meta: dict[str, Any]) -> float:
         if not self._adaptive:

@@ -8,6 +8,7 @@ import numpy as np
 
 from semjscc.errors import ModelError
 from semjscc.gr.batched import BatchedPduBlock, collect_images, ort_threads
+from semjscc.gr.params import SENDER, as_float, as_int, payload_limit, register_link
 from semjscc.gr.pdus import c32_vector, make_pdu
 from semjscc.imaging import IMAGE_SHAPE
 from semjscc.runtime import load_encoder
@@ -23,20 +24,25 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto",
                  threads: int = 0, max_batch: int = 64, max_payload_len: int = 8192) -> None:
-        super().__init__("semjscc_jscc_encoder", max_batch)
-        self.encoder = load_encoder(model, device=device or None, threads=ort_threads(threads))
+        name = "jscc_encoder"
+        snr_db = as_float(name, "snr_db", snr_db)
+        max_payload_len = payload_limit(name, max_payload_len)
+        super().__init__("semjscc_jscc_encoder", as_int(name, "max_batch", max_batch, 1))
+        self.encoder = load_encoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)))
         card = self.encoder.card
         if tuple(card.image_shape) != IMAGE_SHAPE:
             raise ModelError(f"encoder {self.encoder.path} takes images of shape {tuple(card.image_shape)}, but SemJSCC "
                              f"image PDUs are {IMAGE_SHAPE} (CHW); use a 32x32 RGB model")
         if not 0 < self.encoder.n_symbols <= max_payload_len:
             raise ModelError(f"encoder {self.encoder.path} sends {self.encoder.n_symbols} symbols per image but the "
-                             f"OFDM TX/RX carry at most {max_payload_len} (max_payload_len); use a smaller k/n")
+                             f"OFDM TX/RX carry at most {max_payload_len} (max_payload_len): raise max_payload_len "
+                             f"here and on the OFDM TX/RX (up to 65535), or use a model with a smaller k/n")
         self.n_symbols = self.encoder.n_symbols
-        self.snr_db = float(snr_db)
+        self.snr_db = snr_db
+        register_link(self, SENDER, self.n_symbols, f"jscc_encoder (model {self.encoder.path.parent})", model=True)
 
     def set_snr_db(self, snr_db: float) -> None:
-        self.snr_db = float(snr_db)
+        self.snr_db = as_float("jscc_encoder", "snr_db", snr_db)
 
     def _model_snr(self) -> float:
         card = self.encoder.card

@@ -36,6 +36,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from semjscc.errors import UsageError
+from semjscc.gr.params import as_float, as_int
 from semjscc.gr.pdus import finite_or, image_u8_from_vector, log, split_pdu
 from semjscc.metrics import psnr_db
 from semjscc.phy.frame import MAX_FRAME_NUMBER
@@ -47,6 +49,21 @@ _WRAP = MAX_FRAME_NUMBER + 1
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; JSON has no infinity
 CSV_FIELDS = ("frame", "air_frame_number", "status", "label", "pred", "confidence", "psnr_db", "snr_est_db",
               "cfo_hz", "latency_s")
+
+
+def _output_path(block: str, name: str, value: Any, example: str) -> Path | None:
+    """A file the sink will write ('' = none), refused now if it could never be written: the
+    results of a whole run would be lost at the end."""
+    if not value:
+        return None
+    p = Path(value)
+    if p.is_dir():
+        raise UsageError(f"{block}: {name} {p} is a directory; give a file name such as {p / example}")
+    parent = next((a for a in p.parents if a.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"{block}: {name} {p} cannot be created because {parent} is a file, not a directory; "
+                         f"choose another path")
+    return p
 
 
 @dataclass
@@ -66,11 +83,16 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, json_path: str = "", csv_path: str = "", write_interval_s: float = 0.0,
                  loss_timeout_s: float = 2.0, n_samples: int = 16, run_info: dict[str, Any] | None = None) -> None:
+        name = "metrics_sink"
+        self.json_path = _output_path(name, "json_path", json_path, "metrics.json")
+        self.csv_path = _output_path(name, "csv_path", csv_path, "frames.csv")
+        self.write_interval_s = as_float(name, "write_interval_s", write_interval_s, 0.0)
+        self.loss_timeout_s = as_float(name, "loss_timeout_s", loss_timeout_s, 0.0, lo_open=True)
+        self.n_samples = as_int(name, "n_samples", n_samples, 0)
+        if run_info is not None and not isinstance(run_info, dict):
+            raise UsageError(f"{name}: run_info must be a dict of the flowgraph's parameters, got {type(run_info).__name__}")
+        self.run_info = dict(run_info or {})
         gr.basic_block.__init__(self, name="semjscc_metrics_sink", in_sig=None, out_sig=None)
-        self.json_path = Path(json_path) if json_path else None
-        self.csv_path = Path(csv_path) if csv_path else None
-        self.write_interval_s, self.loss_timeout_s = float(write_interval_s), float(loss_timeout_s)
-        self.n_samples, self.run_info = max(0, int(n_samples)), dict(run_info or {})
         for port, handler in ((PORT_SENT, self._on_sent), (PORT_RECEIVED, self._on_received)):
             self.message_port_register_in(port)
             self.set_msg_handler(port, handler)

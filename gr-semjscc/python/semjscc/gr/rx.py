@@ -24,8 +24,13 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from semjscc.errors import UsageError
+from semjscc.gr.params import RX, as_float, as_int, one_of, payload_limit, register_link
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
 from semjscc.phy.rx import FrameCounter, OFDMReceiver, ReceivedFrame
+
+EQUALIZERS = ("mmse", "zf")
+PHASE_TRACKING = ("linear", "symbol")
 
 
 class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
@@ -33,16 +38,31 @@ class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
 
     Samples are buffered until ``chunk`` of them are waiting, then processed in one go; a helper
     thread flushes a partial buffer once no samples arrived for ``latency_s`` (bursty flowgraphs
-    go quiet after the last burst, a radio never does)."""
+    go quiet after the last burst, a radio never does), holding a burst whose end has not arrived;
+    ``stop()`` decides on everything."""
 
     def __init__(self, equalizer: str = "mmse", phase_tracking: str = "linear", chunk: int = 65536,
                  latency_s: float = 0.05, emit_failed: bool = True, max_payload_len: int = 8192,
                  max_cfo_subcarriers: float = 3.0) -> None:
+        name = "ofdm_rx"
+        equalizer = one_of(name, "equalizer", equalizer, EQUALIZERS)
+        phase_tracking = one_of(name, "phase_tracking", phase_tracking, PHASE_TRACKING)
+        chunk = as_int(name, "chunk", chunk, 1, hint=" (samples processed at once)")
+        latency_s = as_float(name, "latency_s", latency_s, 0.0, hint=" (0 = flush only when the flowgraph stops)")
+        max_payload_len = payload_limit(name, max_payload_len)
+        half = DEFAULT_FRAME_FORMAT.numerology.fft_len / 2
+        max_cfo_subcarriers = as_float(name, "max_cfo_subcarriers", max_cfo_subcarriers, 0.0, half, lo_open=True,
+                                       hint=" (the CFO search range in subcarrier spacings)")
         gr.sync_block.__init__(self, name="semjscc_ofdm_rx", in_sig=[np.complex64], out_sig=None)
         self.message_port_register_out(pmt.intern("pdus"))
-        self.rx = OFDMReceiver(DEFAULT_FRAME_FORMAT, equalizer=equalizer, phase_tracking=phase_tracking,
-                               max_payload_len=max_payload_len, max_cfo_subcarriers=max_cfo_subcarriers)
-        self.chunk, self.latency_s, self.emit_failed = int(chunk), float(latency_s), bool(emit_failed)
+        try:
+            self.rx = OFDMReceiver(DEFAULT_FRAME_FORMAT, equalizer=equalizer, phase_tracking=phase_tracking,
+                                   max_payload_len=max_payload_len, max_cfo_subcarriers=max_cfo_subcarriers)
+        except ValueError as e:  # any other check of the numpy receiver: still one line
+            raise UsageError(f"{name}: {e}") from None
+        self.chunk, self.latency_s, self.emit_failed = chunk, latency_s, bool(emit_failed)
+        self.max_payload_len = max_payload_len
+        register_link(self, RX, max_payload_len, name)
         self.counter = FrameCounter()
         self.frames_ok = 0
         self.frames_failed = 0
@@ -89,12 +109,16 @@ class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
             self._publish(self.rx.flush())
 
     def _flusher(self) -> None:
+        flushed_at = None  # arrival time the last idle flush covered: flush once per pause
         while not self._stop_evt.wait(self.latency_s / 2):
             with self._lock:
-                if self.rx.buffered + self._n_pending and time.monotonic() - self._last_arrival >= self.latency_s:
-                    # idle stream: decide on the tail now rather than wait for samples that may never come
+                if (self.rx.buffered + self._n_pending and self._last_arrival != flushed_at
+                        and time.monotonic() - self._last_arrival >= self.latency_s):
+                    # idle stream: decide on complete bursts now rather than wait for samples that may
+                    # never come; a burst still arriving (upstream paused mid-burst) is held
+                    flushed_at = self._last_arrival
                     self._process_pending()
-                    self._publish(self.rx.flush())
+                    self._publish(self.rx.flush(hold_incomplete=True))
 
     def _process_pending(self) -> None:
         if not self._n_pending:

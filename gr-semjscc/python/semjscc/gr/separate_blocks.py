@@ -21,6 +21,7 @@ import numpy as np
 
 from semjscc.errors import UsageError
 from semjscc.gr.batched import BatchedPduBlock, collect_images, triage_received
+from semjscc.gr.params import RECEIVER, SENDER, as_float, as_int, one_of, payload_limit, register_link
 from semjscc.gr.pdus import (
     c32_vector,
     check_image_format,
@@ -50,17 +51,22 @@ def make_scheme(codec: str, quality: int, modulation: str, rate: str, n_symbols:
         raise UsageError(f"code rate must be one of {', '.join(RATES)}, got {rate!r}")
     if equalizer not in EQUALIZERS:
         raise UsageError(f"equalizer must be one of {', '.join(EQUALIZERS)}, got {equalizer!r}")
-    if not 0 < int(n_symbols) <= max_payload_len:
-        raise UsageError(f"n_symbols must be in 1..{max_payload_len} (the OFDM TX/RX limit), got {n_symbols}")
-    if not 0.0 <= float(fallback) <= 1.0:
-        raise UsageError(f"fallback grey level must be in [0, 1], got {fallback}")
+    max_payload_len = payload_limit("separate coding", max_payload_len)
+    n_symbols = as_int("separate coding", "n_symbols", n_symbols, 1, max_payload_len,
+                       hint=" (channel uses per image, at most max_payload_len, the OFDM TX/RX limit)")
+    fallback = as_float("separate coding", "fallback", fallback, 0.0, 1.0, hint=" (the fallback image's grey level)")
+    quality = as_int("separate coding", "quality", quality, hint=" (codec quality 0..100, or < 0: the highest that fits)")
+    if quality > 100:
+        raise UsageError(f"separate coding: quality must be 0..100 (or < 0: the highest that fits), got {quality}")
+    max_iter = as_int("separate coding", "max_iter", max_iter, 1, hint=" (LDPC decoder iterations)")
     c = make_codec(codec)
-    q = None if int(quality) < 0 else int(quality)
+    q = None if quality < 0 else quality
     try:
         return SeparateScheme(c, q, modulation, rate, int(n_symbols), equalizer=None if equalizer == "none" else equalizer,
                               fallback=np.full((3, 32, 32), float(fallback), np.float32), max_iter=int(max_iter))
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        hint = "give more n_symbols, a denser modulation or a higher code rate"
+        raise UsageError(f"separate coding: {e}; {hint}") from None
 
 
 class separate_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
@@ -73,10 +79,11 @@ class separate_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
                  n_symbols: int = 512, max_batch: int = 64, max_payload_len: int = 8192) -> None:
-        super().__init__("semjscc_separate_encoder", max_batch)
+        super().__init__("semjscc_separate_encoder", as_int("separate_encoder", "max_batch", max_batch, 1))
         self.scheme = make_scheme(codec, quality, modulation, rate, n_symbols, max_payload_len=max_payload_len)
         self.n_symbols = int(n_symbols)
         self.stats: Counter[str] = Counter()
+        register_link(self, SENDER, self.n_symbols, f"separate_encoder ({self.scheme.name})")
 
     def encode_images(self, images_chw: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """float (B, 3, 32, 32) in [0, 1] -> (complex64 (B, n_symbols), payload bytes per image, 0 = too big)."""
@@ -119,23 +126,25 @@ class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
                  n_symbols: int = 512, equalizer: str = "mmse", snr_mode: str = "estimate", snr_db: float = 10.0,
                  output: str = "u8", fallback: float = 0.5, max_iter: int = 20, max_batch: int = 64,
                  max_payload_len: int = 8192) -> None:
-        super().__init__("semjscc_separate_decoder", max_batch)
-        if snr_mode not in SNR_MODES:
-            raise UsageError(f"decoder snr_mode must be one of {', '.join(SNR_MODES)}, got {snr_mode!r}")
+        name = "separate_decoder"
+        snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)
+        snr_db = as_float(name, "snr_db", snr_db)
+        super().__init__("semjscc_separate_decoder", as_int(name, "max_batch", max_batch, 1))
         self.output = check_image_format(output)
         self.scheme = make_scheme(codec, quality, modulation, rate, n_symbols, equalizer, fallback, max_iter,
                                   max_payload_len)
         self.n_symbols = int(n_symbols)
-        self.snr_mode, self.snr_db = snr_mode, float(snr_db)
+        self.snr_mode, self.snr_db = snr_mode, snr_db
         self.corrupt = 0
         self.header_failures = 0
+        register_link(self, RECEIVER, self.n_symbols, f"separate_decoder ({self.scheme.name})")
 
     @property
     def stats(self) -> Counter[str]:
         return self.scheme.stats  # this block's own scheme instance: its counts are the block's
 
     def set_snr_db(self, snr_db: float) -> None:
-        self.snr_db = float(snr_db)
+        self.snr_db = as_float("separate_decoder", "snr_db", snr_db)
 
     @property
     def fallbacks(self) -> int:

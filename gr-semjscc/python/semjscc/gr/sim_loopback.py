@@ -147,7 +147,9 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
     """The link of the module docstring; every block is an attribute (GNU Radio holds Python blocks
     only through their C++ wrappers)."""
 
-    def __init__(self, cfg: SimConfig) -> None:
+    def __init__(self, cfg: SimConfig, channel: gr.basic_block | None = None) -> None:
+        """``channel``: a complex-in, complex-out block (e.g. ``burst_channel``) put after the
+        channel model, whose noise, CFO and multipath are then switched off (only ``epsilon`` stays)."""
         gr.top_block.__init__(self, "semjscc sim_loopback")
         self.cfg = cfg.check()
         self.classifier_ref = resolve_classifier(cfg.model, cfg.classifier)
@@ -167,10 +169,15 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
         self.sink = metrics_sink(json_path=cfg.json_path, csv_path=cfg.csv_path, loss_timeout_s=cfg.loss_timeout_s,
                                  n_samples=cfg.n_samples, run_info=params)
         self.tx = ofdm_tx(input_type="pdu")
-        self.channel = channels.channel_model(noise_voltage(cfg.snr_db), freq_offset(cfg.cfo_hz), cfg.epsilon,
-                                              multipath_taps(cfg.multipath), cfg.seed)
         self.rx = ofdm_rx()
-        self.connect(self.tx, self.channel, self.rx)
+        if channel is None:
+            self.channel = channels.channel_model(noise_voltage(cfg.snr_db), freq_offset(cfg.cfo_hz), cfg.epsilon,
+                                                  multipath_taps(cfg.multipath), cfg.seed)
+            self.connect(self.tx, self.channel, self.rx)
+        else:
+            self.clock = channels.channel_model(0.0, 0.0, cfg.epsilon, [1.0], cfg.seed)
+            self.channel = channel
+            self.connect(self.tx, self.clock, self.channel, self.rx)
         self.msg_connect(self.src, "pdus", self.enc, "in")
         self.msg_connect(self.src, "pdus", self.sink, "sent")
         self.msg_connect(self.enc, "out", self.tx, "pdus")
@@ -184,19 +191,41 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
                 "decoder_corrupt": self.dec.corrupt, "block_errors": self.enc.errors + self.dec.errors + self.clf.errors}
 
 
-def run_sim(cfg: SimConfig, timeout_s: float | None = None) -> tuple[dict[str, Any], sim_loopback]:
+def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None,
+            progress_interval_s: float = 5.0) -> tuple[dict[str, Any], sim_loopback]:
     """Run the link until every frame is accounted for (or ``timeout_s`` passes: frames still in
-    flight then count as lost and ``done`` is False). Returns (summary, the finished top block)."""
+    flight then count as lost and ``done`` is False). Returns (summary, the finished top block).
+
+    ``progress``: called with the sink's summary as soon as the first frame is accounted for, then
+    at most every ``progress_interval_s`` while frames keep being accounted for.
+
+    Ctrl-C / SIGTERM (once the flowgraph is built) stop the flowgraph the same way: frames in flight
+    count as lost, the JSON is written with ``interrupted: true`` and ``stopped_by``, and then the
+    signal is delivered (``KeyboardInterrupt`` under ``semjscc``). Signals that arrive while it
+    wraps up are held until the JSON is on disk."""
+    from semjscc.stopping import deferred_signals, stopped_by
+
     tb = sim_loopback(cfg)
     deadline = time.monotonic() + timeout_s if timeout_s else math.inf
-    tb.start()
-    try:
-        while not tb.sink.done_event.wait(0.05) and time.monotonic() < deadline:
-            pass
-    finally:
-        tb.stop()  # everything is accounted for: no need to wait for "done" to travel down the chain
-        tb.wait()
-    summary = tb.sink.finalize()
-    summary.update(tb.rx_stats())
-    tb.sink.write_json(extra=tb.rx_stats())
+    with deferred_signals() as held:
+        tb.start()
+        try:
+            shown, last = 0, -math.inf
+            while not held and not tb.sink.done_event.wait(0.05) and time.monotonic() < deadline:
+                if progress is None:
+                    continue
+                s = tb.sink.summary()
+                accounted = s["frames_received"] + s["frames_lost"]
+                if accounted > shown and time.monotonic() - last >= progress_interval_s:
+                    shown, last = accounted, time.monotonic()
+                    progress(s)
+        finally:
+            tb.stop()  # everything is accounted for: no need to wait for "done" to travel down the chain
+            tb.wait()
+        extra: dict[str, Any] = {**tb.rx_stats(), "interrupted": bool(held)}
+        if held:
+            extra["stopped_by"] = stopped_by(held[0])
+        summary = tb.sink.finalize()
+        summary.update(extra)
+        tb.sink.write_json(extra=extra)
     return summary, tb

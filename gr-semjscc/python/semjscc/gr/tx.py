@@ -18,6 +18,9 @@ import numpy as np
 import pmt
 from gnuradio import digital, fft, gr, pdu
 
+from semjscc.errors import UsageError
+from semjscc.gr.params import TX, as_int, one_of, payload_limit, register_link
+from semjscc.gr.pdus import log
 from semjscc.phy.frame import (
     DEFAULT_FRAME_FORMAT,
     MAX_FRAME_NUMBER,
@@ -37,14 +40,17 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, len_tag_key: str = "packet_len", first_frame_number: int = 0,
                  max_payload_len: int = 8192, fmt: FrameFormat = DEFAULT_FRAME_FORMAT) -> None:
+        max_payload_len = payload_limit("header_framer", max_payload_len)
+        first_frame_number = as_int("header_framer", "first_frame_number", first_frame_number)
         gr.basic_block.__init__(self, name="semjscc_header_framer", in_sig=[np.complex64], out_sig=[np.complex64])
         self.set_tag_propagation_policy(gr.TPP_DONT)
         self._len_key = pmt.intern(len_tag_key)
         self._fn_key = pmt.intern(FRAME_NUMBER_KEY)
-        self._next = int(first_frame_number) % (MAX_FRAME_NUMBER + 1)
+        self._next = first_frame_number % (MAX_FRAME_NUMBER + 1)
         self._hdr_len = fmt.n_header * fmt.numerology.n_data
-        self.max_payload_len = int(max_payload_len)
+        self.max_payload_len = max_payload_len
         self.frames_framed = 0
+        self.frames_too_long = 0  # packets longer than max_payload_len, dropped (logged once)
         self.set_min_output_buffer(2 * (self.max_payload_len + self._hdr_len))
         # Only run once there is room for a longest packet: downstream tagged-stream blocks free
         # one packet at a time, and waking per packet would cost a Python call per packet.
@@ -80,6 +86,7 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                 continue
             if length > self.max_payload_len:  # too long for the buffers: drop it, do not deadlock
                 pos = min(start + length, n_in)  # an untagged remainder is dropped next call
+                self._too_long(length)
                 continue
             if start + length > n_in or used + self._hdr_len + length > n_out:
                 break
@@ -104,6 +111,13 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self.consume(0, pos)
         return used
 
+    def _too_long(self, length: int) -> None:
+        self.frames_too_long += 1
+        if self.frames_too_long == 1:
+            log.error("OFDM TX: dropped a %d-symbol packet, longer than max_payload_len %d (later ones are dropped "
+                      "too, counted in frames_too_long): set the OFDM TX max_payload_len to at least %d, or use a "
+                      "model with fewer symbols", length, self.max_payload_len, length)
+
 
 class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
     """Analog-payload OFDM transmitter.
@@ -115,8 +129,12 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, input_type: str = "pdu", len_tag_key: str = "packet_len", pad_before: int = 160,
                  pad_after: int = 160, first_frame_number: int = 0, max_payload_len: int = 8192) -> None:
-        if input_type not in ("pdu", "stream"):
-            raise ValueError("input_type must be 'pdu' or 'stream'")
+        input_type = one_of("ofdm_tx", "input_type", input_type, ("pdu", "stream"))
+        max_payload_len = payload_limit("ofdm_tx", max_payload_len)
+        pad_before = as_int("ofdm_tx", "pad_before", pad_before, 0, hint=" (zero samples before each burst)")
+        pad_after = as_int("ofdm_tx", "pad_after", pad_after, 0, hint=" (zero samples after each burst)")
+        if not len_tag_key:
+            raise UsageError("ofdm_tx: len_tag_key must be a tag name such as packet_len, got ''")
         in_sig = gr.io_signature(0, 0, 0) if input_type == "pdu" else gr.io_signature(1, 1, gr.sizeof_gr_complex)
         gr.hier_block2.__init__(self, "semjscc_ofdm_tx", in_sig, gr.io_signature(1, 1, gr.sizeof_gr_complex))
         self.fmt = FrameFormat(pad_before=pad_before, pad_after=pad_after)
@@ -144,6 +162,8 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
             self.to_stream = None
             self.connect(self, self.framer)
         self.connect(self.framer, self.allocator, self.ifft, self.prefixer, self.shaper, self)
+        self.max_payload_len = max_payload_len
+        register_link(self, TX, max_payload_len, "ofdm_tx")
 
     @property
     def frames_framed(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,8 +21,10 @@ from semjscc.nn.training import (
     augment,
     epoch_batches,
     load_checkpoint,
+    rng_state,
     save_checkpoint,
     seed_everything,
+    set_rng_state,
     setup_runtime,
     unwrap,
     wrap_ddp,
@@ -54,35 +57,52 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
     steps_per_epoch = (len(train) // rt.world) // cfg.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
                                                 pct_start=0.25, anneal_strategy="linear")
-    start_epoch, history, changes = 0, [], []
+    start_epoch, history, changes, partial, rng = 0, [], [], None, None
+    gen = torch.Generator().manual_seed(cfg.seed)
     if resume and out.exists():
         ck = load_checkpoint(out)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, history = ck["epoch"], ck.get("history", [])
-        changes = ck.get("schedule_changes", [])
+        changes, partial, rng = ck.get("schedule_changes", []), ck.get("partial"), ck.get("rng")
+        done_steps = start_epoch * steps_per_epoch + (partial["step"] if partial else 0)
         old_epochs = ck["config"]["epochs"]
         if old_epochs == cfg.epochs:
             sched.load_state_dict(ck["scheduler"])
         else:
             # A different --epochs on resume reshapes the rest of the one-cycle schedule: the
             # learning rate continues from the new curve's value at the current step.
-            sched.last_epoch = start_epoch * steps_per_epoch - 1
+            sched.last_epoch = done_steps - 1
             sched.step()
             changes.append({"at_epoch": start_epoch, "from_epochs": old_epochs, "to_epochs": cfg.epochs})
+        if rng is not None:
+            set_rng_state(rng, gen, rt.device)
         if rt.main:
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs} (lr {opt.param_groups[0]['lr']:.4f})")
+            where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
+            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where} (lr {opt.param_groups[0]['lr']:.4f})")
     ddp = wrap_ddp(model, rt)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    gen = torch.Generator().manual_seed(cfg.seed)
     timer = Timer()
+
+    def save(epoch: int, **more: object) -> None:
+        save_checkpoint(out, kind="classifier", config=asdict(cfg), model=unwrap(ddp).state_dict(),
+                        optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
+                        schedule_changes=changes, rng=rng_state(gen, rt.device), **more)
+
     with StopFlag() as flag:
         for epoch in range(start_epoch, cfg.epochs):
             ddp.train()
-            bar = tqdm(epoch_batches(len(train), cfg.batch, epoch, cfg.seed, rt), total=steps_per_epoch,
-                       desc=f"classifier {epoch + 1}/{cfg.epochs}", disable=not rt.main, leave=False)
-            total, seen = 0.0, 0
+            batches = epoch_batches(len(train), cfg.batch, epoch, cfg.seed, rt)
+            step, total, seen = 0, 0.0, 0
+            if partial is not None:  # resuming mid-epoch: skip the batches done
+                step, total, seen = partial["step"], partial["total"], partial["seen"]
+                batches = itertools.islice(batches, step, None)
+                partial = None
+            bar = tqdm(batches, total=steps_per_epoch, initial=step, desc=f"classifier {epoch + 1}/{cfg.epochs}",
+                       disable=not rt.main, leave=False)
             for idx in bar:
+                if flag.should_stop(rt):
+                    break
                 x = augment(to_tensor(train.images[idx], rt.device), gen)
                 y = torch.from_numpy(train.labels[idx]).to(rt.device)
                 loss = loss_fn(ddp(x), y)
@@ -92,13 +112,14 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
                 sched.step()
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
+                step += 1
                 bar.set_postfix(loss=f"{total / seen:.3f}")
-                if flag.stop:
-                    break
-            if flag.stop:
-                if rt.main:
-                    print(f"interrupted in epoch {epoch + 1}: last complete epoch {epoch} is in {out}; "
-                          f"run the same command to resume")
+            if flag.should_stop(rt):
+                bar.close()
+                if rt.main:  # weights, optimizer, schedule, RNG and the position in the epoch at this batch
+                    save(epoch, partial={"step": step, "total": total, "seen": seen})
+                    print(f"interrupted in epoch {epoch + 1} after batch {step}/{steps_per_epoch}: saved in {out}; "
+                          f"run the same command to resume from there")
                 break
             acc = accuracy(unwrap(ddp), test.images, test.labels, rt.device)
             history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "test_acc": acc,
@@ -106,9 +127,7 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
             if rt.main:
                 print(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / max(seen, 1):.4f}  test acc {acc:.4f}  "
                       f"({timer.elapsed:.0f} s)")
-                save_checkpoint(out, kind="classifier", config=asdict(cfg), model=unwrap(ddp).state_dict(),
-                                optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
-                                history=history, schedule_changes=changes)
+                save(epoch + 1)
     return {"history": history, "checkpoint": str(out)}
 
 

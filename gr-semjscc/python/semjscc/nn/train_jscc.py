@@ -8,6 +8,7 @@ choice of hyper-parameters; the test split is never looked at during training.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,8 +28,10 @@ from semjscc.nn.training import (
     Timer,
     epoch_batches,
     load_checkpoint,
+    rng_state,
     save_checkpoint,
     seed_everything,
+    set_rng_state,
     setup_runtime,
     unwrap,
     wrap_ddp,
@@ -96,7 +99,8 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = (len(train_x) // rt.world) // cfg.batch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch), eta_min=cfg.lr * 0.01)
-    start_epoch, history = 0, []
+    start_epoch, history, partial, rng = 0, [], None, None
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
     if resume and out.exists():
         ck = load_checkpoint(out)
         if {**asdict(JSCCConfig()), **ck.get("config", {})} != asdict(cfg):  # keys added later take defaults
@@ -104,21 +108,39 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
-        start_epoch, history = ck["epoch"], ck.get("history", [])
+        start_epoch, history, partial, rng = ck["epoch"], ck.get("history", []), ck.get("partial"), ck.get("rng")
+        if rng is not None:
+            set_rng_state(rng, gen, rt.device)
         if rt.main:
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+            where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
+            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where}")
     ddp = wrap_ddp(model, rt)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
     channel = make_channel(cfg.channel, None)
     timer = Timer()
+
+    def save(epoch: int, **more: object) -> None:
+        save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
+                        optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
+                        classifier=str(classifier_path) if classifier_path else None,
+                        rng=rng_state(gen, rt.device), **more)
+
     with StopFlag() as flag:
         for epoch in range(start_epoch, cfg.epochs):
             ddp.train()
             torch.manual_seed(cfg.seed * 1000 + epoch)  # channel noise, reproducible on resume
-            bar = tqdm(epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt), total=steps_per_epoch,
+            batches = epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt)
+            step, total, seen = 0, 0.0, 0
+            if partial is not None:  # resuming mid-epoch: skip the batches done, draw on from where it stopped
+                step, total, seen = partial["step"], partial["total"], partial["seen"]
+                if rng is not None:
+                    set_rng_state(rng, gen, rt.device)
+                batches = itertools.islice(batches, step, None)
+                partial = None
+            bar = tqdm(batches, total=steps_per_epoch, initial=step,
                        desc=f"{cfg.loss} jscc {epoch + 1}/{cfg.epochs}", disable=not rt.main, leave=False)
-            total, seen = 0.0, 0
             for idx in bar:
+                if flag.should_stop(rt):
+                    break
                 x = _batch_tensor(train_x[idx], rt.device)
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 x = torch.where(flip.to(rt.device)[:, None, None, None], x.flip(3), x)
@@ -136,21 +158,21 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
                 sched.step()
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
+                step += 1
                 bar.set_postfix(loss=f"{total / seen:.5f}")
-                if flag.stop:
-                    break
-            if flag.stop:
-                if rt.main:
-                    print(f"interrupted in epoch {epoch + 1}: epoch {epoch} is in {out}; run the same command to resume")
+            if flag.should_stop(rt):
+                bar.close()
+                if rt.main:  # weights, optimizer, schedule, RNG and the position in the epoch at this batch
+                    save(epoch, partial={"step": step, "total": total, "seen": seen})
+                    print(f"interrupted in epoch {epoch + 1} after batch {step}/{steps_per_epoch}: saved in {out}; "
+                          f"run the same command to resume from there")
                 break
             val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device)
             history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), **val,
                             "elapsed_s": round(timer.elapsed, 1)})
             if rt.main:
                 print(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / max(seen, 1):.5f}  val {val}  ({timer.elapsed:.0f} s)")
-                save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
-                                optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
-                                history=history, classifier=str(classifier_path) if classifier_path else None)
+                save(epoch + 1)
     return {"history": history, "checkpoint": str(out)}
 
 

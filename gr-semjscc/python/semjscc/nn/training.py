@@ -121,25 +121,51 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 class StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop checks, so training stops at a batch boundary
-    and writes a resumable checkpoint instead of dying mid-step."""
+    """Holds SIGINT/SIGTERM while training: the loop polls :meth:`should_stop` at each batch
+    boundary, writes a resumable checkpoint there (see :func:`rng_state`) and leaves the block,
+    which then delivers the signal (``KeyboardInterrupt`` under ``semjscc``: exit 130 for Ctrl-C,
+    143 for SIGTERM) instead of dying mid-step."""
 
     def __init__(self) -> None:
-        self.stop = False
-        self._old: dict[int, Any] = {}
+        self._held: list[int] = []
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-                self._old[sig] = signal.signal(sig, self._handle)
+        from semjscc.stopping import deferred_signals
+
+        self._held = self._stack.enter_context(deferred_signals())
         return self
 
-    def _handle(self, signum: int, frame: object) -> None:
-        self.stop = True
+    @property
+    def stop(self) -> bool:
+        return bool(self._held)
+
+    def should_stop(self, rt: Runtime) -> bool:
+        """Whether to stop now; under torchrun every rank stops at the same batch when any was signalled."""
+        if rt.world > 1:
+            t = torch.tensor([float(self.stop)], device=rt.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            if t.item() > 0 and not self._held:
+                self._held.append(signal.SIGTERM)  # another rank's signal (torchrun passes SIGTERM on)
+        return self.stop
 
     def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+        self._stack.close()
+
+
+def rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """The random number generators a training step draws from, for an exact mid-epoch resume."""
+    state = {"gen": gen.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], gen: torch.Generator, device: torch.device) -> None:
+    gen.set_state(state["gen"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -10,8 +10,10 @@ batches (see :mod:`semjscc.ota.link`); every capture is decoded, classified and 
                             the simulated curve, settings, radio and calibration
     OUT/accuracy_vs_snr.png accuracy and PSNR versus measured SNR beside the simulated curve
 
-Ctrl-C stops after the batch in progress is committed or dropped whole: everything before it stays in
-the CSV and the recording, and the summary and plot are written from it (``interrupted: true``).
+Ctrl-C or SIGTERM stops after the batch in progress is committed or dropped whole: everything before
+it stays in the CSV and the recording, and the summary and plot are written from it
+(``interrupted: true``, ``meta.stopped_by``: ``Ctrl-C`` or ``SIGTERM``); then the interrupt goes on
+(``semjscc ota`` exits 130 for Ctrl-C, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import contextlib
 import datetime as _dt
 import getpass
 import math
-import signal
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,18 +107,12 @@ def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile 
 
 @contextlib.contextmanager
 def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done (a batch is committed to CSV and recording together)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Hold Ctrl-C and SIGTERM until the block is done (a batch is committed to CSV and recording
+    together), then deliver them."""
+    from semjscc.stopping import deferred_signals
+
+    with deferred_signals():
         yield
-        return
-    hit: list[object] = []
-    old = signal.signal(signal.SIGINT, lambda *a: hit.append(a))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        if hit:
-            raise KeyboardInterrupt
 
 
 def load_models(model: str, classifier: str | None) -> Models:
@@ -212,6 +206,8 @@ def _flowgraph_args(exp: Experiment, p: dict[str, Any], profile_path: str | None
 
 def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.ndarray,
          models: Models) -> dict[str, Any]:
+    from semjscc.stopping import deferred_signals, interrupt_for, stopped_by
+
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     rx_info = rx.info()
@@ -287,15 +283,21 @@ def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.n
     except (KeyboardInterrupt, SemJSCCError) as e:
         stopped = e
     finally:
-        bar.close()
-        writer.close()
-        log.close()
-    if stopped is not None:
-        meta["stopped_by"] = "Ctrl-C" if isinstance(stopped, KeyboardInterrupt) else str(stopped)
-    doc = _summary(exp, meta, points, frames_by_point, failures_by_point, stopped is not None, images, labels, models)
-    if stopped is not None:
-        raise stopped
-    return doc
+        with deferred_signals(deliver=False) as late:  # a second Ctrl-C must not cut the files short
+            bar.close()
+            writer.close()
+            log.close()
+    if late and stopped is None:  # arrived as the last batch was written: stop all the same
+        stopped = interrupt_for(late[0])
+    if stopped is None:
+        try:
+            return _summary(exp, meta, points, frames_by_point, failures_by_point, False, images, labels, models)
+        except KeyboardInterrupt as e:  # during the simulated curve: write the summary of what was measured
+            stopped = e
+    with deferred_signals(deliver=False):  # a second Ctrl-C must not cut the summary short
+        meta["stopped_by"] = stopped_by(stopped) if isinstance(stopped, KeyboardInterrupt) else str(stopped)
+        _summary(exp, meta, points, frames_by_point, failures_by_point, True, images, labels, models)
+    raise stopped
 
 
 def _summary(exp: Experiment, meta: dict[str, Any], points: list[dict[str, Any]],

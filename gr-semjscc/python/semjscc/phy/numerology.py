@@ -88,6 +88,11 @@ class OFDMNumerology:
     def pilot_bins(self) -> np.ndarray:
         return self.bins(self.pilot_carriers)
 
+    @property
+    def subcarrier_spacing(self) -> float:
+        """Hz between subcarriers (sample rate / FFT length)."""
+        return self.sample_rate / self.fft_len
+
     def payload_symbols(self, n_channel_uses: int) -> int:
         """OFDM symbols needed for ``n_channel_uses`` complex JSCC symbols (last one zero-padded)."""
         return -(-n_channel_uses // self.n_data)

@@ -12,6 +12,9 @@ Pipeline, batched over every candidate burst in a buffer (no per-sample Python l
    correlation rho(g) between sync_word1 and sync_word2 on the even carriers (Schmidl & Cox's
    second step); it is insensitive to timing offset and multipath, so it also validates the
    candidate (``detect_threshold``). Default G = 1: |CFO| < 3 subcarriers = +-46.9 kHz at 1 MS/s.
+   A tone (or a few) passes Schmidl & Cox and has rho ~1 on the bins holding its energy: the
+   preamble's energy must also be spread over the carriers (effective number (sum e)^2 / sum e^2
+   >= 6) and present on sync_word2's odd carriers, which a half-symbol periodic signal leaves empty.
 4. Fine timing: cross-correlation with sync_word2's time waveform, FFT window placed
    ``timing_margin`` samples before the first strong path, inside the cyclic prefix. The default,
    8 of the 16 CP samples, leaves 7 samples (7 us at 1 MS/s) for delay spread and lets a burst
@@ -31,8 +34,9 @@ Pipeline, batched over every candidate burst in a buffer (no per-sample Python l
    subcarrier, the project's convention).
 
 Accounting: every validated candidate is either a frame with a good header, or (if its preamble is
-unambiguous, rho >= ``report_threshold``) a frame reported with ``header_ok=False``; weaker candidates
-whose header fails are counted as ``rejected`` (most are noise). Frames that never appear show up as
+unambiguous: rho >= ``report_threshold``, also without its two strongest carriers, so that a tone in
+noise does not count) a frame reported with ``header_ok=False``; weaker candidates whose header fails
+are counted as ``rejected`` (most are noise or interference). Frames that never appear show up as
 gaps in the 16-bit frame numbers (:class:`FrameCounter`).
 """
 
@@ -56,6 +60,15 @@ _TINY = 1e-30
 _MIN_HEADER_SNR_DB = -5.0  # preamble-fit SNR below which a header is not worth decoding
 _SC_OBVIOUS = 0.5  # smoothed Schmidl & Cox metric of a preamble above ~5 dB SNR (noise: ~0.03)
 _MAX_ABS = 1e15  # larger samples are treated as invalid: their squares would overflow float32
+# A tone (or a few, or any signal periodic with half a symbol) passes Schmidl & Cox, and rho on the
+# one or two carriers holding its energy is ~1. The preamble's energy must be spread over the bins: a
+# channel inside the cyclic prefix keeps >= 14 effective bins (no loss up to 14 with 16 equal Rayleigh
+# taps at 30 dB; ~35 typical), one to three tones give 1 to 2.5 ...
+_MIN_SPREAD = 6.0
+# ... and sync_word2's odd carriers must hold about as much as its even ones (a preamble: ~1 at any
+# SNR, no loss up to 0.5 at -1 dB; half-symbol periodic input: nothing on odd carriers).
+_MIN_ODD = 0.25
+_TRIM = 2  # strongest carriers left out of the robust rho that decides on reporting a failed header
 
 
 @dataclass
@@ -81,6 +94,7 @@ class RxStats:
     header_ok: int = 0
     header_failed: int = 0  # reported frames whose header CRC failed
     rejected: int = 0  # validated but weak preamble and failed header: not reported
+    cut_short: int = 0  # good header, but the stream ended before the frame did: dropped at flush
 
 
 @dataclass
@@ -175,6 +189,8 @@ class OFDMReceiver:
         self._base = 0  # absolute index of _buf[0]
         self._last_end = 0  # absolute index before which everything is decided
         self._valid_len: int | None = None  # set during flush: real samples (+ tolerance) in _buf
+        self._hold_len: int | None = None  # set during a holding flush: real samples in _buf
+        self._held = False  # the last holding flush kept an incomplete burst buffered
 
     def process(self, samples: np.ndarray) -> list[ReceivedFrame]:
         x = np.asarray(samples).astype(np.complex64, copy=False).ravel()
@@ -186,23 +202,31 @@ class OFDMReceiver:
         self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x
         return self._scan(final=False)
 
-    def flush(self) -> list[ReceivedFrame]:
+    def flush(self, hold_incomplete: bool = False) -> list[ReceivedFrame]:
         """Decide on everything buffered (end of stream, or the stream went idle). A burst cut a few
-        samples short (e.g. held back in a channel filter's history) is completed with zeros."""
-        real_end = self._base + len(self._buf)
-        if len(self._buf):
+        samples short (e.g. held back in a channel filter's history) is completed with zeros.
+
+        ``hold_incomplete`` (the stream only paused, more may come): a burst whose header or payload
+        has not fully arrived stays buffered for the next call instead of being decided on now
+        (a failed header) or dropped (``stats.cut_short``)."""
+        real_len = len(self._buf)
+        real_end = self._base + real_len
+        if real_len:
             tail = np.zeros(self.g.nfft + 2 * self.g.sym, dtype=np.complex64)
             self._buf = np.concatenate([self._buf, tail])
         # at most cp/2 zero-filled samples inside a frame's last FFT window; a burst cut any shorter
         # is dropped rather than delivered with a zeroed payload tail
-        self._valid_len = real_end - self._base + self.g.cp // 2
+        self._valid_len = real_len + self.g.cp // 2
+        self._hold_len = real_len if hold_incomplete else None
+        self._held = False
         try:
             frames = self._scan(final=True)
         finally:
-            self._valid_len = None
-        # the zero tail is not part of the stream: absolute sample indices continue from real_end
-        self._base = self._last_end = real_end
-        self._buf = np.zeros(0, dtype=np.complex64)
+            self._valid_len = self._hold_len = None
+        if not self._held:
+            # the zero tail is not part of the stream: absolute sample indices continue from real_end
+            self._base = self._last_end = real_end
+            self._buf = np.zeros(0, dtype=np.complex64)
         return frames
 
     @property
@@ -222,9 +246,11 @@ class OFDMReceiver:
         keep = d + self._base >= self._last_end
         d, P, M = d[keep], P[keep], M[keep]
         need = (self.fmt.n_overhead + 2) * g.sym  # samples after a peak to decide on it
-        ready = d + need <= n
+        hold = final and self._hold_len is not None
+        # a holding flush decides on bursts whose preamble and header have all arrived
+        ready = d + self.fmt.n_overhead * g.sym + g.cp <= self._hold_len if hold else d + need <= n
         keep_from = n - tail_keep
-        if not final and not ready.all():
+        if (not final or hold) and not ready.all():
             keep_from = min(keep_from, int(d[~ready][0]) - g.sym)
         d, P, M = d[ready], P[ready], M[ready]
         self.stats.candidates += len(d)
@@ -233,6 +259,12 @@ class OFDMReceiver:
             frames, incomplete = self._decide(buf, d, P, M, final)
             if incomplete is not None:
                 keep_from = min(keep_from, incomplete - g.sym)
+        if hold and keep_from < self._hold_len:  # something is still arriving: keep it
+            self._held = True
+            keep_from = max(0, keep_from)
+            self._buf = buf[keep_from:self._hold_len].copy()
+            self._base += keep_from
+            return frames
         keep_from = max(0, keep_from) if not final else n
         if final:
             self._last_end = max(self._last_end, self._base + n)
@@ -347,7 +379,13 @@ class OFDMReceiver:
             better = rho > best_rho
             best_rho = np.where(better, rho, best_rho)
             best_g = np.where(better, shift, best_g)
-        ok = best_rho >= self.detect_threshold
+        # energy per bin, all 64 (an even integer shift moves neither a tone's few bins nor the parity):
+        # effective number of bins over both symbols; odd-to-even energy in sync_word2's window
+        e2 = Y2.real ** 2 + Y2.imag ** 2
+        e = Y1.real ** 2 + Y1.imag ** 2 + e2
+        spread = np.sum(e, axis=1) ** 2 / (np.sum(e * e, axis=1) + _TINY)
+        odd = np.sum(e2[:, 1::2], axis=1) / (np.sum(e2[:, ::2], axis=1) + _TINY)
+        ok = (best_rho >= self.detect_threshold) & (spread >= _MIN_SPREAD) & (odd >= _MIN_ODD)
         self.stats.validated += int(ok.sum())
         return d[ok], eps_f[ok] + 2 * best_g[ok], best_rho[ok]
 
@@ -374,8 +412,16 @@ class OFDMReceiver:
         Y = self._fft_windows(x, fft0, 2, eps)
         A = Y[:, 1, g.even] * np.conj(g.x2[g.even])
         B = Y[:, 0, g.even] * np.conj(g.x1[g.even])
-        z = np.sum(A * np.conj(B), axis=1)
-        rho = np.abs(z) ** 2 / (np.sum(np.abs(A) ** 2, axis=1) * np.sum(np.abs(B) ** 2, axis=1) + _TINY)
+        t, ea, eb = A * np.conj(B), np.abs(A) ** 2, np.abs(B) ** 2
+        z = np.sum(t, axis=1)
+        rho = np.abs(z) ** 2 / (np.sum(ea, axis=1) * np.sum(eb, axis=1) + _TINY)
+        # robust rho where it matters (rho >= report_threshold): also without the _TRIM strongest carriers
+        # (a tone in noise: noise-like; a preamble: ~rho)
+        rho_rep, hi = rho.copy(), np.flatnonzero(rho >= self.report_threshold)
+        keep = np.ones((len(hi), len(g.even)))
+        np.put_along_axis(keep, np.argpartition(ea[hi] + eb[hi], -_TRIM, axis=1)[:, -_TRIM:], 0.0, axis=1)
+        rho_rep[hi] = np.minimum(rho[hi], np.abs(np.sum(t[hi] * keep, axis=1)) ** 2 / (
+            np.sum(ea[hi] * keep, axis=1) * np.sum(eb[hi] * keep, axis=1) + _TINY))
         eps = eps + np.angle(z) / (2 * np.pi * g.sym / g.nfft)
         Y = self._fft_windows(x, fft0, self.fmt.n_overhead, eps)
         H_raw = (Y[:, 0] * np.conj(g.x1) + Y[:, 1] * np.conj(g.x2)) / g.w_pre
@@ -399,8 +445,8 @@ class OFDMReceiver:
             fn[hopeful], ln[hopeful], crc_ok[hopeful], _ = decode_header(
                 soft[hopeful].reshape(int(hopeful.sum()), self.fmt.n_header * self.num.n_data))
         crc_ok &= ln <= self.max_payload_len
-        return {"fft0": fft0, "start": start, "eps": eps, "rho": rho, "y": Y, "h": H, "noise": noise, "snr": snr_pre,
-                "fn": fn, "ln": ln, "crc_ok": crc_ok}
+        return {"fft0": fft0, "start": start, "eps": eps, "rho": rho, "rho_rep": rho_rep, "y": Y, "h": H,
+                "noise": noise, "snr": snr_pre, "fn": fn, "ln": ln, "crc_ok": crc_ok}
 
     def _header_phase(self, yh: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Common phase of each header symbol as a unit phasor to multiply by (K, n_header).
@@ -418,10 +464,12 @@ class OFDMReceiver:
         return np.conj(half)
 
     def _assemble(self, x: np.ndarray, final: bool, fft0: np.ndarray, start: np.ndarray, eps: np.ndarray,
-                  rho: np.ndarray, y: np.ndarray, h: np.ndarray, noise: np.ndarray, snr: np.ndarray,
-                  fn: np.ndarray, ln: np.ndarray, crc_ok: np.ndarray) -> tuple[list[ReceivedFrame], int | None]:
+                  rho: np.ndarray, rho_rep: np.ndarray, y: np.ndarray, h: np.ndarray, noise: np.ndarray,
+                  snr: np.ndarray, fn: np.ndarray, ln: np.ndarray,
+                  crc_ok: np.ndarray) -> tuple[list[ReceivedFrame], int | None]:
         """Greedy walk in time order: accept non-overlapping frames, then demodulate payloads.
-        ``y``: FFT of the 4 overhead symbols (K, 4, used), ``h``: preamble channel estimate."""
+        ``y``: FFT of the 4 overhead symbols (K, 4, used), ``h``: preamble channel estimate,
+        ``rho_rep``: the robust rho that decides on reporting a failed header."""
         g, sym = self.g, self.g.sym
         n = len(x) if self._valid_len is None else min(len(x), self._valid_len)
         order = np.argsort(start, kind="stable")
@@ -435,13 +483,14 @@ class OFDMReceiver:
             if crc_ok[i]:
                 n_sym = self.fmt.n_overhead + self.fmt.n_payload_symbols(int(ln[i]))
                 if fft0[i] + (n_sym - 1) * sym + g.nfft > n:  # last FFT window not in the buffer yet
-                    if not final:
+                    if not final or self._hold_len is not None:
                         incomplete = int(start[i])
                         break
+                    self.stats.cut_short += 1
                     continue
                 good.append(i)
                 cursor = start[i] + n_sym * sym
-            elif rho[i] >= self.report_threshold:
+            elif rho_rep[i] >= self.report_threshold:
                 failed.append(i)
                 cursor = start[i] + self.fmt.n_overhead * sym
             else:

@@ -36,6 +36,9 @@ def resolve_model_dir(ref: str | Path) -> Path:
     cand = models_dir() / str(ref)
     if cand.is_dir():
         return cand
+    if p.is_file():
+        raise ModelError(f"model {ref!r} is a file, not a model directory: pass the folder that holds its card.yaml "
+                         f"and .onnx files ({p.parent}, if that is one)")
     raise ModelError(f"model {ref!r} not found: neither a directory nor a name under {models_dir()} "
                      f"(`semjscc models` lists them; SEMJSCC_MODELS points elsewhere)")
 
