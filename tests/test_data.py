@@ -73,6 +73,24 @@ def test_missing_and_malformed_sources(tmp_path: Path) -> None:
         load_cifar10(bad, "validation")
 
 
+def test_damaged_archive_is_one_line(tmp_path: Path, small_splits: dict) -> None:
+    """tarfile's error for an archive no decompressor opens has one line per method tried; the
+    message keeps the one for the archive's own compression, and names the fix."""
+    good = write_archive(tmp_path / "good.tar.gz", small_splits).read_bytes()
+    cases = {"not-gzip.tar.gz": b"\x1f\x8b\x08\x00 not really gzip" * 4,
+             "not-tar.tar": b"garbage" * 200,
+             "cut.tar.gz": good[: len(good) // 2]}
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(DataError) as e:
+            load_cifar10(path, "train", use_cache=False)
+        msg = str(e.value)
+        assert "\n" not in msg and f"{path}: damaged or unreadable archive (" in msg, msg
+        assert msg.endswith("download it again or give --data PATH / SEMJSCC_DATA of an intact copy"), msg
+        assert "method bz2" not in msg and "method xz" not in msg
+
+
 def test_wrong_class_folder_and_image_size(tmp_path: Path) -> None:
     from PIL import Image
 

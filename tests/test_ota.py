@@ -171,6 +171,49 @@ def test_snr_sweep_without_profile_is_refused(env: dict[str, Path], tmp_path: Pa
     assert "needs a calibration profile" in capsys.readouterr().err
 
 
+def test_experiment_values_are_checked_before_the_radio_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NaN target SNR (which reached round() while choosing the attenuation) and radio settings
+    outside the Pluto's ranges (a sample rate of 0 reached the SigMF writer after the first capture)
+    are refused before a radio is opened or anything is written."""
+    from semjscc.errors import UsageError
+    from semjscc.ota import runner
+
+    def no_radio(*_a: object, **_k: object) -> None:
+        raise AssertionError("the radio was opened")
+
+    monkeypatch.setattr(runner, "open_radio", no_radio)
+    out = tmp_path / "o"
+    cases = [({"snrs": [10.0, math.nan]}, "target SNR nan dB is not a finite number"),
+             ({"attens": [40.0], "design_snr_db": math.inf}, "--design-snr inf is not a finite number"),
+             ({"attens": [40.0], "sample_rate": 0.0}, "sample rate (S/s) 0 is outside the Pluto's range"),
+             ({"attens": [40.0], "sample_rate": 100e6}, "sample rate (S/s) 1e+08 is outside"),
+             ({"attens": [40.0], "rf_bandwidth": 100e6}, "RF bandwidth (Hz) 1e+08 is outside"),
+             ({"attens": [40.0], "freq_hz": 10e9}, "LO frequency (Hz) 1e+10 is outside"),
+             ({"attens": [40.0], "rx_gain_db": math.nan}, "RX gain (dB) nan is outside")]
+    for kwargs, text in cases:
+        with pytest.raises(UsageError) as e:
+            run_experiment(Experiment(out=out, **kwargs))
+        assert text in str(e.value), (kwargs, str(e.value))
+    assert not out.exists()
+
+
+def test_replay_refuses_a_model_of_another_symbol_count(experiment: dict, env: dict[str, Path]) -> None:
+    """A 256-symbol model on a 512-symbol recording used to decode every frame as corrupt (exit 0)."""
+    from semjscc.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"holds frames of 512 symbols \(recorded with .*\) but model .* decodes 256"):
+        replay(experiment["out"] / "recording.sigmf-meta", model=str(env["zoo"] / "jscc-kn12"))
+
+
+def test_replay_names_a_missing_data_file(experiment: dict, tmp_path: Path) -> None:
+    from semjscc.errors import UsageError
+
+    meta = tmp_path / "recording.sigmf-meta"
+    shutil.copy(experiment["out"] / "recording.sigmf-meta", meta)
+    with pytest.raises(UsageError, match=r"recording\.sigmf-data is missing: the samples of recording\.sigmf-meta"):
+        replay(meta)
+
+
 # --- the Pluto flowgraphs ----------------------------------------------------------------------------
 FLOWGRAPHS = ("pluto_tx", "pluto_rx", "pluto_loopback")
 

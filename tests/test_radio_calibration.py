@@ -228,6 +228,13 @@ def test_attenuation_choice_interpolates_and_extrapolates() -> None:
     assert not high.reachable and high.tx_atten_db == 0.0 and "not measured" in high.note
 
 
+def test_attenuation_choice_refuses_a_non_finite_target() -> None:
+    prof = _profile([(30, 18.0), (40, 8.0)])
+    for target in (math.nan, math.inf):
+        with pytest.raises(UsageError, match="must be finite numbers"):
+            prof.atten_for_snr(target, 40.0)
+
+
 def test_profile_roundtrip_and_apply(tmp_path: Path) -> None:
     prof = _profile([(30, 18.0), (40, 8.0)], ppm=-8.0)
     path = prof.save(tmp_path)

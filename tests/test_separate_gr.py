@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -111,3 +112,32 @@ def test_sim_separate_grc_compiles(tmp_path: Path) -> None:
     assert "semjscc_gr.separate_encoder(" in text and "semjscc_gr.separate_decoder(" in text
     for opt in ("--snr-db", "--frames", "--json-path", "--codec", "--quality", "--modulation", "--code-rate"):
         assert opt in text
+
+
+def test_semjscc_run_sets_any_grc_parameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """``semjscc run X.grc --set PARAM=VALUE``: separate coding's codec, modulation and code rate."""
+    if shutil.which("grcc") is None:
+        pytest.skip("grcc not installed")
+    from conftest import fake_split, write_pickles
+    from semjscc.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    data = write_pickles(tmp_path / "cifar", fake_split(1, 1), fake_split(1, 2))
+    js = tmp_path / "sep.json"
+    grc = str(REPO / "flowgraphs" / "sim_separate.grc")
+    rc = main(["run", grc, "--frames", "4", "--snr", "20", "--source", str(data), "--json", str(js),
+               "--set", "codec=webp", "--set", "modulation=qpsk", "--set", "code_rate=1/2"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads(js.read_text())
+    assert (doc["params"]["codec"], doc["params"]["modulation"], doc["params"]["code_rate"]) == ("webp", "qpsk", "1/2")
+    assert doc["cli"]["codec"] == "webp" and doc["frames_sent"] == doc["frames_received"] + doc["frames_lost"] == 4
+    capsys.readouterr()
+    for argv, message in ((["--set", "nope=1"], "has no parameter 'nope' (--set takes one of:"),
+                          (["--set", "codec"], "expected PARAM=VALUE"),
+                          (["--set", "snr_db=3"], "use --snr for that parameter")):
+        assert main(["run", grc, "--frames", "2", "--json", str(js), *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["run", "sim_loopback", "--json", str(js), "--set", "codec=webp"]) == 2
+    assert "--set applies to .grc flowgraphs" in capsys.readouterr().err

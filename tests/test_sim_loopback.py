@@ -265,6 +265,65 @@ def test_bench_throughput_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "ratio" in capsys.readouterr().out
 
 
+def test_bench_throughput_limits(tmp_path: Path) -> None:
+    """What the chains cannot run is refused before a flowgraph is built: more symbols than GNU Radio's
+    reference chain fits in its buffers (it used to hang in tb.run()), a CFO beyond the receiver's
+    search range, a NaN SNR. At the limit both chains run to the end."""
+    from semjscc.phy import bench_throughput as bt
+
+    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, bt.MAX_CFO_HZ) == (51, 2256, 46875.0)
+    bt.check_args(2, bt.MAX_SYMBOLS, 20.0, -46874.0)
+    for args, text in [((2, bt.MAX_SYMBOLS + 1, 20.0, 0.0), "--symbols must lie in 1..2256, got 2257"),
+                       ((2, 0, 20.0, 0.0), "--symbols must lie in 1..2256, got 0"),
+                       ((2, 512, float("nan"), 0.0), "--snr must be a finite number of dB"),
+                       ((2, 512, 20.0, 46875.0), "|--cfo| must stay below 3 subcarriers (46875 Hz)"),
+                       ((2, 512, 20.0, float("nan")), "|--cfo| must stay below"),
+                       ((0, 512, 20.0, 0.0), "--frames must be >= 1")]:
+        with pytest.raises(UsageError) as e:
+            bt.check_args(*args)
+        assert text in str(e.value)
+    with pytest.raises(UsageError, match="gr_packet_bytes"):
+        bt.run_throughput(n_frames=2, gr_packet_bytes=584)  # 52 OFDM symbols
+    # in a subprocess: a hang must fail the test, not stop the suite
+    code = ("from semjscc.phy.bench_throughput import MAX_SYMBOLS, run_throughput\n"
+            "r = run_throughput(n_frames=3, n_symbols=MAX_SYMBOLS)\n"
+            "print('RESULT', r['ours_frames_ok'], r['gr_ofdm_frames_ok'], r['ofdm_symbols_per_frame'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("RESULT"))  # GNU Radio logs to stdout too
+    ours, theirs, n_ofdm = map(int, line.split()[1:])
+    assert ours == 3 and theirs >= 1 and n_ofdm == 51
+
+
+def test_soak_refuses_a_stall_timeout_of_zero() -> None:
+    """0 (or NaN) ended the soak at once as 'stalled', exit status 1; refused before the flowgraph is built."""
+    from semjscc.soak import run_soak
+
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(UsageError, match="--stall-timeout must be a number of seconds > 0"):
+            run_soak(2, stall_timeout_s=bad, model="/nope")
+
+
+def test_grc_refuses_what_companion_cannot_open(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from semjscc.grc_run import read_grc
+
+    for grc in SHIPPED:
+        assert "file_format" in read_grc(grc)["metadata"]
+    cases = {"list.grc": ("- a\n- b\n", "not a YAML mapping"),
+             "no-options.grc": ("metadata: {file_format: 1}\nblocks: []\n", "no options block"),
+             "no-metadata.grc": ("options: {parameters: {id: x}}\n", "no metadata: file_format"),
+             "binary.grc": (b"\xff\xfe\x00garbage", "not a GRC 3.10 flowgraph (UnicodeDecodeError)")}
+    for name, (text, why) in cases.items():
+        f = tmp_path / name
+        f.write_bytes(text if isinstance(text, bytes) else text.encode())
+        assert main(["grc", str(f), "--print-command"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "give a .grc file saved by GNU Radio Companion" in err, err
+    assert main(["grc", str(tmp_path), "--print-command"]) == 2
+    assert "is not a file: give FILE.grc" in capsys.readouterr().err
+
+
 def test_grc_path_merge_and_install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = "/opt/semjscc/grc"
     new, changed = merge_blocks_path("", d)

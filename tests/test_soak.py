@@ -209,6 +209,15 @@ def test_bench_garbage_reports_every_kind(tmp_path: Path, capsys: pytest.Capture
     for r in rows:
         assert r["exceptions"] == 0 and r["samples"] == 100_000 and r["slots"] > 60
         assert r["false_frames_per_slot"] == r["false_frames"] / r["slots"]
+        assert r["false_frames_per_slot_upper95"] > r["false_frames_per_slot"]
     assert "| tone | 100,000 |" in capsys.readouterr().out
     assert main(["bench", "garbage", "--kinds", "noise,music", "--json", str(out)]) == 2
     assert "choose from noise, loud-noise" in capsys.readouterr().err
+
+
+def test_poisson_upper_bound() -> None:
+    from semjscc.soak import poisson_upper
+
+    assert poisson_upper(0) == pytest.approx(-np.log(0.05), rel=1e-6)  # the rule of three
+    assert poisson_upper(1) == pytest.approx(4.7439, rel=1e-3)  # tabulated exact limits
+    assert poisson_upper(10) == pytest.approx(17.0, rel=1e-2)

@@ -83,6 +83,55 @@ def test_bad_training_arguments(tiny: dict[str, Path], capsys: pytest.CaptureFix
     assert e.value.code == 2
 
 
+def test_device_names_are_checked_before_torch_sees_them() -> None:
+    """torch.device('tpu') raised a RuntimeError listing torch's twenty device types (a traceback)."""
+    from semjscc.devices import check_device
+    from semjscc.errors import UsageError
+    from semjscc.nn.training import setup_runtime
+
+    assert [check_device(d) for d in ("auto", "cpu", "cuda", "cuda:1")] == ["auto", "cpu", "cuda", "cuda:1"]
+    for bad in ("tpu", "cuda:", "cuda:x", "CPU", "", None):
+        with pytest.raises(UsageError, match="use auto, cpu, cuda or cuda:N"):
+            check_device(bad)
+        with pytest.raises(UsageError, match="use auto, cpu, cuda or cuda:N"):
+            setup_runtime(bad)  # type: ignore[arg-type]
+    assert setup_runtime("cpu").device.type == "cpu"
+
+
+def test_snr_range_is_checked_before_anything_is_loaded(tmp_path: Path) -> None:
+    """A reversed --snr-range used to train a model on it; refused before the device or the data
+    (here missing) are touched."""
+    from semjscc.errors import UsageError
+    from semjscc.nn.config import JSCCConfig
+    from semjscc.nn.train_jscc import train_jscc
+
+    for lo, hi, text in ((20.0, 0.0, "LO must not exceed HI"), (0.0, float("inf"), "must be finite")):
+        with pytest.raises(UsageError, match=text):
+            train_jscc(JSCCConfig(snr_min=lo, snr_max=hi), "/nope", tmp_path / "j.pt", None, device="tpu")
+    assert not (tmp_path / "j.pt").exists()
+
+
+def test_eval_refuses_separate_on_other_channels_up_front(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--separate --channel rayleigh was refused only after the deep JSCC sweep had run."""
+    import semjscc.schemes
+
+    def no_loading(*_a: object, **_k: object) -> None:
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(semjscc.schemes, "load_scheme", no_loading)
+    assert main(["eval", "--separate", "--channel", "rayleigh", "--limit", "4"]) == 2
+    assert "--separate supports --channel awgn or ofdm, not rayleigh" in capsys.readouterr().err
+
+
+def test_sweep_refuses_non_finite_snrs() -> None:
+    from semjscc.errors import UsageError
+    from semjscc.evaluation import sweep
+
+    with pytest.raises(UsageError, match="SNR nan dB is not a finite number"):
+        sweep([], lambda x: x, None, [0.0, float("nan")])  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tiny: dict[str, Path]) -> None:
     """DistributedDataParallel over gloo: what several GPUs do, without code changes."""

@@ -10,6 +10,7 @@ each scheme), so differences between schemes are paired, not noise.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from semjscc.data import Dataset
+from semjscc.errors import UsageError
 from semjscc.imaging import to_float_nchw
 from semjscc.metrics import psnr_db, ssim
 
@@ -49,6 +51,9 @@ class SweepResult:
 def sweep(schemes: list[Scheme], classify: Classify, data: Dataset, snrs: list[float], channel: str = "awgn",
           batch: int = 500, seed: int = 2024, progress: bool = True) -> tuple[list[SweepResult], float]:
     """Returns per-(scheme, SNR) results and the clean-image accuracy (the ceiling)."""
+    bad = [s for s in snrs if not math.isfinite(s)]
+    if bad:  # checked before any image is classified (NaN would reach round() below)
+        raise UsageError(f"SNR {bad[0]} dB is not a finite number: give SNRs such as 0 5 10")
     import torch
 
     from semjscc.nn.channels import make_channel

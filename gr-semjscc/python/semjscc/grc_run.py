@@ -47,15 +47,31 @@ def find_grc(ref: str) -> Path:
                      f"({', '.join(shipped_flowgraphs()) or 'none found in ' + str(FLOWGRAPHS_DIR)})")
 
 
-def grc_options(grc: Path) -> dict[str, Any]:
-    """The .grc's options block parameters (id, generate_options, ...)."""
+def read_grc(grc: Path) -> dict[str, Any]:
+    """The parsed .grc: a YAML mapping with an ``options`` block (its ``parameters``) and
+    ``metadata: file_format``, as GNU Radio Companion 3.10 saves it; UsageError otherwise."""
     import yaml
 
+    fix = "give a .grc file saved by GNU Radio Companion 3.10"
     try:
         doc = yaml.safe_load(grc.read_text())
-        return dict(doc["options"]["parameters"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
-        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph ({type(e).__name__})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        mark = getattr(e, "problem_mark", None)
+        why = f"invalid YAML at line {mark.line + 1}" if mark is not None else type(e).__name__
+        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph ({why}); {fix}") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph (not a YAML mapping); {fix}")
+    options, metadata = doc.get("options"), doc.get("metadata")
+    if not isinstance(options, dict) or not isinstance(options.get("parameters"), dict):
+        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph (no options block); {fix}")
+    if not isinstance(metadata, dict) or "file_format" not in metadata:
+        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph (no metadata: file_format); {fix}")
+    return doc
+
+
+def grc_options(grc: Path) -> dict[str, Any]:
+    """The .grc's options block parameters (id, generate_options, ...)."""
+    return dict(read_grc(grc)["options"]["parameters"])
 
 
 def compile_grc(grc: Path, out_dir: Path, timeout_s: float = 180.0) -> Path:

@@ -57,6 +57,7 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
     shorter soak) / at the end, per-SNR-bin results (``by_snr``: the drawn SNR of each frame) and
     ``invariant_ok``: sent == received + lost. ``clock_ppm`` None draws it in +-``MAX_CLOCK_PPM``.
     Ctrl-C stops the run early with what was measured (``interrupted``)."""
+    from semjscc.errors import UsageError
     from semjscc.gr.burst_channel import burst_channel
     from semjscc.gr.sim_loopback import SimConfig, sim_loopback
     from semjscc.shipped import JSCC_SEMANTIC
@@ -64,6 +65,8 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
 
     if frames <= 0:
         raise ValueError("frames must be > 0")
+    if not (math.isfinite(stall_timeout_s) and stall_timeout_s > 0):  # 0 would end the soak at once as "stalled"
+        raise UsageError(f"--stall-timeout must be a number of seconds > 0, got {stall_timeout_s:g}")
     rng = np.random.default_rng(seed)
     ppm = float(rng.uniform(-MAX_CLOCK_PPM, MAX_CLOCK_PPM)) if clock_ppm is None else float(clock_ppm)
     tmp = None
@@ -196,6 +199,23 @@ def garbage_samples(kind: str, start: int, n: int, rng: np.random.Generator) -> 
     return np.full(n, fill[kind], np.complex64)
 
 
+def poisson_upper(k: int, confidence: float = 0.95) -> float:
+    """One-sided upper confidence limit of a Poisson mean after observing ``k`` events (k = 0: about
+    3.0 at 95 %, the "rule of three")."""
+    def cdf(lam: float) -> float:  # P(X <= k), summed in a numerically safe order
+        term = total = math.exp(-lam)
+        for i in range(1, k + 1):
+            term *= lam / i
+            total += term
+        return total
+
+    lo, hi = 0.0, 10.0 + 10.0 * k
+    for _ in range(100):  # bisection on the decreasing cdf
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) > 1 - confidence else (lo, mid)
+    return hi
+
+
 def noise_false_frames(n_samples: int = 10_000_000, block: int = 65_536, snr_ref_symbols: int = 512,
                        seed: int = 0, kind: str = "noise") -> dict[str, Any]:
     """Feed ``n_samples`` of signal-free input (``kind``, see :func:`garbage_samples`) to the
@@ -205,7 +225,8 @@ def noise_false_frames(n_samples: int = 10_000_000, block: int = 65_536, snr_ref
     A frame slot is one burst of a ``snr_ref_symbols``-symbol frame (the shipped models' length),
     padding included: the rate is the chance that a slot's worth of input yields a reported frame
     (``false_frames``, header passed or not) or a frame with a passing header CRC
-    (``false_header_ok``, what would reach the decoder)."""
+    (``false_header_ok``, what would reach the decoder); ``false_frames_per_slot_upper95`` bounds
+    the rate at 95 % confidence."""
     from semjscc.phy.rx import OFDMReceiver
 
     if kind not in GARBAGE_KINDS:
@@ -236,6 +257,7 @@ def noise_false_frames(n_samples: int = 10_000_000, block: int = 65_536, snr_ref
     return {"kind": kind, "samples": n_samples, "slot_samples": slot, "slots": slots,
             "false_frames": reported, "false_header_ok": header_ok,
             "false_frames_per_slot": reported / slots, "false_header_ok_per_slot": header_ok / slots,
+            "false_frames_per_slot_upper95": poisson_upper(reported) / slots,
             "exceptions": len(errors), "exception_messages": errors[:10],
             "sc_candidates": candidates + rx.stats.candidates, "validated": validated + rx.stats.validated,
             "elapsed_s": elapsed, "samples_per_s": n_samples / elapsed if elapsed > 0 else None,

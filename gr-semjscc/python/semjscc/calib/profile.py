@@ -89,6 +89,8 @@ class CalibrationProfile:
         ``rx_gain_db``: linear interpolation between measured points on the highest-attenuation stretch
         that brackets the target (the linear part of the curve, below the distortion ceiling); beyond the
         weakest measured point, extrapolated at -1 dB per dB."""
+        if not (math.isfinite(target_db) and math.isfinite(rx_gain_db)):
+            raise UsageError(f"target SNR {target_db:g} dB at RX gain {rx_gain_db:g} dB: both must be finite numbers")
         gains = self.gains()
         if not gains:
             raise UsageError(f"calibration profile for {self.serial} has no SNR table: re-run semjscc calibrate")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from semjscc.errors import UsageError
@@ -23,6 +24,36 @@ def positive_int(text: str) -> int:
     if v <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be > 0")
     return v
+
+
+def finite_float(text: str) -> float:
+    """A float that is a number: NaN and +-inf are refused (an SNR of NaN dB means nothing)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0 (a time-out, a duration)."""
+    v = finite_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def device_arg(text: str) -> str:
+    """A compute device: auto, cpu, cuda or cuda:N (what torch and ONNX Runtime are both given)."""
+    from semjscc.devices import check_device
+    from semjscc.errors import UsageError
+
+    try:
+        return check_device(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def existing_file(path: str) -> Path:

@@ -7,10 +7,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from semjscc.commands.common import add_data_arg, positive_int
+from semjscc.commands.common import add_data_arg, finite_float, positive_int
 from semjscc.errors import UsageError
 
 DEFAULT_SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
+SEPARATE_CHANNELS = ("awgn", "ofdm")  # the channels separate coding (semjscc.separate.envelope) simulates
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a scheme to evaluate, repeatable (default: the shipped models mse and semantic)")
     p.add_argument("--classifier", default=None, metavar="MODEL",
                    help="classifier: ONNX model directory/name or checkpoint (default: the one the models' cards name)")
-    p.add_argument("--snr", type=float, nargs="+", default=list(DEFAULT_SNRS), metavar="DB")
+    p.add_argument("--snr", type=finite_float, nargs="+", default=list(DEFAULT_SNRS), metavar="DB",
+                   help="channel SNRs in dB (default %(default)s)")
     p.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm", "phy"), default="awgn",
                    help="awgn, rayleigh (block fading), ofdm (differentiable multipath OFDM model), or phy: the "
                         "radio's own numpy OFDM TX/RX with a 3 kHz frequency offset, as in the GNU Radio flowgraph")
@@ -60,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from semjscc.evaluation import markdown_table, report, sweep
     from semjscc.schemes import load_classifier_fn, load_scheme
 
+    if args.separate and args.channel not in SEPARATE_CHANNELS:  # before the deep JSCC sweep, not after it
+        raise UsageError(f"--separate supports --channel {' or '.join(SEPARATE_CHANNELS)}, not {args.channel}: "
+                         f"drop --separate or pick one of those channels")
     models = _parse_models(args.model)
     schemes = [load_scheme(label, model) for label, model in models]
     kns = {round(s.kn, 6) for s in schemes}
@@ -92,8 +97,6 @@ def _separate_rows(classify, data, args: argparse.Namespace, kn: float, out: Pat
     from semjscc.evaluation import SweepResult
     from semjscc.separate.envelope import run_separate_eval
 
-    if args.channel not in ("awgn", "ofdm"):
-        raise UsageError(f"--separate supports --channel awgn or ofdm, not {args.channel}")
     data = data.subset(args.separate_limit)
     doc = run_separate_eval(classify, data, args.snr, args.channel, kn, out=out.with_name(out.name + "-separate"),
                             seed=args.seed)

@@ -25,15 +25,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from semjscc.grc_path import grc_env
-    from semjscc.grc_run import FLOWGRAPHS_DIR
+    from semjscc.grc_run import FLOWGRAPHS_DIR, read_grc
 
+    files = [str(f) for f in args.files] or [str(p) for p in [FLOWGRAPHS_DIR / "sim_loopback_gui.grc"] if p.is_file()]
+    for f in map(Path, files):  # what GNU Radio Companion would only report in its window, refused here
+        if not f.is_file():
+            raise UsageError(f"{f} does not exist" if not f.exists() else f"{f} is not a file: give FILE.grc")
+        if f.suffix != ".grc":
+            raise UsageError(f"{f} is not a .grc flowgraph: GNU Radio Companion opens FILE.grc")
+        read_grc(f)
     companion = shutil.which("gnuradio-companion")
     if companion is None:
         raise UsageError("gnuradio-companion not found: install GNU Radio (scripts/setup.sh)")
-    files = [str(f) for f in args.files] or [str(p) for p in [FLOWGRAPHS_DIR / "sim_loopback_gui.grc"] if p.is_file()]
-    missing = [f for f in files if not Path(f).is_file()]
-    if missing:
-        raise UsageError(f"{missing[0]} does not exist")
     env = grc_env()
     # GRC runs flowgraphs with the interpreter it runs under: this venv's, not /usr/bin/python3
     cmd = [sys.executable, companion, *files]

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from semjscc.commands.common import add_data_arg, positive_int
+from semjscc.commands.common import add_data_arg, finite_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,9 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--uri", required=True, help="receiving radio (and transmitter in loopback): ip:..., usb:..., sim[:SEED]")
     p.add_argument("--tx-uri", default=None, help="a second radio that transmits (default: loopback on --uri)")
     sweep = p.add_mutually_exclusive_group(required=True)
-    sweep.add_argument("--snr", type=float, nargs="+", metavar="DB",
+    sweep.add_argument("--snr", type=finite_float, nargs="+", metavar="DB",
                        help="target SNRs (Es/N0 per subcarrier); the calibration profile picks the attenuation")
-    sweep.add_argument("--tx-atten", type=float, nargs="+", metavar="DB", help="TX attenuations to sweep instead")
+    sweep.add_argument("--tx-atten", type=finite_float, nargs="+", metavar="DB", help="TX attenuations to sweep instead")
     p.add_argument("--images", type=positive_int, default=100, help="images per point (default 100)")
     p.add_argument("--batch", type=positive_int, default=16, help="frames per cyclic TX buffer (default 16)")
     p.add_argument("--model", default=JSCC_SEMANTIC, help=f"deep JSCC model (default {JSCC_SEMANTIC})")
@@ -33,14 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=int, default=0, help="first image index")
     p.add_argument("--shuffle-seed", type=int, default=None, help="random image order with this seed")
     p.add_argument("--freq", type=float, default=2.45e9, help="RF centre frequency in Hz (default 2.45e9)")
-    p.add_argument("--rate", type=float, default=1e6, help="sample rate in S/s (default 1e6)")
+    p.add_argument("--rate", type=float, default=1e6, help="sample rate in S/s, 521e3 .. 61.44e6 (default 1e6)")
     p.add_argument("--rf-bw", type=float, default=None, help="RF bandwidth in Hz (default: the sample rate)")
     p.add_argument("--rx-gain-mode", default="manual", choices=("manual", "slow_attack", "fast_attack", "hybrid"))
     p.add_argument("--rx-gain", type=float, default=40.0, help="manual RX gain in dB (default 40)")
     p.add_argument("--calibration", default="auto",
                    help="profile of the receiving radio: a path, auto (calibration/<serial>.yaml if there) or none")
     p.add_argument("--tx-calibration", default="auto", help="profile of the --tx-uri radio (same forms)")
-    p.add_argument("--design-snr", type=float, default=10.0,
+    p.add_argument("--design-snr", type=finite_float, default=10.0,
                    help="encoder SNR for --tx-atten sweeps without a profile prediction (default 10)")
     p.add_argument("--no-sim", action="store_true", help="skip the simulated reference curve")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated curve's noise")

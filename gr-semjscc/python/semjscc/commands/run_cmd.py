@@ -50,8 +50,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="channel noise and image order seed (default 0)")
     p.add_argument("--source", default=None, metavar="PATH", help="images (default: the CIFAR-10 test split)")
     p.add_argument("--device", default=None, help="ONNX Runtime device: auto, cpu, cuda, cuda:N")
+    p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE", dest="set_params",
+                   help="any other GRC parameter of a .grc flowgraph, by its id (repeatable), e.g. "
+                        "--set codec=webp --set rate=1/2 for flowgraphs/sim_separate.grc")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="give up after S seconds (default %(default)s)")
     p.set_defaults(func=run)
+
+
+def _set_params(items: list[str]) -> dict[str, str]:
+    """``--set`` items as {GRC parameter id: value}."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--set {item!r}: expected PARAM=VALUE with a GRC parameter id, e.g. --set codec=webp")
+        if name in _GRC_PARAMS.values():
+            option = next(k for k, v in _GRC_PARAMS.items() if v == name)
+            raise UsageError(f"--set {name}=...: use --{option} for that parameter")
+        out[name] = value
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,6 +122,9 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 def _run_engine(args: argparse.Namespace) -> dict[str, Any]:
     from semjscc.gr.sim_loopback import SimConfig, run_sim
 
+    if args.set_params:
+        raise UsageError(f"--set applies to .grc flowgraphs; the in-process {ENGINE} takes the options above "
+                         f"(or run flowgraphs/{ENGINE}.grc with --set)")
     given = _given(args)
     cfg = SimConfig(**{_GRC_PARAMS[k]: str(v) if isinstance(v, Path) else v for k, v in given.items()})
     cfg.extra = {"flowgraph": ENGINE}
@@ -132,6 +153,7 @@ def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
     if grc_options(grc).get("generate_options") != "no_gui":
         raise UsageError(f"{grc} is a GUI flowgraph: open it with `semjscc grc {grc}` (semjscc run needs a no_gui one)")
     given = _given(args)
+    extra = _set_params(args.set_params)
     if "multipath" in given:  # the .grc takes explicit taps; profile names are resolved here
         given["multipath"] = ",".join(repr(complex(t)).strip("()") for t in multipath_taps(given["multipath"]))
     with tempfile.TemporaryDirectory(prefix="semjscc-run-") as tmp:
@@ -146,6 +168,13 @@ def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
                                      f"SemJSCC Metrics Sink whose JSON File is a json_path parameter")
                 raise UsageError(f"{grc} has no {_GRC_PARAMS[key]} parameter (it takes {', '.join(sorted(accepted))})")
             cli.append(f"{opt}={value}")  # '=': a value may start with '-'
+        for name, value in extra.items():
+            opt = "--" + name.replace("_", "-")
+            if opt not in accepted:
+                raise UsageError(f"{grc} has no parameter {name!r} (--set takes one of: "
+                                 f"{', '.join(sorted(o[2:].replace('-', '_') for o in accepted))})")
+            cli.append(f"{opt}={value}")
+        given.update(extra)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).unlink(missing_ok=True)
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from semjscc.commands.common import add_data_arg, positive_int
+from semjscc.commands.common import add_data_arg, device_arg, finite_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--width", type=positive_int, default=16, help="channels of the first stage")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--limit", type=positive_int, default=None, help="use only the first N images (smoke runs)")
-    c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    c.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     c.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     c.set_defaults(func=run_classifier)
     _add_jscc(what)
@@ -55,9 +55,10 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--out", type=Path, default=None, help="checkpoint (default runs/jscc-LOSS.pt)")
     j.add_argument("--kn", type=_ratio, default=d["kn"], help="bandwidth ratio k/n, e.g. 1/6 or 1/12")
     j.add_argument("--width", type=positive_int, default=d["width"])
-    j.add_argument("--fixed-snr", type=float, default=None, metavar="DB",
+    j.add_argument("--fixed-snr", type=finite_float, default=None, metavar="DB",
                    help="train at one SNR without SNR attention (default: SNR-adaptive over --snr-range)")
-    j.add_argument("--snr-range", type=float, nargs=2, default=(d["snr_min"], d["snr_max"]), metavar=("LO", "HI"))
+    j.add_argument("--snr-range", type=finite_float, nargs=2, default=(d["snr_min"], d["snr_max"]), metavar=("LO", "HI"),
+                   help="training SNRs are drawn uniformly from [LO, HI] dB, LO <= HI (default %(default)s)")
     j.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm"), default=d["channel"])
     j.add_argument("--mix", type=float, default=d["mix"], help="semantic loss: weight = mix + (1-mix)*importance")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"])
@@ -66,7 +67,7 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--seed", type=int, default=0)
     j.add_argument("--limit", type=positive_int, default=None, help="use only N training images (smoke runs)")
     j.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    j.add_argument("--device", default="auto")
+    j.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     j.add_argument("--fresh", action="store_true")
     j.set_defaults(func=run_jscc)
 

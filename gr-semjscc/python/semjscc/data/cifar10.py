@@ -18,7 +18,9 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,6 +244,23 @@ def _load_archive(path: Path) -> dict[str, Dataset]:
                 if fh is None:
                     continue
                 found[split].append((parts[-1], _class_index(cls, where), _decode(fh.read(), where)))
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise DataError(f"{path}: damaged or unreadable archive ({e})") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise DataError(f"{path}: damaged or unreadable archive ({_archive_reason(path, e)}): download it again or "
+                        f"give --data PATH / SEMJSCC_DATA of an intact copy") from None
     return {s: _stack(found[s], f"{path} ({s}/<class>/ images)") for s in SPLITS}
+
+
+_METHOD = re.compile(r"^-?\s*method (\w+): \w+\((['\"])(.*)\2\)$")
+
+
+def _archive_reason(path: Path, e: BaseException) -> str:
+    """One line from an archive error: tarfile's "could not be opened" lists what each decompressor
+    said, one line each; keep the one for the archive's own compression."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if len(lines) > 1:
+        want = "gz" if path.name.endswith((".gz", ".tgz")) else "tar"
+        for ln in lines[1:]:
+            m = _METHOD.match(ln)
+            if m and m.group(1) == want:
+                return f"{'gzip' if want == 'gz' else 'tar'}: {m.group(3)}"
+    return lines[0] if lines else type(e).__name__

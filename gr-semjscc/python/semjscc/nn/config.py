@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from semjscc.errors import UsageError
 
 
 @dataclass
@@ -34,3 +37,12 @@ class JSCCConfig:
     importance_sigma: float = 0.1
     importance_clip: float = 8.0
     importance_blur: float = 1.0
+
+
+def check_snr_range(lo: float, hi: float) -> None:
+    """UsageError unless ``lo`` and ``hi`` (the SNR-adaptive training range, dB) are finite, lo <= hi."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise UsageError(f"--snr-range {lo:g} {hi:g}: both SNRs must be finite numbers of dB")
+    if lo > hi:
+        raise UsageError(f"--snr-range {lo:g} {hi:g}: LO must not exceed HI (training SNRs are drawn from [LO, HI] "
+                         f"dB); did you mean --snr-range {hi:g} {lo:g}?")

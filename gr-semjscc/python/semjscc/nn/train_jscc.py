@@ -19,7 +19,7 @@ from tqdm import tqdm
 from semjscc.data import load_cifar10
 from semjscc.errors import UsageError
 from semjscc.nn.channels import make_channel
-from semjscc.nn.config import JSCCConfig
+from semjscc.nn.config import JSCCConfig, check_snr_range
 from semjscc.nn.importance import ImportanceConfig, cached_importance
 from semjscc.nn.jscc import JSCC
 from semjscc.nn.losses import mse_loss, semantic_loss
@@ -78,6 +78,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
         raise UsageError(f"--loss must be mse or semantic, not {cfg.loss!r}")
     if cfg.loss == "semantic" and classifier_path is None:
         raise UsageError("the semantic loss needs --classifier CHECKPOINT (its gradients give the importance maps)")
+    check_snr_range(cfg.snr_min, cfg.snr_max)  # before the device, the data and the importance maps
     rt = setup_runtime(device, threads)
     seed_everything(cfg.seed)
     full = load_cifar10(data, "train").subset(limit)

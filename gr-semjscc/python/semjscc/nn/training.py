@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from semjscc.devices import check_device
 from semjscc.errors import UsageError
 
 
@@ -38,7 +39,9 @@ class Runtime:
 
 
 def setup_runtime(device: str = "auto", threads: int | None = None) -> Runtime:
-    """Pick the device and, under torchrun, join the process group."""
+    """Pick the device and, under torchrun, join the process group. ``device``: auto, cpu, cuda or
+    cuda:N (anything else is a UsageError naming those, before torch sees it)."""
+    device = check_device(device)
     if threads:
         torch.set_num_threads(threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -46,7 +49,9 @@ def setup_runtime(device: str = "auto", threads: int | None = None) -> Runtime:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for but torch sees no GPU: use --device cpu")
+        raise UsageError(f"--device {device} asked for but torch sees no GPU: use --device cpu")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: torch sees {torch.cuda.device_count()} GPU(s), numbered from 0")
     if world > 1:
         backend = "nccl" if device.startswith("cuda") else "gloo"
         dist.init_process_group(backend)

@@ -101,9 +101,14 @@ def open_recording(path: str | Path) -> Any:
     if not (p.is_file() or p.with_name(p.name + ".sigmf-meta").is_file()):
         raise UsageError(f"{p}: no such recording (pass the .sigmf-meta file)")
     try:
-        return sigmf.sigmffile.fromfile(str(p))
+        rec = sigmf.sigmffile.fromfile(str(p))
     except Exception as e:  # the library raises its own error types, jsonschema's and OSError
         raise UsageError(f"{p}: not a readable SigMF recording ({type(e).__name__}: {e})") from None
+    if getattr(rec, "data_file", None) is None:  # the library reads a lone .sigmf-meta as metadata-only
+        data = sigmf.sigmffile.get_sigmf_filenames(str(p))["data_fn"]
+        raise UsageError(f"{data} is missing: the samples of {p.name} live there; put the .sigmf-data back beside "
+                         f"the .sigmf-meta (a .sigmf-meta alone cannot be replayed)")
+    return rec
 
 
 def capture_samples(rec: Any, index: int) -> np.ndarray:

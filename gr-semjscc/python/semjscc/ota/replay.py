@@ -21,7 +21,7 @@ log = logging.getLogger("semjscc.ota")
 
 def replay(path: str | Path, model: str | None = None, classifier: str | None = None,
            data: str | None = None) -> dict[str, Any]:
-    from semjscc.errors import UsageError
+    from semjscc.errors import ModelError, UsageError
     from semjscc.modelcard import sha256_file
     from semjscc.ota.runner import load_models
     from semjscc.sources import load_images
@@ -37,6 +37,12 @@ def replay(path: str | Path, model: str | None = None, classifier: str | None = 
     if clf_ref is None and Path(recorded["classifier"]).parent.is_dir():
         clf_ref = str(Path(recorded["classifier"]).parent)
     models = load_models(model or exp["model"], clf_ref)
+    recorded_symbols = recorded.get("n_symbols")
+    if recorded_symbols is not None and models.n_symbols != int(recorded_symbols):
+        # every frame would decode as corrupt: refuse before reading a sample
+        raise ModelError(f"{path} holds frames of {int(recorded_symbols)} symbols (recorded with {exp['model']}) but "
+                         f"model {model or exp['model']} decodes {models.n_symbols}: pass a model with "
+                         f"{int(recorded_symbols)} symbols per image, or leave out --model to use the recorded one")
     mismatch = [role for role in ("decoder", "classifier")
                 if sha256_file(getattr(models, role).path) != recorded.get(f"{role}_sha256")]
     if mismatch:

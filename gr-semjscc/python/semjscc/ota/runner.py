@@ -86,13 +86,24 @@ class Experiment:
     progress: bool = True
 
     def validate(self) -> None:
+        """Everything that can be checked before a radio is opened or a model loaded: the sweep values
+        and the radio settings (the Pluto's ranges; a sample rate the SigMF writer or the radio would
+        refuse only after the first capture)."""
         if (self.snrs is None) == (self.attens is None):
             raise UsageError("give either target SNRs (--snr) or TX attenuations (--tx-atten), not both or neither")
         if self.n_images <= 0 or self.batch <= 0:
             raise UsageError("--images and --batch must be > 0")
+        for v in self.snrs or ():
+            if not math.isfinite(v):
+                raise UsageError(f"target SNR {v:g} dB is not a finite number: give --snr values such as 5 10 20")
+        if not math.isfinite(self.design_snr_db):
+            raise UsageError(f"--design-snr {self.design_snr_db:g} is not a finite number of dB")
         for a in self.attens or ():
             if not TX_ATTEN_RANGE_DB[0] <= a <= TX_ATTEN_RANGE_DB[1]:
                 raise UsageError(f"TX attenuation {a:g} dB is outside 0 .. 89.75 dB")
+        RadioConfig(lo_hz=self.freq_hz, sample_rate=self.sample_rate,
+                    rf_bandwidth=self.sample_rate if self.rf_bandwidth is None else self.rf_bandwidth,
+                    rx_gain_mode=self.rx_gain_mode, rx_gain_db=self.rx_gain_db).validate()
 
 
 def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile | None, str | None]:

@@ -13,6 +13,15 @@ Both chains run in the same call, one after the other, on the same air time per 
 Same padding around every burst, same per-subcarrier SNR (GNU Radio's IFFT is not unitary, so its
 noise voltage is scaled by sqrt(fft_len)), same 64/16 numerology. Throughput = channel samples
 (padding included) / wall time from start to the last sample through the receiver.
+
+Limits (:func:`check_args`, before any flowgraph is built): GNU Radio's chain is made of
+tagged-stream blocks, each of which writes a whole burst at once into at most half of its default
+8192-sample output buffer. A burst of more than 51 OFDM symbols (4096 / 80 samples) does not fit:
+the block's thread stops with "Buffer too small for min_noutput_items" and the others wait for it
+forever, so ``tb.run()`` never returns. That caps a frame at 2,256 JSCC symbols (47 payload OFDM
+symbols of 48 carriers), well below what this PHY's frame header (65,535) or the OFDM TX's
+default ``max_payload_len`` (8,192, which drops longer packets) would carry. The CFO must stay
+inside the receiver's +-3 subcarrier search range and the SNR must be a number.
 """
 
 from __future__ import annotations
@@ -24,10 +33,41 @@ import numpy as np
 import pmt
 from gnuradio import blocks, channels, digital, gr
 
+from semjscc.errors import UsageError
 from semjscc.gr import ofdm_rx, ofdm_tx
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
 
 _LEN_KEY = "packet_len"
+GR_BUFFER_ITEMS = 8192  # GNU Radio's default buffer (64 KiB of complex samples)
+# a tagged-stream block writes a whole burst into at most half its output buffer
+GR_MAX_OFDM_SYMBOLS = (GR_BUFFER_ITEMS // 2) // DEFAULT_FRAME_FORMAT.numerology.symbol_len  # 51
+MAX_SYMBOLS = (GR_MAX_OFDM_SYMBOLS - DEFAULT_FRAME_FORMAT.n_overhead) * DEFAULT_FRAME_FORMAT.numerology.n_data  # 2256
+MAX_CFO_HZ = 3 * DEFAULT_FRAME_FORMAT.numerology.subcarrier_spacing  # the receiver's search range (46,875 Hz)
+
+
+def _gr_ofdm_symbols(packet_bytes: int) -> int:
+    """OFDM symbols of one burst of GNU Radio's chain: 2 sync + 1 header + QPSK payload with CRC-32."""
+    return 3 + -(-(packet_bytes + 4) * 4 // DEFAULT_FRAME_FORMAT.numerology.n_data)
+
+
+def check_args(n_frames: int, n_symbols: int, snr_db: float, cfo_hz: float, gr_packet_bytes: int | None = None) -> None:
+    """UsageError (naming the ``semjscc bench throughput`` option) for what the chains cannot run:
+    see the module docstring's limits."""
+    if not n_frames >= 1:
+        raise UsageError(f"--frames must be >= 1, got {n_frames!r}")
+    if not 1 <= n_symbols <= MAX_SYMBOLS:
+        raise UsageError(f"--symbols must lie in 1..{MAX_SYMBOLS}, got {n_symbols!r}: GNU Radio's reference OFDM chain "
+                         f"fits at most {GR_MAX_OFDM_SYMBOLS} OFDM symbols per burst in its buffers (and stalls on "
+                         f"longer ones)")
+    if not math.isfinite(snr_db):
+        raise UsageError(f"--snr must be a finite number of dB, got {snr_db}")
+    if not abs(cfo_hz) < MAX_CFO_HZ:
+        raise UsageError(f"|--cfo| must stay below 3 subcarriers ({MAX_CFO_HZ:.0f} Hz), the receiver's search range; "
+                         f"got {cfo_hz:g} Hz")
+    if gr_packet_bytes is not None and not (gr_packet_bytes >= 1
+                                            and _gr_ofdm_symbols(gr_packet_bytes) <= GR_MAX_OFDM_SYMBOLS):
+        raise UsageError(f"gr_packet_bytes must give GNU Radio bursts of at most {GR_MAX_OFDM_SYMBOLS} OFDM symbols, "
+                         f"got {gr_packet_bytes}")
 
 
 def _len_tags(lengths: list[int], key: str = _LEN_KEY) -> list[gr.tag_t]:
@@ -86,7 +126,8 @@ def run_throughput(n_frames: int = 2000, n_symbols: int = 512, snr_db: float = 2
     ``gr_packet_bytes`` defaults to the size that gives GNU Radio's bursts our OFDM symbol count.
     Returns ours_* and gr_ofdm_* figures (wall and process CPU time, samples and frames per second),
     ``ratio`` = ours / GNU Radio samples per wall second, and the frame counts (so a "fast" receiver
-    that drops frames is visible)."""
+    that drops frames is visible). Arguments the chains cannot run are refused first (:func:`check_args`)."""
+    check_args(n_frames, n_symbols, snr_db, cfo_hz, gr_packet_bytes)
     fmt = DEFAULT_FRAME_FORMAT
     num = fmt.numerology
     n_ofdm = fmt.n_overhead + fmt.n_payload_symbols(n_symbols)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from semjscc.devices import check_device
 from semjscc.errors import ModelError, UsageError
 from semjscc.modelcard import IO_NAMES, ModelCard, kn_label, sha256_bytes
 
@@ -58,8 +59,7 @@ class RuntimeOptions:
         inter_threads = DEFAULT_INTER_THREADS if inter_threads is None else inter_threads
         if threads < 1 or inter_threads < 1:
             raise UsageError(f"thread counts must be >= 1 (got threads={threads}, inter_threads={inter_threads})")
-        if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-            raise UsageError(f"device {device!r}: use auto, cpu, cuda or cuda:N")
+        device = check_device(device)
         return cls(device, threads, inter_threads, verify)
 
 
