@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        command = f" {args.command}"
+        command = " ".join(["", args.command, *([args.what] if getattr(args, "what", None) else [])])  # "bench soak"
         return int(args.func(args) or 0)
     except KeyboardInterrupt as e:
         return _interrupted(command, stop_signal(e))

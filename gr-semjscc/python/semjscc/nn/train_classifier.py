@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from semjscc.data import load_cifar10
 from semjscc.nn.classifier import Classifier
 from semjscc.nn.config import ClassifierConfig
 from semjscc.nn.training import (
+    EpochTally,
     Runtime,
     StopFlag,
     Timer,
@@ -23,9 +22,11 @@ from semjscc.nn.training import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
+    save_interrupted,
     seed_everything,
     set_rng_state,
     setup_runtime,
+    train_epoch,
     unwrap,
     wrap_ddp,
 )
@@ -92,40 +93,21 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
     with StopFlag() as flag:
         for epoch in range(start_epoch, cfg.epochs):
             ddp.train()
-            batches = epoch_batches(len(train), cfg.batch, epoch, cfg.seed, rt)
-            step, total, seen = 0, 0.0, 0
-            if partial is not None:  # resuming mid-epoch: skip the batches done
-                step, total, seen = partial["step"], partial["total"], partial["seen"]
-                batches = itertools.islice(batches, step, None)
-                partial = None
-            bar = tqdm(batches, total=steps_per_epoch, initial=step, desc=f"classifier {epoch + 1}/{cfg.epochs}",
-                       disable=not rt.main, leave=False)
-            for idx in bar:
-                if flag.should_stop(rt):
-                    break
+            tally, partial = EpochTally(**partial) if partial else EpochTally(), None  # resuming mid-epoch
+
+            def loss_of(idx: np.ndarray) -> torch.Tensor:
                 x = augment(to_tensor(train.images[idx], rt.device), gen)
-                y = torch.from_numpy(train.labels[idx]).to(rt.device)
-                loss = loss_fn(ddp(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
-                step += 1
-                bar.set_postfix(loss=f"{total / seen:.3f}")
-            if flag.should_stop(rt):
-                bar.close()
-                if rt.main:  # weights, optimizer, schedule, RNG and the position in the epoch at this batch
-                    save(epoch, partial={"step": step, "total": total, "seen": seen})
-                    print(f"interrupted in epoch {epoch + 1} after batch {step}/{steps_per_epoch}: saved in {out}; "
-                          f"run the same command to resume from there")
+                return loss_fn(ddp(x), torch.from_numpy(train.labels[idx]).to(rt.device))
+
+            if not train_epoch(epoch_batches(len(train), cfg.batch, epoch, cfg.seed, rt), tally, steps_per_epoch,
+                               f"classifier {epoch + 1}/{cfg.epochs}", loss_of, opt, sched, flag, rt):
+                save_interrupted(save, epoch, tally, steps_per_epoch, out, rt)
                 break
             acc = accuracy(unwrap(ddp), test.images, test.labels, rt.device)
-            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "test_acc": acc,
+            history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, "test_acc": acc,
                             "elapsed_s": round(timer.elapsed, 1)})
             if rt.main:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / max(seen, 1):.4f}  test acc {acc:.4f}  "
+                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.4f}  test acc {acc:.4f}  "
                       f"({timer.elapsed:.0f} s)")
                 save(epoch + 1)
     return {"history": history, "checkpoint": str(out)}

@@ -8,13 +8,11 @@ choice of hyper-parameters; the test split is never looked at during training.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from semjscc.data import load_cifar10
 from semjscc.errors import UsageError
@@ -24,15 +22,18 @@ from semjscc.nn.importance import ImportanceConfig, cached_importance
 from semjscc.nn.jscc import JSCC
 from semjscc.nn.losses import mse_loss, semantic_loss
 from semjscc.nn.training import (
+    EpochTally,
     StopFlag,
     Timer,
     epoch_batches,
     load_checkpoint,
     rng_state,
     save_checkpoint,
+    save_interrupted,
     seed_everything,
     set_rng_state,
     setup_runtime,
+    train_epoch,
     unwrap,
     wrap_ddp,
 )
@@ -129,50 +130,32 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
         for epoch in range(start_epoch, cfg.epochs):
             ddp.train()
             torch.manual_seed(cfg.seed * 1000 + epoch)  # channel noise, reproducible on resume
-            batches = epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt)
-            step, total, seen = 0, 0.0, 0
+            tally = EpochTally()
             if partial is not None:  # resuming mid-epoch: skip the batches done, draw on from where it stopped
-                step, total, seen = partial["step"], partial["total"], partial["seen"]
+                tally, partial = EpochTally(**partial), None
                 if rng is not None:
                     set_rng_state(rng, gen, rt.device)
-                batches = itertools.islice(batches, step, None)
-                partial = None
-            bar = tqdm(batches, total=steps_per_epoch, initial=step,
-                       desc=f"{cfg.loss} jscc {epoch + 1}/{cfg.epochs}", disable=not rt.main, leave=False)
-            for idx in bar:
-                if flag.should_stop(rt):
-                    break
+
+            def loss_of(idx: np.ndarray) -> torch.Tensor:
                 x = _batch_tensor(train_x[idx], rt.device)
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 x = torch.where(flip.to(rt.device)[:, None, None, None], x.flip(3), x)
                 snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(len(idx), generator=gen)
                 x_hat = ddp(x, channel, snr.to(rt.device))
-                if importance is not None:
-                    w = torch.from_numpy(importance[idx].astype(np.float32)).to(rt.device)
-                    w = torch.where(flip.to(rt.device)[:, None, None], w.flip(2), w)
-                    loss = semantic_loss(x, x_hat, w, cfg.mix)
-                else:
-                    loss = mse_loss(x, x_hat)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
-                step += 1
-                bar.set_postfix(loss=f"{total / seen:.5f}")
-            if flag.should_stop(rt):
-                bar.close()
-                if rt.main:  # weights, optimizer, schedule, RNG and the position in the epoch at this batch
-                    save(epoch, partial={"step": step, "total": total, "seen": seen})
-                    print(f"interrupted in epoch {epoch + 1} after batch {step}/{steps_per_epoch}: saved in {out}; "
-                          f"run the same command to resume from there")
+                if importance is None:
+                    return mse_loss(x, x_hat)
+                w = torch.from_numpy(importance[idx].astype(np.float32)).to(rt.device)
+                return semantic_loss(x, x_hat, torch.where(flip.to(rt.device)[:, None, None], w.flip(2), w), cfg.mix)
+
+            if not train_epoch(epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt), tally, steps_per_epoch,
+                               f"{cfg.loss} jscc {epoch + 1}/{cfg.epochs}", loss_of, opt, sched, flag, rt, ".5f"):
+                save_interrupted(save, epoch, tally, steps_per_epoch, out, rt)
                 break
             val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device)
-            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), **val,
+            history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, **val,
                             "elapsed_s": round(timer.elapsed, 1)})
             if rt.main:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / max(seen, 1):.5f}  val {val}  ({timer.elapsed:.0f} s)")
+                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.5f}  val {val}  ({timer.elapsed:.0f} s)")
                 save(epoch + 1)
     return {"history": history, "checkpoint": str(out)}
 

@@ -8,13 +8,14 @@ with ``torchrun`` (DistributedDataParallel; each rank trains on its own shard of
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import random
 import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm import tqdm
 
 from semjscc.devices import check_device
 from semjscc.errors import UsageError
@@ -156,6 +158,52 @@ class StopFlag:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+
+@dataclass
+class EpochTally:
+    """How far an epoch has come: batches done, summed loss, samples seen (a checkpoint's ``partial``)."""
+
+    step: int = 0
+    total: float = 0.0
+    seen: int = 0
+
+    @property
+    def mean_loss(self) -> float:
+        return self.total / max(self.seen, 1)
+
+
+def train_epoch(batches: Iterator[np.ndarray], tally: EpochTally, steps_per_epoch: int, desc: str,
+                loss_of: Callable[[np.ndarray], torch.Tensor], opt: torch.optim.Optimizer, sched: Any,
+                flag: StopFlag, rt: Runtime, loss_format: str = ".3f") -> bool:
+    """One epoch of optimizer steps, the loss of each batch of indices from ``loss_of``, from batch
+    ``tally.step`` on (the ones before are skipped: a resumed epoch), with a progress bar. Updates
+    ``tally``; returns False when a stop signal ended it early (the caller then checkpoints)."""
+    bar = tqdm(itertools.islice(batches, tally.step, None), total=steps_per_epoch, initial=tally.step, desc=desc,
+               disable=not rt.main, leave=False)
+    for idx in bar:
+        if flag.should_stop(rt):
+            break
+        loss = loss_of(idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        tally.total += float(loss.detach()) * len(idx)
+        tally.seen += len(idx)
+        tally.step += 1
+        bar.set_postfix(loss=f"{tally.mean_loss:{loss_format}}")
+    bar.close()
+    return not flag.should_stop(rt)  # every rank asks as often as the others (an all-reduce each)
+
+
+def save_interrupted(save: Callable[..., None], epoch: int, tally: EpochTally, steps_per_epoch: int, out: Path,
+                     rt: Runtime) -> None:
+    """The resumable checkpoint of a stopped epoch: ``save(epoch, partial=...)`` at this batch."""
+    if rt.main:  # weights, optimizer, schedule, RNG and the position in the epoch at this batch
+        save(epoch, partial=asdict(tally))
+        print(f"interrupted in epoch {epoch + 1} after batch {tally.step}/{steps_per_epoch}: saved in {out}; "
+              f"run the same command to resume from there")
 
 
 def rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
