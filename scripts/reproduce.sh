@@ -19,3 +19,7 @@ $s export --jscc runs/jscc-semantic.pt --classifier-dir classifier --name jscc-s
 $s eval --channel awgn --separate --separate-limit 1000 --out docs/results/eval-awgn
 $s eval --channel ofdm --out docs/results/eval-ofdm
 scripts/gr_vs_eval.sh docs/results
+# 5. reliability (docs/results.md, "Reliability") and the bad-input tables (docs/bad-input.md)
+$s bench soak --frames 10000 --seed 1 --clock-ppm 20 --json docs/results/soak-10000.json
+$s bench garbage --samples 50000000 --json docs/results/garbage.json
+.venv/bin/python scripts/bad_input_table.py

@@ -4,8 +4,10 @@ Pipeline, batched over every candidate burst in a buffer (no per-sample Python l
 
 1. Sanitise (NaN, inf, |x| >= 1e15 -> 0).
 2. Schmidl & Cox metric M(d) = |P(d)|^2 / R(d)^2 over sync_word1's two identical halves, averaged
-   over the CP plateau; runs above ``sc_threshold`` are grouped and their peak is a candidate,
-   angle(P)/pi its fractional CFO (range +-1 subcarrier). Candidates are handled in rounds, most
+   over the CP plateau; runs above ``sc_threshold`` are grouped and their peak is a candidate
+   (a run longer than two symbols, e.g. a CW interferer holding the metric up between bursts,
+   gives the peak of each symbol-length stretch), angle(P)/pi its fractional CFO (range +-1
+   subcarrier). Candidates are handled in rounds, most
    obvious preamble first; later rounds skip candidates inside frames already found (payload
    symbols look like noise to this metric and raise several weak candidates per frame).
 3. Integer CFO g in {-G..G} (shifts of 2 bins, the fractional estimate's ambiguity): the normalised
@@ -303,6 +305,21 @@ class OFDMReceiver:
         first_max = np.flatnonzero(vals == gmax[gid])
         _, sel = np.unique(gid[first_max], return_index=True)
         peaks = idx[first_max[sel]]
+        # A run longer than two symbols is not one preamble: a CW interferer holds the metric up in
+        # the gaps too (a preamble under a tone need not even be a local maximum), and the run's
+        # single top may lie there. Such runs give the top of every symbol-length stretch; the
+        # preamble validation rejects the ones that are only the tone, and of two readings of one
+        # burst the assembly keeps the one with the higher metric (the plateau's top).
+        heads = np.flatnonzero(new_group)
+        long_run = (np.maximum.reduceat(idx, heads) - idx[heads] > 2 * self.g.sym)[gid]
+        if long_run.any():
+            sub = np.where(long_run, (idx - idx[heads][gid]) // self.g.sym, 0)
+            new_group = np.concatenate([[True], (np.diff(gid) != 0) | (np.diff(sub) != 0)])
+            gid = np.cumsum(new_group) - 1
+            gmax = np.maximum.reduceat(vals, np.flatnonzero(new_group))
+            first_max = np.flatnonzero(vals == gmax[gid])
+            _, sel = np.unique(gid[first_max], return_index=True)
+            peaks = idx[first_max[sel]]
         # P summed over the same window: a steadier fractional-CFO phase
         win = peaks[:, None] + np.arange(w)
         P_sum = Pr[win].sum(axis=1) + 1j * Pi[win].sum(axis=1)
@@ -329,16 +346,16 @@ class OFDMReceiver:
         parts: list[dict[str, np.ndarray]] = []
         first = metric >= _SC_OBVIOUS
         if first.any():
-            d1, eps1, _ = self._validate(x, d[first], corr[first])
-            parts.append(self._refine(x, d1, eps1, wide=False))
+            d1, eps1, _, m1 = self._validate(x, d[first], corr[first], metric[first])
+            parts.append({**self._refine(x, d1, eps1, wide=False), "metric": m1})
         rest = np.flatnonzero(~first)
         rest = rest[~self._inside(d[rest], parts)]
-        d2, eps2, rho2 = self._validate(x, d[rest], corr[rest])
+        d2, eps2, rho2, m2 = self._validate(x, d[rest], corr[rest], metric[rest])
         strong = rho2 >= self.report_threshold
-        parts.append(self._refine(x, d2[strong], eps2[strong]))
+        parts.append({**self._refine(x, d2[strong], eps2[strong]), "metric": m2[strong]})
         weak = np.flatnonzero(~strong)
         weak = weak[~self._inside(d2[weak], parts)]
-        parts.append(self._refine(x, d2[weak], eps2[weak]))
+        parts.append({**self._refine(x, d2[weak], eps2[weak]), "metric": m2[weak]})
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return self._assemble(x, final, **arrays)
 
@@ -358,10 +375,10 @@ class OFDMReceiver:
     def _n_pay(self, ln: np.ndarray) -> np.ndarray:
         return -(-ln // self.num.n_data)
 
-    def _validate(self, x: np.ndarray, d: np.ndarray,
-                  corr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Integer CFO + validation (rho) at coarse timing -> (d, CFO in subcarriers, rho) that pass.
-        ``corr`` is the Schmidl & Cox correlation P at each candidate."""
+    def _validate(self, x: np.ndarray, d: np.ndarray, corr: np.ndarray,
+                  metric: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Integer CFO + validation (rho) at coarse timing -> (d, CFO in subcarriers, rho, metric) that
+        pass. ``corr`` is the Schmidl & Cox correlation P at each candidate, ``metric`` its M."""
         g = self.g
         eps_f = np.angle(corr) / np.pi
         rel = np.arange(g.sym + g.nfft)
@@ -387,7 +404,7 @@ class OFDMReceiver:
         odd = np.sum(e2[:, 1::2], axis=1) / (np.sum(e2[:, ::2], axis=1) + _TINY)
         ok = (best_rho >= self.detect_threshold) & (spread >= _MIN_SPREAD) & (odd >= _MIN_ODD)
         self.stats.validated += int(ok.sum())
-        return d[ok], eps_f[ok] + 2 * best_g[ok], best_rho[ok]
+        return d[ok], eps_f[ok] + 2 * best_g[ok], best_rho[ok], metric[ok]
 
     def _refine(self, x: np.ndarray, d: np.ndarray, eps: np.ndarray, wide: bool = True) -> dict[str, np.ndarray]:
         """Fine timing, fine CFO, channel estimate and header decoding for validated candidates."""
@@ -465,8 +482,8 @@ class OFDMReceiver:
 
     def _assemble(self, x: np.ndarray, final: bool, fft0: np.ndarray, start: np.ndarray, eps: np.ndarray,
                   rho: np.ndarray, rho_rep: np.ndarray, y: np.ndarray, h: np.ndarray, noise: np.ndarray,
-                  snr: np.ndarray, fn: np.ndarray, ln: np.ndarray,
-                  crc_ok: np.ndarray) -> tuple[list[ReceivedFrame], int | None]:
+                  snr: np.ndarray, fn: np.ndarray, ln: np.ndarray, crc_ok: np.ndarray,
+                  metric: np.ndarray) -> tuple[list[ReceivedFrame], int | None]:
         """Greedy walk in time order: accept non-overlapping frames, then demodulate payloads.
         ``y``: FFT of the 4 overhead symbols (K, 4, used), ``h``: preamble channel estimate,
         ``rho_rep``: the robust rho that decides on reporting a failed header."""
@@ -477,10 +494,21 @@ class OFDMReceiver:
         good: list[int] = []
         failed: list[int] = []
         incomplete = None
+        ok_starts = np.sort(start[crc_ok])
+        # one burst read from two nearby candidates (a long run cut into stretches): keep the reading
+        # from the higher Schmidl & Cox metric, the plateau's top, as a run that is not cut gives
+        o = np.flatnonzero(crc_ok)[np.argsort(start[crc_ok], kind="stable")]
+        dominated: set[int] = set()
+        if len(o) > 1:
+            near, q = np.diff(start[o]) <= sym, metric[o]
+            dominated = set(o[np.concatenate([near & (q[:-1] < q[1:]), [False]])
+                              | np.concatenate([[False], near & (q[1:] <= q[:-1])])].tolist())
         for i in order:
             if start[i] < cursor - g.cp:
                 continue  # inside a frame already taken
             if crc_ok[i]:
+                if i in dominated:
+                    continue
                 n_sym = self.fmt.n_overhead + self.fmt.n_payload_symbols(int(ln[i]))
                 if fft0[i] + (n_sym - 1) * sym + g.nfft > n:  # last FFT window not in the buffer yet
                     if not final or self._hold_len is not None:
@@ -491,6 +519,9 @@ class OFDMReceiver:
                 good.append(i)
                 cursor = start[i] + n_sym * sym
             elif rho_rep[i] >= self.report_threshold:
+                k = np.searchsorted(ok_starts, start[i] - g.cp)
+                if k < len(ok_starts) and ok_starts[k] < start[i] + self.fmt.n_overhead * sym:
+                    continue  # the same burst seen from a worse position: a candidate there reads its header
                 failed.append(i)
                 cursor = start[i] + self.fmt.n_overhead * sym
             else:
