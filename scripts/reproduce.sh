@@ -16,7 +16,7 @@ $s export --classifier runs/classifier.pt --name classifier --force
 $s export --jscc runs/jscc-mse.pt --classifier-dir classifier --name jscc-mse-kn6 --force
 $s export --jscc runs/jscc-semantic.pt --classifier-dir classifier --name jscc-semantic-kn6 --force
 # 4. the result tables (ONNX models, full 10,000-image test set)
-$s eval --channel awgn --separate --separate-limit 1000 --out docs/results/eval-awgn
+$s eval --channel awgn --separate --out docs/results/eval-awgn  # ~45 min; --separate-limit 1000: ~5 min
 $s eval --channel ofdm --out docs/results/eval-ofdm
 scripts/gr_vs_eval.sh docs/results
 # 5. reliability (docs/results.md, "Reliability") and the bad-input tables (docs/bad-input.md)
