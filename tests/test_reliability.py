@@ -12,7 +12,7 @@ import pytest
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
 from semjscc.phy.rx import OFDMReceiver
 from semjscc.phy.tx import modulate_stream
-from semjscc.soak import noise_false_frames
+from semjscc.soak import garbage_samples, noise_false_frames
 
 N_GARBAGE = 200_000
 SLOT = FMT.burst_samples(512)  # one burst of the shipped models' 512-symbol frames
@@ -22,30 +22,11 @@ MAX_FALSE_PER_SLOT = 0.01
 
 
 def garbage(kind: str, n: int = N_GARBAGE) -> np.ndarray:
+    """The bench's signal-free inputs (``semjscc bench garbage``); loud noise louder still here."""
     rng = np.random.default_rng(5)
-    t = np.arange(n)
-    if kind == "noise":
-        return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
-    if kind == "loud-noise":
-        return (1e6 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
-    if kind == "tone":
-        return np.exp(2j * np.pi * 0.0123 * t).astype(np.complex64)
-    if kind == "dc":
-        return np.full(n, 0.7 - 0.2j, np.complex64)
-    if kind == "zeros":
-        return np.zeros(n, np.complex64)
-    if kind == "huge":
-        return np.full(n, 1e20 + 1e20j, np.complex64)
-    if kind == "nan":
-        return np.full(n, np.nan + 1j * np.nan, np.complex64)
-    if kind == "inf":
-        return np.full(n, np.inf - 1j * np.inf, np.complex64)
-    if kind == "mixed":  # noise sprinkled with NaN, inf and huge samples
-        x = garbage("noise", n)
-        idx = rng.integers(0, n, size=(3, n // 50))
-        x[idx[0]], x[idx[1]], x[idx[2]] = np.nan, np.inf, 1e20
-        return x
-    raise ValueError(kind)
+    if kind == "loud-noise":  # +120 dB, against the bench's +60 dB
+        return garbage_samples("noise", 0, n, rng) * np.complex64(1e6)
+    return garbage_samples(kind, 0, n, rng)
 
 
 KINDS = ("noise", "loud-noise", "tone", "dc", "zeros", "huge", "nan", "inf", "mixed")

@@ -271,7 +271,7 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
     search range, a NaN SNR. At the limit both chains run to the end."""
     from semjscc.phy import bench_throughput as bt
 
-    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, bt.MAX_CFO_HZ) == (51, 2256, 46875.0)
+    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, bt.CFO_SEARCH_HZ) == (51, 2256, 46875.0)
     bt.check_args(2, bt.MAX_SYMBOLS, 20.0, -46874.0)
     for args, text in [((2, bt.MAX_SYMBOLS + 1, 20.0, 0.0), "--symbols must lie in 1..2256, got 2257"),
                        ((2, 0, 20.0, 0.0), "--symbols must lie in 1..2256, got 0"),

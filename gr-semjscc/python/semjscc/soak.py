@@ -94,12 +94,13 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
             rss_ref = rss_kib()
         while accounted >= next_report + report_every:
             next_report += report_every
-            checkpoints.append({"frames_accounted": accounted, "frames_received": s["frames_received"],
-                                "frames_lost": s["frames_lost"], "header_crc_failures": s["header_crc_failures"],
-                                "rss_kib": rss_kib(), "elapsed_s": time.monotonic() - t0})
+            c = {"frames_accounted": accounted, "frames_received": s["frames_received"],
+                 "frames_lost": s["frames_lost"], "header_crc_failures": s["header_crc_failures"],
+                 "rss_kib": rss_kib(), "elapsed_s": time.monotonic() - t0}
+            checkpoints.append(c)
             if progress:
-                progress(f"{accounted}/{frames} frames: {s['frames_received']} received, {s['frames_lost']} lost, "
-                         f"rss {rss_kib() // 1024} MiB, {time.monotonic() - t0:.0f} s")
+                progress(f"{accounted}/{frames} frames: {c['frames_received']} received, {c['frames_lost']} lost, "
+                         f"rss {c['rss_kib'] // 1024} MiB, {c['elapsed_s']:.0f} s")
         return accounted
 
     # Ctrl-C / SIGTERM are held (and end the loop) so that the report is always complete

@@ -17,7 +17,7 @@ from typing import Any
 
 from semjscc.commands.common import finite_float, positive_float, positive_int
 from semjscc.phy.impairments import MAX_CFO_HZ
-from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+from semjscc.phy.rx import CFO_SEARCH_HZ
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -159,9 +159,9 @@ def _run_soak(args: argparse.Namespace) -> int:
 
     if not args.snr_min <= args.snr_max or not all(map(math.isfinite, (args.snr_min, args.snr_max))):
         raise UsageError(f"--snr-min {args.snr_min:g} must be finite and <= --snr-max {args.snr_max:g}")
-    if not 0 <= args.max_cfo < 3 * DEFAULT_NUMEROLOGY.subcarrier_spacing:
-        raise UsageError(f"--max-cfo must lie in [0, {3 * DEFAULT_NUMEROLOGY.subcarrier_spacing:.0f}) Hz, the "
-                         f"receiver's search range; got {args.max_cfo:g}")
+    if not 0 <= args.max_cfo < CFO_SEARCH_HZ:
+        raise UsageError(f"--max-cfo must lie in [0, {CFO_SEARCH_HZ:.0f}) Hz, the receiver's search range; got "
+                         f"{args.max_cfo:g}")
     if args.clock_ppm is not None and not abs(args.clock_ppm) <= 1000:
         raise UsageError(f"--clock-ppm must lie within +-1000, got {args.clock_ppm:g}")
     r = run_soak(args.frames, seed=args.seed, model=args.model, classifier=args.classifier, source=args.source,

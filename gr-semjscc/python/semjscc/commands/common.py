@@ -48,7 +48,6 @@ def positive_float(text: str) -> float:
 def device_arg(text: str) -> str:
     """A compute device: auto, cpu, cuda or cuda:N (what torch and ONNX Runtime are both given)."""
     from semjscc.devices import check_device
-    from semjscc.errors import UsageError
 
     try:
         return check_device(text)

@@ -27,7 +27,7 @@ from gnuradio import gr
 from semjscc.errors import UsageError
 from semjscc.gr.params import RX, as_float, as_int, one_of, payload_limit, register_link
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
-from semjscc.phy.rx import FrameCounter, OFDMReceiver, ReceivedFrame
+from semjscc.phy.rx import MAX_CFO_SUBCARRIERS, FrameCounter, OFDMReceiver, ReceivedFrame
 
 EQUALIZERS = ("mmse", "zf")
 PHASE_TRACKING = ("linear", "symbol")
@@ -43,7 +43,7 @@ class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, equalizer: str = "mmse", phase_tracking: str = "linear", chunk: int = 65536,
                  latency_s: float = 0.05, emit_failed: bool = True, max_payload_len: int = 8192,
-                 max_cfo_subcarriers: float = 3.0) -> None:
+                 max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS) -> None:
         name = "ofdm_rx"
         equalizer = one_of(name, "equalizer", equalizer, EQUALIZERS)
         phase_tracking = one_of(name, "phase_tracking", phase_tracking, PHASE_TRACKING)

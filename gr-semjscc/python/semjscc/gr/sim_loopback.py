@@ -37,6 +37,7 @@ from semjscc.gr.metrics_sink import metrics_sink
 from semjscc.gr.rx import ofdm_rx
 from semjscc.gr.tx import ofdm_tx
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+from semjscc.phy.rx import CFO_SEARCH_HZ
 from semjscc.shipped import CLASSIFIER, JSCC_SEMANTIC
 
 SAMPLE_RATE = DEFAULT_NUMEROLOGY.sample_rate
@@ -127,8 +128,8 @@ class SimConfig:
             raise UsageError(f"frames must be > 0, got {self.frames}")
         if not math.isfinite(self.snr_db):
             raise UsageError("the SNR must be a finite number of dB")
-        if abs(self.cfo_hz) >= 3 * SAMPLE_RATE / DEFAULT_NUMEROLOGY.fft_len:
-            raise UsageError(f"|cfo| must stay below 3 subcarriers ({3 * SAMPLE_RATE / DEFAULT_NUMEROLOGY.fft_len:.0f} Hz),"
+        if abs(self.cfo_hz) >= CFO_SEARCH_HZ:
+            raise UsageError(f"|cfo| must stay below 3 subcarriers ({CFO_SEARCH_HZ:.0f} Hz),"
                              f" the receiver's search range; got {self.cfo_hz:g} Hz")
         if not 0.9 < self.epsilon < 1.1:
             raise UsageError(f"epsilon is a sample clock ratio near 1.0, got {self.epsilon}")

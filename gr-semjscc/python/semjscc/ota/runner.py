@@ -18,11 +18,10 @@ it stays in the CSV and the recording, and the summary and plot are written from
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import getpass
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -114,16 +113,6 @@ def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile 
         p = profile_path_for(radio.info().serial, calibration_dir())
         return (CalibrationProfile.load(p), str(p)) if p.is_file() else (None, None)
     return CalibrationProfile.load(spec), str(spec)
-
-
-@contextlib.contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM until the block is done (a batch is committed to CSV and recording
-    together), then deliver them."""
-    from semjscc.stopping import deferred_signals
-
-    with deferred_signals():
-        yield
 
 
 def load_models(model: str, classifier: str | None) -> Models:
@@ -281,7 +270,7 @@ def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.n
                 iq = rx.receive(batch.capture_len)
                 tx.stop_transmit()
                 res = decode_capture(iq, batch.window, sent, images, models)
-                with deferred_interrupt():
+                with deferred_signals():  # a batch is committed to CSV and recording together, or not at all
                     start = writer.append(iq, _capture_meta(exp, p, batch, sent, rx),
                                           _annotations(res, batch.window, models.n_symbols))
                     log.write(p, res.frames, start)

@@ -36,13 +36,13 @@ from gnuradio import blocks, channels, digital, gr
 from semjscc.errors import UsageError
 from semjscc.gr import ofdm_rx, ofdm_tx
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
+from semjscc.phy.rx import CFO_SEARCH_HZ
 
 _LEN_KEY = "packet_len"
 GR_BUFFER_ITEMS = 8192  # GNU Radio's default buffer (64 KiB of complex samples)
 # a tagged-stream block writes a whole burst into at most half its output buffer
 GR_MAX_OFDM_SYMBOLS = (GR_BUFFER_ITEMS // 2) // DEFAULT_FRAME_FORMAT.numerology.symbol_len  # 51
 MAX_SYMBOLS = (GR_MAX_OFDM_SYMBOLS - DEFAULT_FRAME_FORMAT.n_overhead) * DEFAULT_FRAME_FORMAT.numerology.n_data  # 2256
-MAX_CFO_HZ = 3 * DEFAULT_FRAME_FORMAT.numerology.subcarrier_spacing  # the receiver's search range (46,875 Hz)
 
 
 def _gr_ofdm_symbols(packet_bytes: int) -> int:
@@ -61,8 +61,8 @@ def check_args(n_frames: int, n_symbols: int, snr_db: float, cfo_hz: float, gr_p
                          f"longer ones)")
     if not math.isfinite(snr_db):
         raise UsageError(f"--snr must be a finite number of dB, got {snr_db}")
-    if not abs(cfo_hz) < MAX_CFO_HZ:
-        raise UsageError(f"|--cfo| must stay below 3 subcarriers ({MAX_CFO_HZ:.0f} Hz), the receiver's search range; "
+    if not abs(cfo_hz) < CFO_SEARCH_HZ:
+        raise UsageError(f"|--cfo| must stay below 3 subcarriers ({CFO_SEARCH_HZ:.0f} Hz), the receiver's search range; "
                          f"got {cfo_hz:g} Hz")
     if gr_packet_bytes is not None and not (gr_packet_bytes >= 1
                                             and _gr_ofdm_symbols(gr_packet_bytes) <= GR_MAX_OFDM_SYMBOLS):

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY, OFDMNumerology
+from semjscc.phy.rx import MAX_CFO_SUBCARRIERS
 
-MAX_CFO_HZ = 20_000.0  # +-20 kHz at 1 MS/s: well inside the receiver's 3-subcarrier search range
+MAX_CFO_HZ = 20_000.0  # +-20 kHz at 1 MS/s: well inside the receiver's search range (rx.CFO_SEARCH_HZ)
 MAX_TAPS = 8  # multipath taps; plus the delay filter the FIR stays within the cyclic prefix
 DELAY_TAPS = 8  # windowed-sinc fractional delay filter length
 
@@ -68,9 +69,9 @@ class BurstChannel:
                  numerology: OFDMNumerology = DEFAULT_NUMEROLOGY) -> None:
         if not snr_db[0] <= snr_db[1]:
             raise ValueError(f"SNR range must be (low, high) with low <= high, got {snr_db}")
-        if not 0 <= max_cfo_hz < 3 * numerology.subcarrier_spacing:
-            raise ValueError(f"max CFO must lie in [0, {3 * numerology.subcarrier_spacing:.0f}) Hz (the receiver's "
-                             f"search range), got {max_cfo_hz}")
+        search_hz = MAX_CFO_SUBCARRIERS * numerology.subcarrier_spacing
+        if not 0 <= max_cfo_hz < search_hz:
+            raise ValueError(f"max CFO must lie in [0, {search_hz:.0f}) Hz (the receiver's search range), got {max_cfo_hz}")
         if not 1 <= max_taps <= numerology.cp_len - DELAY_TAPS + 1:
             raise ValueError(f"max taps must lie in 1..{numerology.cp_len - DELAY_TAPS + 1} (cyclic prefix), got {max_taps}")
         self.rng, self.num = rng, numerology

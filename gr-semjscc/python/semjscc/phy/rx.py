@@ -57,6 +57,7 @@ from semjscc.phy.frame import (
     decode_header,
     encode_header,
 )
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 
 _TINY = 1e-30
 _MIN_HEADER_SNR_DB = -5.0  # preamble-fit SNR below which a header is not worth decoding
@@ -71,6 +72,8 @@ _MIN_SPREAD = 6.0
 # SNR, no loss up to 0.5 at -1 dB; half-symbol periodic input: nothing on odd carriers).
 _MIN_ODD = 0.25
 _TRIM = 2  # strongest carriers left out of the robust rho that decides on reporting a failed header
+MAX_CFO_SUBCARRIERS = 3.0  # the receiver's default CFO search range, in subcarrier spacings
+CFO_SEARCH_HZ = MAX_CFO_SUBCARRIERS * DEFAULT_NUMEROLOGY.subcarrier_spacing  # 46,875 Hz at 1 MS/s
 
 
 @dataclass
@@ -165,7 +168,7 @@ class OFDMReceiver:
 
     def __init__(self, fmt: FrameFormat = DEFAULT_FRAME_FORMAT, equalizer: str = "mmse",
                  phase_tracking: str = "linear", sc_threshold: float = 0.06, detect_threshold: float = 0.1,
-                 report_threshold: float = 0.5, max_cfo_subcarriers: float = 3.0, channel_taps: int = 12,
+                 report_threshold: float = 0.5, max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS, channel_taps: int = 12,
                  smooth_channel: bool = True, timing_margin: int = 8, max_payload_len: int = 8192) -> None:
         if equalizer not in ("mmse", "zf"):
             raise ValueError("equalizer must be 'mmse' or 'zf'")
@@ -192,7 +195,6 @@ class OFDMReceiver:
         self._last_end = 0  # absolute index before which everything is decided
         self._valid_len: int | None = None  # set during flush: real samples (+ tolerance) in _buf
         self._hold_len: int | None = None  # set during a holding flush: real samples in _buf
-        self._held = False  # the last holding flush kept an incomplete burst buffered
 
     def process(self, samples: np.ndarray) -> list[ReceivedFrame]:
         x = np.asarray(samples).astype(np.complex64, copy=False).ravel()
@@ -220,12 +222,11 @@ class OFDMReceiver:
         # is dropped rather than delivered with a zeroed payload tail
         self._valid_len = real_len + self.g.cp // 2
         self._hold_len = real_len if hold_incomplete else None
-        self._held = False
         try:
             frames = self._scan(final=True)
         finally:
             self._valid_len = self._hold_len = None
-        if not self._held:
+        if not (hold_incomplete and len(self._buf)):  # nothing held back for the next samples
             # the zero tail is not part of the stream: absolute sample indices continue from real_end
             self._base = self._last_end = real_end
             self._buf = np.zeros(0, dtype=np.complex64)
@@ -262,7 +263,6 @@ class OFDMReceiver:
             if incomplete is not None:
                 keep_from = min(keep_from, incomplete - g.sym)
         if hold and keep_from < self._hold_len:  # something is still arriving: keep it
-            self._held = True
             keep_from = max(0, keep_from)
             self._buf = buf[keep_from:self._hold_len].copy()
             self._base += keep_from
@@ -300,26 +300,22 @@ class OFDMReceiver:
             return idx, np.zeros(0, complex), M[:0]
         new_group = np.concatenate([[True], np.diff(idx) > self.g.nfft])
         gid = np.cumsum(new_group) - 1
-        vals = M[idx]
-        gmax = np.maximum.reduceat(vals, np.flatnonzero(new_group))
-        first_max = np.flatnonzero(vals == gmax[gid])
-        _, sel = np.unique(gid[first_max], return_index=True)
-        peaks = idx[first_max[sel]]
         # A run longer than two symbols is not one preamble: a CW interferer holds the metric up in
         # the gaps too (a preamble under a tone need not even be a local maximum), and the run's
-        # single top may lie there. Such runs give the top of every symbol-length stretch; the
-        # preamble validation rejects the ones that are only the tone, and of two readings of one
-        # burst the assembly keeps the one with the higher metric (the plateau's top).
+        # single top may lie there. Such runs are cut into symbol-length stretches, each giving its
+        # top; the preamble validation rejects the ones that are only the tone, and of two readings
+        # of one burst the assembly keeps the one with the higher metric (the plateau's top).
         heads = np.flatnonzero(new_group)
         long_run = (np.maximum.reduceat(idx, heads) - idx[heads] > 2 * self.g.sym)[gid]
         if long_run.any():
             sub = np.where(long_run, (idx - idx[heads][gid]) // self.g.sym, 0)
             new_group = np.concatenate([[True], (np.diff(gid) != 0) | (np.diff(sub) != 0)])
             gid = np.cumsum(new_group) - 1
-            gmax = np.maximum.reduceat(vals, np.flatnonzero(new_group))
-            first_max = np.flatnonzero(vals == gmax[gid])
-            _, sel = np.unique(gid[first_max], return_index=True)
-            peaks = idx[first_max[sel]]
+        vals = M[idx]
+        gmax = np.maximum.reduceat(vals, np.flatnonzero(new_group))
+        first_max = np.flatnonzero(vals == gmax[gid])
+        _, sel = np.unique(gid[first_max], return_index=True)
+        peaks = idx[first_max[sel]]
         # P summed over the same window: a steadier fractional-CFO phase
         win = peaks[:, None] + np.arange(w)
         P_sum = Pr[win].sum(axis=1) + 1j * Pi[win].sum(axis=1)
@@ -494,13 +490,13 @@ class OFDMReceiver:
         good: list[int] = []
         failed: list[int] = []
         incomplete = None
-        ok_starts = np.sort(start[crc_ok])
+        o = np.flatnonzero(crc_ok)[np.argsort(start[crc_ok], kind="stable")]  # good headers in time order
+        ok_starts = start[o]
         # one burst read from two nearby candidates (a long run cut into stretches): keep the reading
         # from the higher Schmidl & Cox metric, the plateau's top, as a run that is not cut gives
-        o = np.flatnonzero(crc_ok)[np.argsort(start[crc_ok], kind="stable")]
         dominated: set[int] = set()
         if len(o) > 1:
-            near, q = np.diff(start[o]) <= sym, metric[o]
+            near, q = np.diff(ok_starts) <= sym, metric[o]
             dominated = set(o[np.concatenate([near & (q[:-1] < q[1:]), [False]])
                               | np.concatenate([[False], near & (q[1:] <= q[:-1])])].tolist())
         for i in order:
