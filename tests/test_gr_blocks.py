@@ -274,6 +274,9 @@ def test_metrics_sink_accounting(tmp_path: Path) -> None:
         rx(0)  # a duplicate: late, not counted again
         # 8 and 9 never come: the chain goes quiet and the loss timeout decides
         assert wait_for(lambda: tb.sink.done_event.is_set(), timeout=5.0)
+        # the sink sets done just before it publishes the final ack: let that reach message_debug
+        assert wait_for(lambda: tb.acks.num_messages() > 0 and pmt.to_python(
+            tb.acks.get_message(tb.acks.num_messages() - 1)) == {"accounted": n, "done": True}, timeout=5.0)
     finally:
         tb.stop()
         tb.wait()
