@@ -8,8 +8,8 @@ malloc arenas is allocator fragmentation across GNU Radio's block threads, not a
 
 import gc
 
+from semjscc.bench.soak import rss_kib
 from semjscc.gr.sim_loopback import SimConfig, run_sim
-from semjscc.soak import rss_kib
 
 mb = []
 for _ in range(6):

@@ -1,6 +1,7 @@
-"""Bad input everywhere a user can give it: every case of tests/bad_inputs.yaml (the data that
-scripts/bad_input_table.py turns into the tables of docs/bad-input.md), checked for its exit status
-(or exception class), the text of its one-line message and the absence of a traceback.
+"""Bad input everywhere a user can give it: every case of tests/bad_inputs.yaml, checked for its exit
+status (or exception class), the text of its one-line message and the absence of a traceback (the
+harness is tests/bad_input_harness.py). With $SEMJSCC_BAD_INPUT_TABLE set to a file, every case's
+row is written there for scripts/bad_input_table.py, which renders docs/bad-input.md's tables.
 
 How the CLI cases run here (a `semjscc` process costs 0.3-3 s, too much for ~150 cases):
 
@@ -18,22 +19,21 @@ are the session-wide ones of tests/gr_tiny_zoo.py.
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import logging
-import sys
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import bad_input_harness as bit
 import numpy as np
 import pytest
 from gr_tiny_zoo import tiny_zoo
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("bad_input_table", REPO / "scripts" / "bad_input_table.py")
-assert _spec is not None and _spec.loader is not None
-bit = importlib.util.module_from_spec(_spec)
-sys.modules["bad_input_table"] = bit  # dataclasses look their module up by name
-_spec.loader.exec_module(bit)
+TABLE_ENV = "SEMJSCC_BAD_INPUT_TABLE"
+_ROWS: list[dict] = []
 
 CASES = bit.load_cases()
 CLI = [c for c in CASES if c.kind == "cli" and c.test != "skip"]
@@ -54,13 +54,23 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> object:
     return _Fixtures(tmp_path_factory.mktemp("bad-input"))
 
 
-def _judge(case: object, outcome: object) -> None:
+@pytest.fixture(scope="module", autouse=True)
+def _table_rows() -> Iterator[None]:
+    """Every case's row, for scripts/bad_input_table.py, when $SEMJSCC_BAD_INPUT_TABLE names a file."""
+    yield
+    path = os.environ.get(TABLE_ENV)
+    if path:
+        Path(path).write_text(json.dumps(_ROWS, indent=1) + "\n")
+
+
+def _judge(case: object, outcome: object, fx: object) -> None:
     found = bit.problems(case, outcome)
+    _ROWS.append(bit.table_row(case, outcome, found, fx))
     if case.xfail:
         if found:
             pytest.xfail(case.xfail)
         pytest.fail(f"{case.id} is marked xfail ({case.xfail}) but now behaves: remove the mark and rerun "
-                    f"scripts/bad_input_table.py")
+                    f"scripts/bad_input_table.py to update docs/bad-input.md")
     assert not found, f"{case.id}: {'; '.join(found)}\nstderr: {outcome.stderr[-3000:]}\nstdout: {outcome.stdout[-1000:]}"
 
 
@@ -80,14 +90,14 @@ def test_cases_cover_every_subcommand() -> None:
 
 @pytest.mark.parametrize("case", CLI, ids=lambda c: c.id)
 def test_cli(case: object, fx: object) -> None:
-    _judge(case, bit.run_cli(case, fx, inprocess=case.test == "inprocess"))
+    _judge(case, bit.run_cli(case, fx, inprocess=case.test == "inprocess"), fx)
 
 
 @pytest.mark.gnuradio
 @pytest.mark.parametrize("case", BLOCKS, ids=lambda c: c.id)
 def test_block(case: object, fx: object) -> None:
     pytest.importorskip("gnuradio.gr")
-    _judge(case, bit.run_block(case, fx))
+    _judge(case, bit.run_block(case, fx), fx)
 
 
 @pytest.mark.gnuradio

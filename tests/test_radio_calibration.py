@@ -32,9 +32,9 @@ from semjscc.calib.procedure import CalibrationPlan, calibrate
 from semjscc.calib.profile import CalibrationProfile, SNRPoint
 from semjscc.cli import main
 from semjscc.errors import UsageError
-from semjscc.ota.link import build_batch, frames_in_window, random_payloads, tx_scale
 from semjscc.radio import RadioConfig, SimAir, SimRadio, open_radio, parse_sim_uri
 from semjscc.radio.base import RadioError
+from semjscc.radio.capture import build_batch, frames_in_window, random_payloads, tx_scale
 from semjscc.radio.sim import impair_iq
 
 FS = 1e6

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 import pytest
+from semjscc.bench.soak import garbage_samples, noise_false_frames
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
 from semjscc.phy.rx import OFDMReceiver
 from semjscc.phy.tx import modulate_stream
-from semjscc.soak import garbage_samples, noise_false_frames
 
 N_GARBAGE = 200_000
 SLOT = FMT.burst_samples(512)  # one burst of the shipped models' 512-symbol frames

@@ -109,7 +109,7 @@ def test_sim_separate_grc_compiles(tmp_path: Path) -> None:
     log = r.stdout + r.stderr
     assert r.returncode == 0 and "rror" not in log, log
     text = (tmp_path / "sim_separate.py").read_text()
-    assert "semjscc_gr.separate_encoder(" in text and "semjscc_gr.separate_decoder(" in text
+    assert "semjscc_gr.separate_tx(" in text and "semjscc_gr.separate_rx(" in text
     for opt in ("--snr-db", "--frames", "--json-path", "--codec", "--quality", "--modulation", "--code-rate"):
         assert opt in text
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip("gnuradio.gr")
 
@@ -28,6 +29,7 @@ from semjscc.grc_run import FLOWGRAPHS_DIR, error_line, run_script
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
 
 pytestmark = pytest.mark.gnuradio
+REPO = Path(__file__).resolve().parents[1]
 KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db", "snr_est_db")
 SHIPPED = sorted(FLOWGRAPHS_DIR.glob("*.grc"))
 
@@ -94,14 +96,31 @@ def test_shipped_flowgraph_compiles_with_grcc(grcc_runs: dict[str, tuple[int, st
     assert rc == 0 and script.is_file(), text
 
 
-def test_sim_flowgraphs_are_the_semjscc_chain(compiled: dict[str, Path]) -> None:
-    for name in ("sim_loopback", "sim_loopback_gui"):
-        text = compiled[name].read_text()
-        for make in ("semjscc_gr.image_source(", "semjscc_gr.jscc_encoder(", "ofdm_tx(", "channels.channel_model(",
-                     "ofdm_rx(", "semjscc_gr.jscc_decoder(", "semjscc_gr.classifier(", "semjscc_gr.metrics_sink("):
-            assert make in text, (name, make)
+def test_every_shipped_flowgraph_uses_the_link_halves() -> None:
+    """No .grc wires an encoder to an OFDM TX (or an OFDM RX to a decoder) by hand."""
+    for grc in sorted((REPO / "flowgraphs").glob("*.grc")):
+        ids = {b["id"] for b in yaml.safe_load(grc.read_text())["blocks"]}
+        halves = ids & {"semjscc_jscc_tx", "semjscc_jscc_rx", "semjscc_separate_tx", "semjscc_separate_rx"}
+        assert halves, grc.name
+        assert not ids & {"semjscc_jscc_encoder", "semjscc_jscc_decoder", "semjscc_ofdm_tx", "semjscc_ofdm_rx",
+                          "semjscc_separate_encoder", "semjscc_separate_decoder", "semjscc_classifier"}, grc.name
+
+
+def test_engine_is_wired_as_its_grc() -> None:
+    """semjscc.gr.sim_loopback (the in-process engine) has the graph of flowgraphs/sim_loopback.grc."""
+    from semjscc.gr.sim_loopback import GRC_BLOCKS, WIRING
+
+    doc = yaml.safe_load((REPO / "flowgraphs" / "sim_loopback.grc").read_text())
+    kind = {b["name"]: b["id"] for b in doc["blocks"]}
+    grc_edges = sorted((kind[a], str(pa), kind[b], str(pb)) for a, pa, b, pb in doc["connections"])
+    engine_edges = sorted((GRC_BLOCKS[a], pa, GRC_BLOCKS[b], pb) for a, pa, b, pb in WIRING)
+    assert engine_edges == grc_edges
+
+
+def test_gui_flowgraph_has_its_views(compiled: dict[str, Path]) -> None:
     gui = compiled["sim_loopback_gui"].read_text()
     assert "qtgui.freq_sink_c(" in gui and "qtgui.const_sink_c(" in gui and "semjscc_gr.image_display(" in gui
+    assert "semjscc_gr.jscc_tx(" in gui and "semjscc_gr.jscc_rx(" in gui
 
 
 def test_engine_end_to_end(zoo: Path, data: Path, tmp_path: Path) -> None:
@@ -269,15 +288,16 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
     """What the chains cannot run is refused before a flowgraph is built: more symbols than GNU Radio's
     reference chain fits in its buffers (it used to hang in tb.run()), a CFO beyond the receiver's
     search range, a NaN SNR. At the limit both chains run to the end."""
-    from semjscc.phy import bench_throughput as bt
+    from semjscc.bench import throughput as bt
+    from semjscc.phy.channel_model import CFO_SEARCH_HZ
 
-    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, bt.CFO_SEARCH_HZ) == (51, 2256, 46875.0)
+    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, CFO_SEARCH_HZ) == (51, 2256, 46875.0)
     bt.check_args(2, bt.MAX_SYMBOLS, 20.0, -46874.0)
     for args, text in [((2, bt.MAX_SYMBOLS + 1, 20.0, 0.0), "--symbols must lie in 1..2256, got 2257"),
                        ((2, 0, 20.0, 0.0), "--symbols must lie in 1..2256, got 0"),
                        ((2, 512, float("nan"), 0.0), "--snr must be a finite number of dB"),
-                       ((2, 512, 20.0, 46875.0), "|--cfo| must stay below 3 subcarriers (46875 Hz)"),
-                       ((2, 512, 20.0, float("nan")), "|--cfo| must stay below"),
+                       ((2, 512, 20.0, 46875.0), "--cfo must stay within +-3 subcarriers (46875 Hz at 1 MS/s)"),
+                       ((2, 512, 20.0, float("nan")), "--cfo must stay within"),
                        ((0, 512, 20.0, 0.0), "--frames must be >= 1")]:
         with pytest.raises(UsageError) as e:
             bt.check_args(*args)
@@ -285,7 +305,7 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="gr_packet_bytes"):
         bt.run_throughput(n_frames=2, gr_packet_bytes=584)  # 52 OFDM symbols
     # in a subprocess: a hang must fail the test, not stop the suite
-    code = ("from semjscc.phy.bench_throughput import MAX_SYMBOLS, run_throughput\n"
+    code = ("from semjscc.bench.throughput import MAX_SYMBOLS, run_throughput\n"
             "r = run_throughput(n_frames=3, n_symbols=MAX_SYMBOLS)\n"
             "print('RESULT', r['ours_frames_ok'], r['gr_ofdm_frames_ok'], r['ofdm_symbols_per_frame'])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -298,7 +318,7 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
 
 def test_soak_refuses_a_stall_timeout_of_zero() -> None:
     """0 (or NaN) ended the soak at once as 'stalled', exit status 1; refused before the flowgraph is built."""
-    from semjscc.soak import run_soak
+    from semjscc.bench.soak import run_soak
 
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(UsageError, match="--stall-timeout must be a number of seconds > 0"):

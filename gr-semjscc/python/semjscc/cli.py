@@ -4,12 +4,12 @@ Each subcommand lives in the module that owns its work and registers itself thro
 ``add_parser(subparsers)``; this file only wires them together and turns user errors into
 one line on stderr (exit 2 for usage errors) instead of a traceback.
 
-Stopping: Ctrl-C (SIGINT) and SIGTERM take the same path. SIGTERM is turned into
+Stopping: Ctrl-C (SIGINT), SIGTERM and SIGHUP take the same path. SIGTERM and SIGHUP are turned into
 :class:`~semjscc.stopping.Terminated`, a ``KeyboardInterrupt``, so every command's clean-up for Ctrl-C runs
 for it too; long runs (``run``, ``ota``, training) hold both signals with
 :func:`~semjscc.stopping.deferred_signals` while
 they wrap up, write what was measured (and training a resumable checkpoint), then stop. The exit
-status is 128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
+status is 128 + the signal number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     old: dict[int, Any] = {}
     if on_main:
         requested.clear()
-        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_stop_signal)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup: a hang-up is meant to be ignored
+                old[sig] = signal.signal(sig, on_stop_signal)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored
             old[signal.SIGINT] = signal.signal(signal.SIGINT, on_stop_signal)
     command = ""
@@ -90,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _interrupted(command: str, signum: signal.Signals) -> int:
-    how = "by SIGTERM" if signum == signal.SIGTERM else "(Ctrl-C)"
+    how = "(Ctrl-C)" if signum == signal.SIGINT else f"by {signal.Signals(signum).name}"
     print(f"semjscc{command}: interrupted {how}", file=sys.stderr)
     return 128 + int(signum)
 

@@ -56,13 +56,11 @@ def sweep(schemes: list[Scheme], classify: Classify, data: Dataset, snrs: list[f
         raise UsageError(f"SNR {bad[0]} dB is not a finite number: give SNRs such as 0 5 10")
     import torch
 
+    from semjscc.link import clean_accuracy
     from semjscc.nn.channels import make_channel
 
     labels = data.labels
-    correct_clean = 0
-    for s in range(0, len(labels), batch):
-        correct_clean += int((classify(to_float_nchw(data.images[s : s + batch])).argmax(1) == labels[s : s + batch]).sum())
-    clean_acc = correct_clean / len(labels)
+    clean_acc = clean_accuracy(classify, data.images, labels, batch)
 
     results = []
     total = len(schemes) * len(snrs) * -(-len(labels) // batch)

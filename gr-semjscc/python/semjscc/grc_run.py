@@ -1,10 +1,16 @@
 """Find, compile and run GRC flowgraphs headless (``semjscc run FILE.grc``).
 
-A .grc is compiled with ``grcc`` into a scratch directory and the generated script is run with
-this interpreter (the venv's: it sees semjscc and ONNX Runtime), its GRC parameters given as
-command-line options. A failure in the script (a missing model, say) is turned back into the one
-line its exception carried. Ctrl-C and SIGTERM are passed on to the script, which stops its top
-block (its metrics sink then writes what was measured), before they stop this process.
+A .grc is code: GRC evaluates its expressions (variables, imports, block parameters) when it is
+compiled and when it runs, so run only flowgraphs you trust, as you would a Python script.
+
+A .grc is compiled with ``grcc`` under this interpreter (the venv's: the flowgraphs' imports need
+semjscc) into a cache keyed by the content of the .grc and of the SemJSCC block definitions, and
+the generated script is run with this interpreter, its GRC parameters given as command-line
+options. A failure in the script (a missing model, say) is turned back into the one line its
+exception carried; grcc's own errors are passed on in full. Ctrl-C, SIGTERM and SIGHUP are passed
+on to the script, which stops its top block (its metrics sink then writes what was measured),
+before they stop this process; the script is also told to stop if this process dies (SIGKILL),
+so no flowgraph runs on unattended.
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +80,41 @@ def grc_options(grc: Path) -> dict[str, Any]:
     return dict(read_grc(grc)["options"]["parameters"])
 
 
+def compiled_script(grc: Path, timeout_s: float = 180.0) -> Path:
+    """The generated script of ``grc`` from the compile cache, compiling it on a miss. The key covers
+    the .grc's bytes, the SemJSCC block definitions and this semjscc version, so an edited flowgraph
+    or block is recompiled; entries are written whole (a scratch folder renamed into place)."""
+    import hashlib
+    import os
+
+    from semjscc import __version__
+    from semjscc.grc_path import blocks_dir
+    from semjscc.paths import cache_dir
+
+    h = hashlib.sha256(grc.read_bytes())
+    for yml in sorted(blocks_dir().glob("*.block.yml")):
+        h.update(yml.name.encode() + yml.read_bytes())
+    h.update(__version__.encode())
+    entry = cache_dir() / "grc" / f"{grc.stem}-{h.hexdigest()[:16]}"
+    script = entry / f"{grc_options(grc).get('id', grc.stem)}.py"
+    if script.is_file():
+        return script
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        built = compile_grc(grc, scratch, timeout_s)
+        os.replace(scratch, entry)  # atomic: a concurrent run sees a whole entry or none
+    except OSError:
+        if not script.is_file():  # another run put the entry in place first: use that one
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return entry / built.name
+
+
 def compile_grc(grc: Path, out_dir: Path, timeout_s: float = 180.0) -> Path:
-    """grcc ``grc`` into ``out_dir``; the generated Python script."""
+    """grcc ``grc`` into ``out_dir``; the generated Python script. When grcc fails, every line it
+    printed about the problem goes into the error (GRC lists one error per line)."""
     grcc = shutil.which("grcc")
     if grcc is None:
         raise UsageError("grcc not found: GNU Radio is not installed (run scripts/setup.sh)")
@@ -89,7 +128,8 @@ def compile_grc(grc: Path, out_dir: Path, timeout_s: float = 180.0) -> Path:
     script = out_dir / f"{grc_options(grc).get('id', grc.stem)}.py"
     if r.returncode != 0 or not script.is_file():
         lines = [ln.strip() for ln in (r.stdout + r.stderr).splitlines() if ln.strip() and not ln.startswith(("<<<", ">>>"))]
-        detail = next((ln for ln in lines if "rror" in ln), lines[-1] if lines else "no output")
+        first = next((i for i, ln in enumerate(lines) if "rror" in ln), max(len(lines) - 1, 0))
+        detail = "; ".join(lines[first:first + 12]) if lines else "no output"
         raise UsageError(f"grcc could not compile {grc}: {detail}")
     return script
 
@@ -109,42 +149,63 @@ def error_line(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG), so a
+    flowgraph script never outlives a killed ``semjscc run``."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the process group still gets Ctrl-C passed on
+
+
 def run_script(script: Path, args: list[str], timeout_s: float, env: dict[str, str] | None = None,
                grace_s: float = STOP_GRACE_S) -> str:
     """Run a generated flowgraph to completion with this interpreter; its output (stdout + stderr).
 
     The script runs in its own process group, so a Ctrl-C at the terminal reaches only this
-    process, which passes it on once: on SIGINT or SIGTERM the script gets the same signal (GRC's
-    generated ``main`` then stops its top block, and the metrics sink writes its JSON on stop), is
-    waited for up to ``grace_s`` (then killed), and only then is the signal delivered here
+    process, which passes it on once: on SIGINT, SIGTERM or SIGHUP the script gets the same signal
+    (GRC's generated ``main`` then stops its top block, and the metrics sink writes its JSON on
+    stop), is waited for up to ``grace_s`` (then killed), and only then is the signal delivered here
     (``KeyboardInterrupt`` under ``semjscc``): whatever the script measured is on disk by then."""
-    from semjscc.stopping import deferred_signals
+    from semjscc.stopping import RunOutcome, run_until_done
 
-    with tempfile.TemporaryFile("w+") as log, deferred_signals() as held:
-        proc = subprocess.Popen([sys.executable, "-u", str(script), *args], stdout=log, stderr=subprocess.STDOUT,
-                                text=True, env=env or grc_env(), process_group=0)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while proc.poll() is None and not held:
-                if time.monotonic() > deadline:
-                    raise UsageError(f"{script.name} did not finish within {timeout_s:.0f} s (raise --timeout, or check "
-                                     f"that its image source stops and its metrics sink acks back)")
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(0.05)
-            if held and proc.poll() is None:
+    with tempfile.TemporaryFile("w+") as log:
+        proc: subprocess.Popen | None = None
+        output = {"text": ""}
+
+        def start() -> None:
+            nonlocal proc
+            proc = subprocess.Popen([sys.executable, "-u", str(script), *args], stdout=log, stderr=subprocess.STDOUT,
+                                    text=True, env=env or grc_env(), process_group=0, preexec_fn=_die_with_parent)
+
+        def finished(wait_s: float) -> bool:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(wait_s)  # type: ignore[union-attr]
+            return proc.poll() is not None  # type: ignore[union-attr]
+
+        def stop(held: list[int]) -> None:
+            if proc is None or proc.poll() is not None:
+                return
+            if held:  # pass the stop on, and give the script time to write what it measured
                 proc.send_signal(held[0])
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(grace_s)
-        finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        log.seek(0)
-        out = log.read()
-        if held:
-            return out  # stopped on purpose: what the script wrote is for the caller to collect
-    if proc.returncode != 0:
-        line = error_line(out)
+
+        def finalize(_outcome: RunOutcome) -> None:
+            log.seek(0)
+            output["text"] = log.read()
+
+        outcome = run_until_done(start, finished, stop, timeout_s=timeout_s, finalize=finalize)
+    if outcome.timed_out:
+        raise UsageError(f"{script.name} did not finish within {timeout_s:.0f} s (raise --timeout, or check "
+                         f"that its image source stops and its metrics sink acks back)")
+    if proc is not None and proc.returncode != 0:
+        line = error_line(output["text"])
         cls = ModelError if line.startswith("ModelError") else UsageError
         raise cls(f"{script.stem} failed: {line.split(': ', 1)[-1] if cls is ModelError else line}")
-    return out
+    return output["text"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; JSON has no infinity, and means need a number
+
 
 def psnr_db(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> np.ndarray:
     """PSNR per image (dB); identical images give +inf."""
@@ -12,6 +14,16 @@ def psnr_db(reference: np.ndarray, test: np.ndarray, peak: float = 1.0) -> np.nd
     mse = np.mean(diff * diff, axis=tuple(range(1, reference.ndim)))
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(peak**2 / mse)
+
+
+def capped_psnr_db(reference: np.ndarray, test: np.ndarray) -> float | np.ndarray:
+    """PSNR capped at :data:`PSNR_CAP_DB`: of a float NCHW batch in [0, 1] (one value per image), or
+    of one uint8 image (HWC, peak 255) as a float."""
+    ref, tst = np.asarray(reference), np.asarray(test)
+    if ref.dtype == np.uint8 and ref.ndim == 3:
+        return float(min(psnr_db(ref[None].astype(np.float32), tst[None].astype(np.float32), peak=255.0)[0],
+                         PSNR_CAP_DB))
+    return np.minimum(psnr_db(ref, tst), PSNR_CAP_DB)
 
 
 def _gaussian_valid_matrix(n: int, size: int = 11, sigma: float = 1.5) -> np.ndarray:

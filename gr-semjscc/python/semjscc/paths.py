@@ -19,6 +19,38 @@ def models_dir() -> Path:
     return Path(os.environ.get(MODELS_ENV, REPO_ROOT / "models"))
 
 
+def is_path_ref(ref: str | os.PathLike[str]) -> bool:
+    """Whether a model reference is a path (absolute, or with a directory part such as ``./x`` or
+    ``runs/x``) rather than a name under :func:`models_dir`."""
+    text = os.fspath(ref)
+    return os.path.isabs(text) or os.sep in text or bool(os.altsep and os.altsep in text) or text in (".", "..")
+
+
+def resolve_model_dir(ref: str | os.PathLike[str]) -> Path:
+    """A model directory: a bare name is looked up under :func:`models_dir` only (a folder of the same
+    name in the current directory never shadows a shipped model); a path (``./x``, ``dir/x`` or
+    absolute) is taken as it is. Returned absolute, so what a run records is what it used."""
+    from semjscc.errors import ModelError
+
+    text = os.fspath(ref)
+    if not text:
+        raise ModelError("empty model reference: give a name under models/ or a path such as ./my-model")
+    if is_path_ref(text):
+        p = Path(text).expanduser()
+        if p.is_dir():
+            return p.resolve()
+        if p.exists():
+            raise ModelError(f"model {text!r} is a file, not a model directory: pass the folder that holds its "
+                             f"card.yaml and .onnx files ({p.parent}, if that is one)")
+        raise ModelError(f"model directory {text!r} not found")
+    cand = models_dir() / text
+    if cand.is_dir():
+        return cand.resolve()
+    hint = f"; for the folder {text!r} here, write ./{text}" if Path(text).is_dir() else ""
+    raise ModelError(f"model {text!r} not found under {models_dir()} (`semjscc models` lists them; SEMJSCC_MODELS "
+                     f"points elsewhere; a path needs a directory part such as ./{text}){hint}")
+
+
 def default_data_source() -> Path:
     """The dataset to use when none is given: $SEMJSCC_DATA, else the shared CIFAR-10 archive."""
     env = os.environ.get(DATA_ENV)

@@ -1,27 +1,32 @@
-"""Stopping long runs: Ctrl-C (SIGINT) and SIGTERM take one path.
+"""Stopping long runs: Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) take one path.
 
-Under ``semjscc`` (:func:`semjscc.cli.main`) SIGTERM raises :class:`Terminated`, a
-``KeyboardInterrupt``, so whatever cleans up after Ctrl-C does so after SIGTERM too. Long runs hold
-both signals with :func:`deferred_signals` while they write what they measured, then stop; the exit
-status is 128 + the signal number.
+Under ``semjscc`` (:func:`semjscc.cli.main`) SIGTERM and SIGHUP raise :class:`Terminated`, a
+``KeyboardInterrupt``, so whatever cleans up after Ctrl-C does so after them too. Long runs hold
+the signals with :func:`deferred_signals` while they write what they measured, then stop; the exit
+status is 128 + the signal number. :func:`run_until_done` is the one loop every long run uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C raises ``KeyboardInterrupt`` (it is one), so that everything
-    that cleans up after Ctrl-C does so after SIGTERM too."""
+    """SIGTERM (or SIGHUP), raised where Ctrl-C raises ``KeyboardInterrupt`` (it is one), so that
+    everything that cleans up after Ctrl-C does so after them too."""
 
-    signum = signal.SIGTERM
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.signum = signal.Signals(signum)
 
 
 # Stop signals received under main(). Python turns a signal into an exception wherever the main
@@ -49,7 +54,7 @@ def stopped_by(exc_or_signum: BaseException | int) -> str:
 
 def interrupt_for(signum: int) -> KeyboardInterrupt:
     """The exception that ``signum`` raises under :func:`main`."""
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 @contextlib.contextmanager
@@ -86,3 +91,70 @@ def interrupt_in_chain(e: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
     return None
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended: ``done`` by itself, ``timed_out``, stopped by a signal (``held``: the stop
+    signals received, the first one stopped it) or by an ``error`` (its one-line message)."""
+
+    done: bool = False
+    timed_out: bool = False
+    held: list[int] = field(default_factory=list)  # live: signals that arrive during finalize show up here
+    error: str | None = None
+    exception: BaseException | None = None  # the caught exception behind ``error``
+    elapsed_s: float = 0.0
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.held)
+
+    @property
+    def stopped_by(self) -> str | None:
+        """'Ctrl-C', 'SIGTERM', ... or None (see :func:`stopped_by`)."""
+        return stopped_by(self.held[0]) if self.held else None
+
+
+def run_until_done(start: Callable[[], object], finished: Callable[[float], bool], stop: Callable[[list[int]], object],
+                   poll: Callable[[], object] | None = None, timeout_s: float | None = None,
+                   finalize: Callable[[RunOutcome], object] | None = None, deliver: bool = True,
+                   catch: tuple[type[BaseException], ...] = (), poll_s: float = 0.05) -> RunOutcome:
+    """The one loop of every long run (a flowgraph, a flowgraph script, a soak, an over-the-air sweep):
+    ``start()``; then until ``finished(poll_s)`` says so (it may block up to ``poll_s``), ``timeout_s``
+    passes or a stop signal arrives, ``poll()``; then always ``stop(held)`` (``held``: the stop signals
+    received, e.g. to pass on to a child process) and ``finalize(outcome)``.
+
+    Stop signals (Ctrl-C, SIGTERM, SIGHUP) are held from ``start`` until ``finalize`` has returned, so
+    what the run measured is on disk before the signal is delivered (``deliver``; under ``semjscc``
+    that raises ``KeyboardInterrupt`` and exits 128 + the signal). Exceptions of the types in
+    ``catch`` end the run like a signal, recorded as ``error``; others propagate after ``stop()``."""
+    outcome = RunOutcome()
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s if timeout_s else math.inf
+    interrupt: KeyboardInterrupt | None = None
+    with deferred_signals(deliver=deliver) as held:
+        try:
+            start()
+            while not held:
+                if finished(poll_s):
+                    outcome.done = True
+                    break
+                if time.monotonic() > deadline:
+                    outcome.timed_out = True
+                    break
+                if poll is not None:
+                    poll()
+        except catch as e:
+            outcome.error = (f"{type(e).__name__}: {e}".splitlines() or [type(e).__name__])[0]
+            outcome.exception = e
+        except KeyboardInterrupt as e:  # raised inside (a signal before the hold, or by code): a stop like any
+            interrupt = e
+            held.append(int(stop_signal(e)))
+        finally:
+            stop(held)
+        outcome.held, outcome.elapsed_s = held, time.monotonic() - t0
+        if finalize is not None:
+            finalize(outcome)
+    if interrupt is not None and deliver:  # not turned into an exception on delivery (off the main thread)
+        raise interrupt
+    return outcome

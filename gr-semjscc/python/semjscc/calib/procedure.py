@@ -37,8 +37,8 @@ from semjscc.calib.estimators import (
     tone,
 )
 from semjscc.calib.profile import CalibrationProfile, SNRPoint
-from semjscc.ota.link import TX_RMS_DBFS, build_batch, frames_in_window, random_payloads, tx_scale
 from semjscc.radio.base import TX_ATTEN_RANGE_DB, Radio, RadioConfig
+from semjscc.radio.capture import TX_RMS_DBFS, build_batch, frames_in_window, random_payloads, tx_scale
 
 TONE_TARGET_DBFS = -20.0
 CLIP_PEAK = 0.99

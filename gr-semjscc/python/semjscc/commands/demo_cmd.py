@@ -50,8 +50,7 @@ def _models(specs: list[str] | None) -> list[tuple[str, str]]:
 
 
 def _check_models(models: list[tuple[str, str]]) -> None:
-    from semjscc.paths import models_dir
-    from semjscc.runtime import resolve_model_dir
+    from semjscc.paths import models_dir, resolve_model_dir
 
     for _label, ref in models:
         try:
@@ -95,16 +94,12 @@ def _clean_accuracy(classifier_ref: str | None, args: argparse.Namespace) -> flo
     """The classifier on the very images sent, without the channel: the ceiling for the link."""
     if classifier_ref is None:
         return None
-    from semjscc.imaging import to_float_nchw
+    from semjscc.link import clean_accuracy
     from semjscc.runtime import load_classifier
     from semjscc.sources import load_images
 
     images, labels = load_images(args.source or None, "test", args.frames, 0, args.seed)
-    known = labels >= 0
-    if not known.any():
-        return None
-    pred = load_classifier(classifier_ref).predict(to_float_nchw(images[known]))
-    return float((pred == labels[known]).mean())
+    return clean_accuracy(load_classifier(classifier_ref).run, images, labels)
 
 
 def _print_table(results: dict[str, dict[str, Any]], clean: float | None) -> None:

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--separate", action="store_true",
                    help="add separate source-channel coding (JPEG/WebP/HEIF + LDPC + QAM, best configuration per "
                         "SNR at the same channel uses); its full sweep goes to STEM-separate.json/.md")
+    p.add_argument("--codec", action="append", choices=("jpeg", "webp", "heif"), default=None,
+                   help="separate coding: only this codec (repeatable; default: every codec installed)")
     p.add_argument("--separate-limit", type=positive_int, default=None, metavar="N",
                    help="evaluate separate coding on N of the images only (it tries every codec x code x "
                         "modulation, minutes per SNR on 10,000 images)")
@@ -99,7 +101,7 @@ def _separate_rows(classify, data, args: argparse.Namespace, kn: float, out: Pat
 
     data = data.subset(args.separate_limit)
     doc = run_separate_eval(classify, data, args.snr, args.channel, kn, out=out.with_name(out.name + "-separate"),
-                            seed=args.seed)
+                            seed=args.seed, codecs=args.codec)
     meta["separate_images"] = len(data.labels)
     meta["separate_best"] = {
         f"{r['snr_db']:g}": f"{r['codec']} q{r['quality']}, {r['modulation']} rate {r['code_rate']}, "

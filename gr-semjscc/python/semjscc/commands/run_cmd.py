@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
         raise  # semjscc's main: "interrupted", exit 130 (Ctrl-C) or 143 (SIGTERM)
     print_summary(doc)
     print(f"wrote {args.json}")
+    mismatched = int(doc.get("length_mismatch") or 0)
+    if mismatched:  # every such frame is lost whatever the channel: a set-up error, not a measurement
+        raise UsageError(f"{mismatched} of {doc['frames_sent']} frames carried another payload length than the "
+                         f"receiver's model takes (length_mismatch): the transmitter uses another model; give both "
+                         f"ends the same model ({args.json} was written)")
     return 0
 
 
@@ -145,8 +150,10 @@ def _progress(frames: int) -> Any:
 
 
 def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
-    from semjscc.gr.sim_loopback import multipath_taps
-    from semjscc.grc_run import compile_grc, find_grc, grc_options, run_script, script_options
+    """Compile (cached) and run a .grc; its metrics sink writes a scratch JSON next to ``--json``, which
+    replaces ``--json`` only once the run has produced it: a failed run never destroys an earlier
+    result."""
+    from semjscc.grc_run import compiled_script, find_grc, grc_options, run_script, script_options
     from semjscc.stopping import deferred_signals, stopped_by
 
     grc = find_grc(args.flowgraph)
@@ -154,47 +161,53 @@ def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"{grc} is a GUI flowgraph: open it with `semjscc grc {grc}` (semjscc run needs a no_gui one)")
     given = _given(args)
     extra = _set_params(args.set_params)
-    if "multipath" in given:  # the .grc takes explicit taps; profile names are resolved here
-        given["multipath"] = ",".join(repr(complex(t)).strip("()") for t in multipath_taps(given["multipath"]))
-    with tempfile.TemporaryDirectory(prefix="semjscc-run-") as tmp:
-        script = compile_grc(grc, Path(tmp))
-        accepted = script_options(script)
-        cli = []
-        for key, value in given.items():
-            opt = "--" + _GRC_PARAMS[key].replace("_", "-")
-            if opt not in accepted:
-                if key == "json":
-                    raise UsageError(f"{grc} has no json_path parameter, so its metrics cannot be collected: add a "
-                                     f"SemJSCC Metrics Sink whose JSON File is a json_path parameter")
-                raise UsageError(f"{grc} has no {_GRC_PARAMS[key]} parameter (it takes {', '.join(sorted(accepted))})")
-            cli.append(f"{opt}={value}")  # '=': a value may start with '-'
-        for name, value in extra.items():
-            opt = "--" + name.replace("_", "-")
-            if opt not in accepted:
-                raise UsageError(f"{grc} has no parameter {name!r} (--set takes one of: "
-                                 f"{', '.join(sorted(o[2:].replace('-', '_') for o in accepted))})")
-            cli.append(f"{opt}={value}")
-        given.update(extra)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).unlink(missing_ok=True)
+    script = compiled_script(grc)
+    accepted = script_options(script)
+    target = Path(args.json)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    cli = []
+    for key, value in given.items():
+        opt = "--" + _GRC_PARAMS[key].replace("_", "-")
+        if opt not in accepted:
+            if key == "json":
+                raise UsageError(f"{grc} has no json_path parameter, so its metrics cannot be collected: add a "
+                                 f"SemJSCC Metrics Sink whose JSON File is a json_path parameter")
+            raise UsageError(f"{grc} has no {_GRC_PARAMS[key]} parameter (it takes {', '.join(sorted(accepted))})")
+        cli.append(f"{opt}={scratch if key == 'json' else value}")  # '=': a value may start with '-'
+    for name, value in extra.items():
+        opt = "--" + name.replace("_", "-")
+        if opt not in accepted:
+            raise UsageError(f"{grc} has no parameter {name!r} (--set takes one of: "
+                             f"{', '.join(sorted(o[2:].replace('-', '_') for o in accepted))})")
+        cli.append(f"{opt}={value}")
+    given.update(extra)
+    try:
         try:
             run_script(script, cli, args.timeout)
         except KeyboardInterrupt as e:
             with deferred_signals(deliver=False):  # run_script held signals until the script had stopped
-                if Path(args.json).is_file():  # its metrics sink wrote what it had measured when it stopped
-                    _annotate(args.json, grc, given, {"interrupted": True, "stopped_by": stopped_by(e)})
+                if scratch.is_file():  # its metrics sink wrote what it had measured when it stopped
+                    _annotate(scratch, grc, given, {"interrupted": True, "stopped_by": stopped_by(e)})
+                    scratch.replace(target)
             raise
-    if not Path(args.json).is_file():
-        raise UsageError(f"{grc} finished without writing {args.json}")
-    return _annotate(args.json, grc, given, {"interrupted": False})
+        if not scratch.is_file():
+            raise UsageError(f"{grc} finished without writing its metrics JSON ({target} left as it was)")
+        doc = _annotate(scratch, grc, given, {"interrupted": False})
+        scratch.replace(target)
+        return doc
+    finally:
+        scratch.unlink(missing_ok=True)  # a failed run leaves no partial file, and --json as it was
 
 
 def _annotate(path: Path, grc: Path, given: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Add the flowgraph, the options given and ``extra`` to the JSON the flowgraph wrote."""
     doc = json.loads(Path(path).read_text())
     doc.update(extra)
-    doc["flowgraph"] = str(grc)
+    doc["flowgraph"] = str(grc.resolve())
     doc["cli"] = {k: str(v) for k, v in given.items()}
+    if "json_path" in doc.get("params", {}):
+        doc["params"]["json_path"] = str(given.get("json", doc["params"]["json_path"]))
     tmp = Path(path).with_name(Path(path).name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(path)

@@ -9,6 +9,10 @@ from semjscc.commands.common import add_data_arg, device_arg, finite_float, posi
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from dataclasses import asdict
+
+    from semjscc.nn.config import ClassifierConfig
+
     p = sub.add_parser("train", help="train the classifier or a deep JSCC model",
                        description="Training on the CPU by default, a GPU when present (--device), several GPUs "
                                    "under torchrun. Checkpoints are written every epoch; re-running the same "
@@ -21,12 +25,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = what.add_parser("classifier", help="the receiver's CIFAR-10 classifier")
     add_data_arg(c)
     c.add_argument("--out", type=Path, default=Path("runs/classifier.pt"), help="checkpoint (default %(default)s)")
-    c.add_argument("--epochs", type=positive_int, default=24)
-    c.add_argument("--batch", type=positive_int, default=256)
-    c.add_argument("--lr", type=float, default=0.2)
-    c.add_argument("--width", type=positive_int, default=16, help="channels of the first stage")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--limit", type=positive_int, default=None, help="use only the first N images (smoke runs)")
+    cd = asdict(ClassifierConfig())
+    c.add_argument("--epochs", type=positive_int, default=cd["epochs"], help="default %(default)s")
+    c.add_argument("--batch", type=positive_int, default=cd["batch"], help="default %(default)s")
+    c.add_argument("--lr", type=float, default=cd["lr"], help="peak learning rate (default %(default)s)")
+    c.add_argument("--width", type=positive_int, default=cd["width"],
+                   help="channels of the first group, the others have 4x (default %(default)s)")
+    c.add_argument("--no-bf16", dest="bf16", action="store_false",
+                   help="train in float32 (default: bfloat16 autocast)")
+    c.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    c.add_argument("--limit", type=positive_int, default=None, help="use only N images (smoke runs)")
+    c.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
     c.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     c.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     c.set_defaults(func=run_classifier)
@@ -36,8 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_classifier(args: argparse.Namespace) -> int:
     from semjscc.nn.train_classifier import ClassifierConfig, train_classifier
 
-    cfg = ClassifierConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, width=args.width, seed=args.seed)
-    train_classifier(cfg, args.data, args.out, device=args.device, resume=not args.fresh, limit=args.limit)
+    cfg = ClassifierConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, width=args.width, bf16=args.bf16,
+                           seed=args.seed)
+    train_classifier(cfg, args.data, args.out, device=args.device, resume=not args.fresh, limit=args.limit,
+                     threads=args.threads)
     return 0
 
 
@@ -63,7 +74,17 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--mix", type=float, default=d["mix"], help="semantic loss: weight = mix + (1-mix)*importance")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"])
     j.add_argument("--batch", type=positive_int, default=d["batch"])
-    j.add_argument("--lr", type=float, default=d["lr"])
+    j.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate of the one-cycle schedule "
+                   "(default %(default)s)")
+    j.add_argument("--warmup", type=float, default=d["warmup"],
+                   help="fraction of the steps rising to the peak (default %(default)s)")
+    j.add_argument("--clip-grad", type=float, default=d["clip_grad"], metavar="NORM",
+                   help="clip the gradient norm at NORM, 0 = never (default %(default)s)")
+    j.add_argument("--no-bf16", dest="bf16", action="store_false",
+                   help="train in float32 (default: bfloat16 autocast for the convolutions)")
+    j.add_argument("--val-every", type=positive_int, default=5, metavar="EPOCHS",
+                   help="validate (PSNR, SSIM, accuracy at 0/10/20 dB) every EPOCHS epochs and after the last "
+                        "(default %(default)s)")
     j.add_argument("--seed", type=int, default=0)
     j.add_argument("--limit", type=positive_int, default=None, help="use only N training images (smoke runs)")
     j.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
@@ -100,8 +121,11 @@ def run_jscc(args: argparse.Namespace) -> int:
     lo, hi = (args.fixed_snr, args.fixed_snr) if args.fixed_snr is not None else args.snr_range
     cfg = JSCCConfig(loss=args.loss, kn=args.kn, width=args.width, snr_adaptive=args.fixed_snr is None,
                      snr_min=lo, snr_max=hi, channel=args.channel, mix=args.mix, epochs=args.epochs,
-                     batch=args.batch, lr=args.lr, seed=args.seed)
+                     batch=args.batch, lr=args.lr, warmup=args.warmup, bf16=args.bf16, clip_grad=args.clip_grad,
+                     seed=args.seed)
+    if not 0.0 <= args.warmup < 1.0:
+        raise UsageError(f"--warmup must lie in [0, 1), got {args.warmup}")
     out = args.out or Path(f"runs/jscc-{args.loss}.pt")
     train_jscc(cfg, args.data, out, args.classifier, device=args.device, resume=not args.fresh,
-               limit=args.limit, threads=args.threads)
+               limit=args.limit, threads=args.threads, val_every=args.val_every)
     return 0

@@ -7,12 +7,16 @@ This subpackage is ``semjscc.gr``; inside it GNU Radio is always imported absolu
 Keep a Python reference to every block you connect (e.g. as an attribute of the top block):
 GNU Radio holds Python blocks only through their C++ wrappers.
 
-PHY: ``ofdm_tx``, ``ofdm_rx`` (and ``header_framer``). Link, all PDU message blocks:
-``image_source`` -> ``jscc_encoder`` -> [ofdm_tx ... ofdm_rx] -> ``jscc_decoder`` -> ``classifier``
--> ``metrics_sink`` (which also takes the source's PDUs and acks back to it); ``image_display``
-is the Qt view. ``burst_channel`` is a simulated channel that changes with every burst.
-``sim_loopback`` builds the whole simulated link. ``separate_encoder`` /
-``separate_decoder`` (JPEG/WebP + LDPC + QAM) replace the JSCC pair for the separate-coding baseline.
+A link, as every shipped flowgraph builds it:
+
+    image_source -> jscc_tx ~~ channel ~~ jscc_rx -> metrics_sink (+ the source's PDUs; acks back)
+
+``jscc_tx`` is ``jscc_encoder`` -> ``ofdm_tx`` and ``jscc_rx`` is ``ofdm_rx`` -> ``jscc_decoder`` ->
+``classifier`` (hier blocks; the parts are blocks of their own too, with ``header_framer``).
+``separate_tx`` / ``separate_rx`` are the same halves around ``separate_encoder`` /
+``separate_decoder`` (image codec + LDPC + QAM, the baseline). ``image_display`` is the Qt view;
+``burst_channel`` a simulated channel that changes with every burst. ``sim_loopback`` is the whole
+simulated link as a top block.
 """
 
 from semjscc.gr.burst_channel import burst_channel
@@ -21,6 +25,8 @@ from semjscc.gr.image_display import image_display
 from semjscc.gr.image_source import image_source
 from semjscc.gr.jscc_decoder import jscc_decoder
 from semjscc.gr.jscc_encoder import jscc_encoder
+from semjscc.gr.link_rx import jscc_rx, separate_rx
+from semjscc.gr.link_tx import jscc_tx, separate_tx
 from semjscc.gr.metrics_sink import metrics_sink
 from semjscc.gr.rx import ofdm_rx
 from semjscc.gr.separate_blocks import separate_decoder, separate_encoder
@@ -34,9 +40,13 @@ __all__ = [
     "image_source",
     "jscc_decoder",
     "jscc_encoder",
+    "jscc_rx",
+    "jscc_tx",
     "metrics_sink",
     "ofdm_rx",
     "ofdm_tx",
     "separate_decoder",
     "separate_encoder",
+    "separate_rx",
+    "separate_tx",
 ]

@@ -40,6 +40,9 @@ class BatchedPduBlock(gr.basic_block):
         self.frames_in = 0
         self.dropped = 0  # not a PDU, or (encoder/classifier) not an image
         self.errors = 0
+        self.corrupt = 0  # receive side: payload not decodable (see triage_received)
+        self.length_mismatch = 0  # receive side: the header declared another payload length
+        self.header_failures = 0
 
     def _handle(self, msg: Any) -> None:
         items = []
@@ -69,10 +72,13 @@ class BatchedPduBlock(gr.basic_block):
 def triage_received(block: Any, items: list[tuple[Any, dict[str, Any], Any]],
                     n_symbols: int) -> tuple[list[Any], list[int], list[np.ndarray]]:
     """What every receive-side decoder does first with the PDUs from ``ofdm_rx``: header failures
-    pass through as the receiver sent them (the sink counts them), a payload that is not
-    ``n_symbols`` complex values goes on as ``corrupt`` with an empty vector, and the rest become
-    finite complex64 arrays. Counts on ``block.header_failures`` / ``block.corrupt``. Returns the
-    output list (filled where already decided), the indices still to decode and their symbols."""
+    pass through as the receiver sent them (the sink counts them); a payload that is not
+    ``n_symbols`` complex values goes on as ``corrupt`` with an empty vector -- and when the frame's
+    header declared that other length (a transmitter with another model or k/n: no frame of this
+    link will ever decode), also as ``length_mismatch``, logged once; the rest become finite
+    complex64 arrays. Counts on ``block.header_failures`` / ``block.corrupt`` /
+    ``block.length_mismatch``. Returns the output list (filled where already decided), the indices
+    still to decode and their symbols."""
     out: list[Any] = [None] * len(items)
     rows: list[int] = []
     symbols: list[np.ndarray] = []
@@ -83,7 +89,16 @@ def triage_received(block: Any, items: list[tuple[Any, dict[str, Any], Any]],
             continue
         if not pmt.is_c32vector(vec) or pmt.length(vec) != n_symbols:
             block.corrupt += 1
-            out[i] = make_pdu({**meta, "corrupt": True, "payload_len": int(pmt.length(vec))}, empty_like_u8())
+            n = int(pmt.length(vec))
+            flags: dict[str, Any] = {"corrupt": True, "payload_len": n}
+            if pmt.is_c32vector(vec) and n:  # the header said n: the sender frames another size
+                flags["length_mismatch"] = True
+                if not block.length_mismatch:
+                    log.error("%s: a frame carries %d symbols but this decoder's model takes %d: the transmitter uses "
+                              "another model (k/n); use the same model at both ends (counted as length_mismatch, "
+                              "logged once)", block.name(), n, n_symbols)
+                block.length_mismatch += 1
+            out[i] = make_pdu({**meta, **flags}, empty_like_u8())
             continue
         y = np.asarray(pmt.c32vector_elements(vec), dtype=np.complex64)
         rows.append(i)

@@ -30,7 +30,7 @@ class burst_channel(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
         try:
             self.channel = BurstChannel(np.random.default_rng(int(seed)), (float(snr_min_db), float(snr_max_db)),
                                         float(max_cfo_hz), int(max_taps))
-        except ValueError as e:
+        except (ValueError, UsageError) as e:
             raise UsageError(f"burst channel: {e}") from None
         self._key = pmt.intern(len_tag_key)
         self._lock = threading.Lock()

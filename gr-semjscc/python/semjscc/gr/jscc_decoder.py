@@ -8,8 +8,10 @@ import numpy as np
 
 from semjscc.errors import ModelError
 from semjscc.gr.batched import BatchedPduBlock, ort_threads, triage_received
-from semjscc.gr.params import RECEIVER, as_float, as_int, one_of, payload_limit, register_link
-from semjscc.gr.pdus import check_image_format, finite_or, image_vector, make_pdu
+from semjscc.gr.params import as_float, as_int, one_of, payload_limit
+from semjscc.gr.pdus import check_image_format, image_vector, make_pdu
+from semjscc.link import decoder_snr, to_pairs
+from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN
 from semjscc.runtime import load_decoder
 
 SNR_MODES = ("estimate", "fixed")
@@ -29,7 +31,7 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_mode: str = "estimate", snr_db: float = 10.0,
                  output: str = "u8", device: str = "auto", threads: int = 0, max_batch: int = 64,
-                 max_payload_len: int = 8192) -> None:
+                 max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
         name = "jscc_decoder"
         snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)
         snr_db = as_float(name, "snr_db", snr_db)
@@ -43,28 +45,15 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
                              f"RX delivers at most {max_payload_len} (max_payload_len): raise max_payload_len here "
                              f"and on the OFDM TX/RX (up to 65535), or use a model with a smaller k/n")
         self.snr_mode, self.snr_db = snr_mode, snr_db
-        card = self.decoder.card
-        self._adaptive = bool(card.snr_adaptive)
-        self._range = (float(card.snr_db[0]), float(card.snr_db[-1])) if card.snr_db else (-np.inf, np.inf)
-        self.corrupt = 0
-        self.header_failures = 0
-        register_link(self, RECEIVER, self.n_symbols, f"jscc_decoder (model {self.decoder.path.parent})", model=True)
 
     def set_snr_db(self, snr_db: float) -> None:
         self.snr_db = as_float("jscc_decoder", "snr_db", snr_db)
 
-    def _snr_for(self, meta: dict[str, Any]) -> float:
-        if not self._adaptive:
-            return self._range[0] if np.isfinite(self._range[0]) else self.snr_db
-        snr = finite_or(meta.get("snr_est_db"), self.snr_db) if self.snr_mode == "estimate" else self.snr_db
-        return float(np.clip(snr, *self._range))
-
     def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
         out, rows, ys = triage_received(self, items, self.n_symbols)
-        symbols = [np.stack([y.real, y.imag], axis=-1) for y in ys]
-        snrs = [self._snr_for(items[i][1]) for i in rows]
+        snrs = [decoder_snr(self.decoder.card, items[i][1].get("snr_est_db"), self.snr_db, self.snr_mode) for i in rows]
         if rows:
-            images = self.decoder.run(np.stack(symbols).astype(np.float32), np.asarray(snrs, dtype=np.float32))
+            images = self.decoder.run(to_pairs(np.stack(ys)), np.asarray(snrs, dtype=np.float32))
             for i, img, snr in zip(rows, images, snrs, strict=True):
                 meta = items[i][1]
                 out[i] = make_pdu({**meta, "decoder_snr_db": snr}, image_vector(img, self.output))

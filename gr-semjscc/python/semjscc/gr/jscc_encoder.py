@@ -8,9 +8,11 @@ import numpy as np
 
 from semjscc.errors import ModelError
 from semjscc.gr.batched import BatchedPduBlock, collect_images, ort_threads
-from semjscc.gr.params import SENDER, as_float, as_int, payload_limit, register_link
+from semjscc.gr.params import as_float, as_int, payload_limit
 from semjscc.gr.pdus import c32_vector, make_pdu
 from semjscc.imaging import IMAGE_SHAPE
+from semjscc.link import encoder_snr, from_pairs
+from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN
 from semjscc.runtime import load_encoder
 
 
@@ -23,7 +25,7 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     models always get their training SNR. ``max_payload_len`` is the OFDM TX/RX limit in symbols."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto",
-                 threads: int = 0, max_batch: int = 64, max_payload_len: int = 8192) -> None:
+                 threads: int = 0, max_batch: int = 64, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
         name = "jscc_encoder"
         snr_db = as_float(name, "snr_db", snr_db)
         max_payload_len = payload_limit(name, max_payload_len)
@@ -39,21 +41,13 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
                              f"here and on the OFDM TX/RX (up to 65535), or use a model with a smaller k/n")
         self.n_symbols = self.encoder.n_symbols
         self.snr_db = snr_db
-        register_link(self, SENDER, self.n_symbols, f"jscc_encoder (model {self.encoder.path.parent})", model=True)
 
     def set_snr_db(self, snr_db: float) -> None:
         self.snr_db = as_float("jscc_encoder", "snr_db", snr_db)
-
-    def _model_snr(self) -> float:
-        card = self.encoder.card
-        if card.snr_adaptive or not card.snr_db:
-            return self.snr_db
-        return float(card.snr_db[0])
 
     def process(self, items: list[tuple[Any, dict[str, Any], Any]]) -> list[Any]:
         metas, images = collect_images(self, items)
         if not images:
             return []
-        z = self.encoder.run(np.stack(images), self._model_snr())
-        sym = (z[..., 0] + 1j * z[..., 1]).astype(np.complex64)
+        sym = from_pairs(self.encoder.run(np.stack(images), encoder_snr(self.encoder.card, self.snr_db)))
         return [make_pdu(meta, c32_vector(s)) for meta, s in zip(metas, sym, strict=True)]

@@ -25,9 +25,10 @@ import pmt
 from gnuradio import gr
 
 from semjscc.errors import UsageError
-from semjscc.gr.params import RX, as_float, as_int, one_of, payload_limit, register_link
-from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
-from semjscc.phy.rx import MAX_CFO_SUBCARRIERS, FrameCounter, OFDMReceiver, ReceivedFrame
+from semjscc.gr.params import as_float, as_int, one_of, payload_limit
+from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
+from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, DEFAULT_MAX_PAYLOAD_LEN
+from semjscc.phy.rx import FrameCounter, OFDMReceiver, ReceivedFrame
 
 EQUALIZERS = ("mmse", "zf")
 PHASE_TRACKING = ("linear", "symbol")
@@ -42,7 +43,7 @@ class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
     ``stop()`` decides on everything."""
 
     def __init__(self, equalizer: str = "mmse", phase_tracking: str = "linear", chunk: int = 65536,
-                 latency_s: float = 0.05, emit_failed: bool = True, max_payload_len: int = 8192,
+                 latency_s: float = 0.05, emit_failed: bool = True, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
                  max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS) -> None:
         name = "ofdm_rx"
         equalizer = one_of(name, "equalizer", equalizer, EQUALIZERS)
@@ -62,7 +63,6 @@ class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
             raise UsageError(f"{name}: {e}") from None
         self.chunk, self.latency_s, self.emit_failed = chunk, latency_s, bool(emit_failed)
         self.max_payload_len = max_payload_len
-        register_link(self, RX, max_payload_len, name)
         self.counter = FrameCounter()
         self.frames_ok = 0
         self.frames_failed = 0

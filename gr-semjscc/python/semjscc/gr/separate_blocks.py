@@ -21,7 +21,7 @@ import numpy as np
 
 from semjscc.errors import UsageError
 from semjscc.gr.batched import BatchedPduBlock, collect_images, triage_received
-from semjscc.gr.params import RECEIVER, SENDER, as_float, as_int, one_of, payload_limit, register_link
+from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import (
     c32_vector,
     check_image_format,
@@ -30,6 +30,7 @@ from semjscc.gr.pdus import (
     make_pdu,
 )
 from semjscc.imaging import to_uint8_nhwc
+from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN
 from semjscc.separate.codecs import available_codecs, make_codec
 from semjscc.separate.modem import MODULATIONS
 from semjscc.separate.scheme import SeparateScheme, pack_frame, phy_encode
@@ -40,7 +41,7 @@ EQUALIZERS = ("mmse", "zf", "none")
 
 
 def make_scheme(codec: str, quality: int, modulation: str, rate: str, n_symbols: int, equalizer: str = "mmse",
-                fallback: float = 0.5, max_iter: int = 20, max_payload_len: int = 8192) -> SeparateScheme:
+                fallback: float = 0.5, max_iter: int = 20, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> SeparateScheme:
     """The :class:`SeparateScheme` both blocks share; ``quality`` < 0 picks, per image, the highest
     quality that fits (its index travels in the frame). Bad parameters raise UsageError."""
     if codec not in available_codecs():
@@ -78,12 +79,11 @@ class separate_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     bpsk/qpsk/16qam/64qam, ``rate`` the 802.11n LDPC mother code rate ('1/2', '2/3', '3/4', '5/6')."""
 
     def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
-                 n_symbols: int = 512, max_batch: int = 64, max_payload_len: int = 8192) -> None:
+                 n_symbols: int = 512, max_batch: int = 64, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
         super().__init__("semjscc_separate_encoder", as_int("separate_encoder", "max_batch", max_batch, 1))
         self.scheme = make_scheme(codec, quality, modulation, rate, n_symbols, max_payload_len=max_payload_len)
         self.n_symbols = int(n_symbols)
         self.stats: Counter[str] = Counter()
-        register_link(self, SENDER, self.n_symbols, f"separate_encoder ({self.scheme.name})")
 
     def encode_images(self, images_chw: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """float (B, 3, 32, 32) in [0, 1] -> (complex64 (B, n_symbols), payload bytes per image, 0 = too big)."""
@@ -125,7 +125,7 @@ class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
                  n_symbols: int = 512, equalizer: str = "mmse", snr_mode: str = "estimate", snr_db: float = 10.0,
                  output: str = "u8", fallback: float = 0.5, max_iter: int = 20, max_batch: int = 64,
-                 max_payload_len: int = 8192) -> None:
+                 max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
         name = "separate_decoder"
         snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)
         snr_db = as_float(name, "snr_db", snr_db)
@@ -135,9 +135,6 @@ class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
                                   max_payload_len)
         self.n_symbols = int(n_symbols)
         self.snr_mode, self.snr_db = snr_mode, snr_db
-        self.corrupt = 0
-        self.header_failures = 0
-        register_link(self, RECEIVER, self.n_symbols, f"separate_decoder ({self.scheme.name})")
 
     @property
     def stats(self) -> Counter[str]:

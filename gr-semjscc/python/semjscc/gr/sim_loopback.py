@@ -1,22 +1,12 @@
 """The simulated over-the-air link as a top block: the engine of ``semjscc run sim_loopback`` and
-``semjscc demo``, and the helpers the shipped ``flowgraphs/sim_loopback*.grc`` use.
+``semjscc demo``.
 
-    image_source -> jscc_encoder -> ofdm_tx -> channels.channel_model -> ofdm_rx
-        -> jscc_decoder -> classifier -> metrics_sink (+ sent images from the source, ack back)
+    image_source -> jscc_tx -> channels.channel_model -> jscc_rx -> metrics_sink
+    (the sink also takes the source's PDUs, and acks back to it)
 
-It builds the same chain as ``flowgraphs/sim_loopback.grc`` (same blocks, parameters and
-defaults). Channel: GNU Radio's ``channel_model`` with
-
-* noise voltage ``noise_voltage(snr_db)``: the project's SNR is Es/N0 per subcarrier
-  (:mod:`semjscc.phy.numerology`). The TX's IFFT is unitary and every data carrier has Es = 1, so
-  per-sample noise variance = per-subcarrier noise variance, and the noise std is
-  ``noise_std_for_snr(snr_db)`` with signal power 1. (The time-domain power inside a burst is
-  ``time_signal_power()`` = 52/64 of that, since 12 of the 64 bins are empty: scaling the noise
-  by it would make the link 0.9 dB better than the SNR it claims.)
-* frequency offset ``cfo_hz / sample_rate`` (normalised to the sample rate, 1 MS/s);
-* ``epsilon``: sample clock ratio (1.0 = none);
-* taps: a multipath profile (:data:`MULTIPATH_PROFILES`) or a list of complex taps, normalised to
-  unit energy so the mean per-subcarrier SNR stays ``snr_db``.
+It is built from the same blocks as ``flowgraphs/sim_loopback.grc`` (a test compares the two):
+the link halves ``jscc_tx`` / ``jscc_rx`` (:mod:`semjscc.gr.link_tx`, :mod:`semjscc.gr.link_rx`)
+and GNU Radio's channel model with the parameters of :mod:`semjscc.phy.channel_model`.
 """
 
 from __future__ import annotations
@@ -29,73 +19,29 @@ from typing import Any
 from gnuradio import channels, gr
 
 from semjscc.errors import ModelError, UsageError
-from semjscc.gr.classifier import classifier
 from semjscc.gr.image_source import image_source
-from semjscc.gr.jscc_decoder import jscc_decoder
-from semjscc.gr.jscc_encoder import jscc_encoder
+from semjscc.gr.link_rx import jscc_rx
+from semjscc.gr.link_tx import jscc_tx
 from semjscc.gr.metrics_sink import metrics_sink
-from semjscc.gr.rx import ofdm_rx
-from semjscc.gr.tx import ofdm_tx
-from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
-from semjscc.phy.rx import CFO_SEARCH_HZ
-from semjscc.shipped import CLASSIFIER, JSCC_SEMANTIC
+from semjscc.phy.channel_model import check_cfo_hz, freq_offset, multipath_taps, noise_voltage
+from semjscc.shipped import JSCC_SEMANTIC
 
-SAMPLE_RATE = DEFAULT_NUMEROLOGY.sample_rate
-# Tap delays in samples (1 us at 1 MS/s), all well inside the 16-sample cyclic prefix.
-MULTIPATH_PROFILES: dict[str, tuple[complex, ...]] = {
-    "none": (1.0,),
-    "two-ray": (1.0, 0, 0, 0.5 * complex(math.cos(2.0), math.sin(2.0))),
-    # exponential power delay profile (about 2 us rms), fixed pseudo-random phases
-    "indoor": tuple(math.exp(-d / 2.5) * complex(math.cos(1.7 * d * d + 0.4), math.sin(1.7 * d * d + 0.4))
-                    for d in range(8)),
-}
+# The top block's edges, (block, port, block, port) by attribute name, and the GRC block each
+# attribute is: the same graph as flowgraphs/sim_loopback.grc (a test compares the two).
+WIRING = (("src", "pdus", "link_tx", "in"), ("src", "pdus", "sink", "sent"), ("link_tx", "0", "channel", "0"),
+          ("channel", "0", "link_rx", "0"), ("link_rx", "out", "sink", "received"), ("sink", "ack", "src", "ack"))
+GRC_BLOCKS = {"src": "semjscc_image_source", "link_tx": "semjscc_jscc_tx", "channel": "channels_channel_model",
+              "link_rx": "semjscc_jscc_rx", "sink": "semjscc_metrics_sink"}
 
 
-def multipath_taps(spec: str) -> list[complex]:
-    """Channel taps for a profile name or a comma-separated list of complex numbers ("1, 0.3j"),
-    normalised to unit energy. Taps beyond the cyclic prefix are refused (inter-symbol interference
-    the receiver is not built for)."""
-    text = str(spec).strip() or "none"
-    if text in MULTIPATH_PROFILES:
-        taps = [complex(t) for t in MULTIPATH_PROFILES[text]]
-    else:
-        try:
-            taps = [complex(t.strip().replace(" ", "")) for t in text.split(",") if t.strip()]
-        except ValueError:
-            raise UsageError(f"multipath {spec!r}: give a profile ({', '.join(MULTIPATH_PROFILES)}) or complex taps "
-                             f"like '1, 0.3j, 0.1'") from None
-    energy = sum(abs(t) ** 2 for t in taps)
-    if not taps or energy == 0 or not math.isfinite(energy):
-        raise UsageError(f"multipath {spec!r}: the taps have no energy")
-    if len(taps) > DEFAULT_NUMEROLOGY.cp_len:
-        raise UsageError(f"multipath {spec!r}: {len(taps)} taps exceed the {DEFAULT_NUMEROLOGY.cp_len}-sample cyclic prefix")
-    return [t / math.sqrt(energy) for t in taps]
+class _Chain(gr.hier_block2):
+    """Complex stream blocks in series, as one block (the channel model's clock, then a custom channel)."""
 
-
-def noise_voltage(snr_db: float) -> float:
-    """channel_model noise voltage for ``snr_db`` Es/N0 per subcarrier (see the module docstring)."""
-    return DEFAULT_NUMEROLOGY.noise_std_for_snr(float(snr_db))
-
-
-def freq_offset(cfo_hz: float) -> float:
-    """channel_model frequency offset: the CFO normalised to the sample rate."""
-    return float(cfo_hz) / SAMPLE_RATE
-
-
-def resolve_classifier(model: str, classifier_ref: str) -> str:
-    """The classifier to use: ``classifier_ref`` if given, else the one the deep JSCC model's card
-    names, else the shipped one."""
-    if classifier_ref:
-        return classifier_ref
-    from semjscc.modelcard import CARD_FILE, ModelCard
-    from semjscc.runtime import classifier_dir_for, resolve_model_dir
-
-    directory = resolve_model_dir(model)
-    if (directory / CARD_FILE).is_file():
-        found = classifier_dir_for(directory, ModelCard.load(directory))
-        if found is not None:
-            return str(found)
-    return CLASSIFIER
+    def __init__(self, *blocks: gr.basic_block) -> None:
+        sig = gr.io_signature(1, 1, gr.sizeof_gr_complex)
+        gr.hier_block2.__init__(self, "semjscc_channel_chain", sig, sig)
+        self.blocks = blocks
+        self.connect(self, *blocks, self)
 
 
 @dataclass
@@ -106,7 +52,7 @@ class SimConfig:
     cfo_hz: float = 0.0
     frames: int = 200
     model: str = JSCC_SEMANTIC
-    classifier: str = ""  # '' = the one the model's card names
+    classifier: str = ""  # '' = the receiver the model's card names
     decoder_model: str = ""  # '' = the model's own decoder
     multipath: str = "none"
     epsilon: float = 1.0
@@ -128,9 +74,7 @@ class SimConfig:
             raise UsageError(f"frames must be > 0, got {self.frames}")
         if not math.isfinite(self.snr_db):
             raise UsageError("the SNR must be a finite number of dB")
-        if abs(self.cfo_hz) >= CFO_SEARCH_HZ:
-            raise UsageError(f"|cfo| must stay below 3 subcarriers ({CFO_SEARCH_HZ:.0f} Hz),"
-                             f" the receiver's search range; got {self.cfo_hz:g} Hz")
+        check_cfo_hz(self.cfo_hz, "--cfo")
         if not 0.9 < self.epsilon < 1.1:
             raise UsageError(f"epsilon is a sample clock ratio near 1.0, got {self.epsilon}")
         multipath_taps(self.multipath)
@@ -153,15 +97,15 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
         channel model, whose noise, CFO and multipath are then switched off (only ``epsilon`` stays)."""
         gr.top_block.__init__(self, "semjscc sim_loopback")
         self.cfg = cfg.check()
-        self.classifier_ref = resolve_classifier(cfg.model, cfg.classifier)
         # models first: a bad model is reported before the dataset is decoded
-        self.enc = jscc_encoder(cfg.model, snr_db=cfg.snr_db, device=cfg.device)
-        self.dec = jscc_decoder(cfg.decoder_model or cfg.model, snr_mode=cfg.snr_mode, snr_db=cfg.snr_db,
-                                device=cfg.device)
-        if self.dec.n_symbols != self.enc.n_symbols:
-            raise ModelError(f"encoder {self.enc.encoder.path} sends {self.enc.n_symbols} symbols per frame but decoder "
-                             f"{self.dec.decoder.path} expects {self.dec.n_symbols}: use one model for both")
-        self.clf = classifier(self.classifier_ref, device=cfg.device)
+        self.link_tx = jscc_tx(cfg.model, snr_db=cfg.snr_db, device=cfg.device)
+        self.link_rx = jscc_rx(cfg.decoder_model or cfg.model, classifier=cfg.classifier, snr_mode=cfg.snr_mode,
+                               snr_db=cfg.snr_db, device=cfg.device)
+        if self.link_rx.n_symbols != self.link_tx.n_symbols:
+            raise ModelError(f"encoder {self.link_tx.enc.encoder.path} sends {self.link_tx.n_symbols} symbols per "
+                             f"frame but decoder {self.link_rx.dec.decoder.path} expects {self.link_rx.n_symbols}: use "
+                             f"one model for both")
+        self.classifier_ref = self.link_rx.classifier_ref
         self.src = image_source(source=cfg.source, count=cfg.frames, start=cfg.start, shuffle_seed=cfg.seed,
                                 loop=True, max_frames=cfg.frames, frames_per_second=cfg.frames_per_second,
                                 max_in_flight=cfg.max_in_flight)
@@ -169,64 +113,63 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
         params["classifier"] = self.classifier_ref
         self.sink = metrics_sink(json_path=cfg.json_path, csv_path=cfg.csv_path, loss_timeout_s=cfg.loss_timeout_s,
                                  n_samples=cfg.n_samples, run_info=params)
-        self.tx = ofdm_tx(input_type="pdu")
-        self.rx = ofdm_rx()
         if channel is None:
             self.channel = channels.channel_model(noise_voltage(cfg.snr_db), freq_offset(cfg.cfo_hz), cfg.epsilon,
                                                   multipath_taps(cfg.multipath), cfg.seed)
-            self.connect(self.tx, self.channel, self.rx)
-        else:
-            self.clock = channels.channel_model(0.0, 0.0, cfg.epsilon, [1.0], cfg.seed)
-            self.channel = channel
-            self.connect(self.tx, self.clock, self.channel, self.rx)
-        self.msg_connect(self.src, "pdus", self.enc, "in")
-        self.msg_connect(self.src, "pdus", self.sink, "sent")
-        self.msg_connect(self.enc, "out", self.tx, "pdus")
-        self.msg_connect(self.rx, "pdus", self.dec, "in")
-        self.msg_connect(self.dec, "out", self.clf, "in")
-        self.msg_connect(self.clf, "out", self.sink, "received")
-        self.msg_connect(self.sink, "ack", self.src, "ack")
+        else:  # only the sample clock stays in the channel model
+            self.channel = _Chain(channels.channel_model(0.0, 0.0, cfg.epsilon, [1.0], cfg.seed), channel)
+        for a, pa, b, pb in WIRING:
+            src, dst = getattr(self, a), getattr(self, b)
+            if pa.isdigit():
+                self.connect((src, int(pa)), (dst, int(pb)))
+            else:
+                self.msg_connect(src, pa, dst, pb)
 
     def rx_stats(self) -> dict[str, int]:
-        return {"rx_frames_ok": self.rx.frames_ok, "rx_frames_failed": self.rx.frames_failed,
-                "decoder_corrupt": self.dec.corrupt, "block_errors": self.enc.errors + self.dec.errors + self.clf.errors}
+        stats = self.link_rx.stats()
+        stats["block_errors"] += self.link_tx.enc.errors
+        return stats
 
 
-def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None,
-            progress_interval_s: float = 5.0) -> tuple[dict[str, Any], sim_loopback]:
+def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None, progress_interval_s: float = 5.0,
+            channel: gr.basic_block | None = None) -> tuple[dict[str, Any], sim_loopback]:
     """Run the link until every frame is accounted for (or ``timeout_s`` passes: frames still in
     flight then count as lost and ``done`` is False). Returns (summary, the finished top block).
 
     ``progress``: called with the sink's summary as soon as the first frame is accounted for, then
     at most every ``progress_interval_s`` while frames keep being accounted for.
 
-    Ctrl-C / SIGTERM (once the flowgraph is built) stop the flowgraph the same way: frames in flight
-    count as lost, the JSON is written with ``interrupted: true`` and ``stopped_by``, and then the
-    signal is delivered (``KeyboardInterrupt`` under ``semjscc``). Signals that arrive while it
-    wraps up are held until the JSON is on disk."""
-    from semjscc.stopping import deferred_signals, stopped_by
+    Ctrl-C / SIGTERM / SIGHUP (once the flowgraph is built) stop the flowgraph the same way: frames
+    in flight count as lost, the JSON is written with ``interrupted: true`` and ``stopped_by``, and
+    then the signal is delivered (``KeyboardInterrupt`` under ``semjscc``)."""
+    from semjscc.stopping import RunOutcome, run_until_done
 
-    tb = sim_loopback(cfg)
-    deadline = time.monotonic() + timeout_s if timeout_s else math.inf
-    with deferred_signals() as held:
-        tb.start()
-        try:
-            shown, last = 0, -math.inf
-            while not held and not tb.sink.done_event.wait(0.05) and time.monotonic() < deadline:
-                if progress is None:
-                    continue
-                s = tb.sink.summary()
-                accounted = s["frames_received"] + s["frames_lost"]
-                if accounted > shown and time.monotonic() - last >= progress_interval_s:
-                    shown, last = accounted, time.monotonic()
-                    progress(s)
-        finally:
-            tb.stop()  # everything is accounted for: no need to wait for "done" to travel down the chain
-            tb.wait()
-        extra: dict[str, Any] = {**tb.rx_stats(), "interrupted": bool(held)}
-        if held:
-            extra["stopped_by"] = stopped_by(held[0])
-        summary = tb.sink.finalize()
+    tb = sim_loopback(cfg, channel=channel)
+    shown = {"accounted": 0, "at": -math.inf}
+    summary: dict[str, Any] = {}
+
+    def poll() -> None:
+        if progress is None:
+            return
+        s = tb.sink.summary()
+        accounted = s["frames_received"] + s["frames_lost"]
+        now = time.monotonic()
+        if accounted > shown["accounted"] and now - shown["at"] >= progress_interval_s:
+            shown.update(accounted=accounted, at=now)
+            progress(s)
+
+    def stop(_held: list[int]) -> None:
+        tb.stop()  # everything is accounted for: no need to wait for "done" to travel down the chain
+        tb.wait()
+
+    def finalize(outcome: RunOutcome) -> None:
+        extra: dict[str, Any] = {**tb.rx_stats(), "interrupted": outcome.interrupted}
+        if outcome.interrupted:
+            extra["stopped_by"] = outcome.stopped_by
+        summary.update(tb.sink.finalize())
         summary.update(extra)
         tb.sink.write_json(extra=extra)
+
+    run_until_done(tb.start, tb.sink.done_event.wait, stop, poll=poll, timeout_s=timeout_s, finalize=finalize)
     return summary, tb
+

@@ -19,10 +19,11 @@ import pmt
 from gnuradio import digital, fft, gr, pdu
 
 from semjscc.errors import UsageError
-from semjscc.gr.params import TX, as_int, one_of, payload_limit, register_link
+from semjscc.gr.params import as_int, one_of, payload_limit
 from semjscc.gr.pdus import log
 from semjscc.phy.frame import (
     DEFAULT_FRAME_FORMAT,
+    DEFAULT_MAX_PAYLOAD_LEN,
     MAX_FRAME_NUMBER,
     FrameFormat,
     encode_header,
@@ -39,7 +40,7 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
     packets in the input buffer are framed in one vectorised pass."""
 
     def __init__(self, len_tag_key: str = "packet_len", first_frame_number: int = 0,
-                 max_payload_len: int = 8192, fmt: FrameFormat = DEFAULT_FRAME_FORMAT) -> None:
+                 max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN, fmt: FrameFormat = DEFAULT_FRAME_FORMAT) -> None:
         max_payload_len = payload_limit("header_framer", max_payload_len)
         first_frame_number = as_int("header_framer", "first_frame_number", first_frame_number)
         gr.basic_block.__init__(self, name="semjscc_header_framer", in_sig=[np.complex64], out_sig=[np.complex64])
@@ -128,7 +129,7 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
     with ``pad_before``/``pad_after`` zeros (per-subcarrier Es = 1 for unit-power symbols)."""
 
     def __init__(self, input_type: str = "pdu", len_tag_key: str = "packet_len", pad_before: int = 160,
-                 pad_after: int = 160, first_frame_number: int = 0, max_payload_len: int = 8192) -> None:
+                 pad_after: int = 160, first_frame_number: int = 0, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
         input_type = one_of("ofdm_tx", "input_type", input_type, ("pdu", "stream"))
         max_payload_len = payload_limit("ofdm_tx", max_payload_len)
         pad_before = as_int("ofdm_tx", "pad_before", pad_before, 0, hint=" (zero samples before each burst)")
@@ -163,7 +164,6 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
             self.connect(self, self.framer)
         self.connect(self.framer, self.allocator, self.ifft, self.prefixer, self.shaper, self)
         self.max_payload_len = max_payload_len
-        register_link(self, TX, max_payload_len, "ofdm_tx")
 
     @property
     def frames_framed(self) -> int:

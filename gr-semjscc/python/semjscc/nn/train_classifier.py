@@ -1,4 +1,11 @@
-"""Train the receiver's classifier (``semjscc train classifier``)."""
+"""Train the receiver's classifier (``semjscc train classifier``).
+
+The recipe (``ClassifierConfig``): SGD with Nesterov momentum on a triangular one-cycle learning
+rate, label smoothing, weight decay on weights only, random translations and flips, bfloat16
+autocast and channels-last memory. 5,000 training images are held out (``split_train_val``, the
+same split the deep JSCC models use) and validated after every epoch; the test split is only
+touched once, after the last epoch, for the record.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import torch
 from torch import nn
 
 from semjscc.data import load_cifar10
-from semjscc.nn.classifier import Classifier
+from semjscc.nn.classifier import Classifier, FlipAveraged, init_whitening
 from semjscc.nn.config import ClassifierConfig
 from semjscc.nn.training import (
     EpochTally,
@@ -26,6 +33,7 @@ from semjscc.nn.training import (
     seed_everything,
     set_rng_state,
     setup_runtime,
+    split_train_val,
     train_epoch,
     unwrap,
     wrap_ddp,
@@ -38,30 +46,54 @@ def to_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images_u8: np.ndarray, labels: np.ndarray, device: torch.device, batch: int = 1000) -> float:
+def accuracy(model: nn.Module, images_u8: np.ndarray, labels: np.ndarray, device: torch.device, batch: int = 1000,
+             bf16: bool = False) -> float:
     model.eval()
     correct = 0
     for s in range(0, len(labels), batch):
-        pred = model(to_tensor(images_u8[s : s + batch], device)).argmax(1).cpu().numpy()
-        correct += int((pred == labels[s : s + batch]).sum())
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(to_tensor(images_u8[s : s + batch], device))
+        correct += int((logits.argmax(1).cpu().numpy() == labels[s : s + batch]).sum())
     return correct / len(labels)
 
 
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def check_architecture(config: dict, path: Path) -> None:
+    """ModelError unless a checkpoint's config describes today's classifier network."""
+    from semjscc.errors import ModelError
+
+    arch = config.get("arch", "resnet9")  # checkpoints before the field held the ResNet-9-style net
+    if arch != ClassifierConfig().arch:
+        raise ModelError(f"{path} holds a classifier of architecture {arch!r}; this version builds "
+                         f"{ClassifierConfig().arch!r}: retrain it with `semjscc train classifier`")
+
+
 def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device: str = "auto",
-                     resume: bool = True, limit: int | None = None) -> dict:
-    rt: Runtime = setup_runtime(device)
+                     resume: bool = True, limit: int | None = None, threads: int | None = None) -> dict:
+    rt: Runtime = setup_runtime(device, threads)
     seed_everything(cfg.seed)
-    train = load_cifar10(data, "train").subset(limit)
-    test = load_cifar10(data, "test").subset(limit)
-    model = Classifier(width=cfg.width).to(rt.device).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    steps_per_epoch = (len(train) // rt.world) // cfg.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch),
-                                                pct_start=0.25, anneal_strategy="linear")
+    full = load_cifar10(data, "train").subset(limit)
+    tr_idx, va_idx = split_train_val(len(full))
+    train_x, train_y = full.images[tr_idx], full.labels[tr_idx]
+    val_x, val_y = full.images[va_idx], full.labels[va_idx]
+    model = Classifier(width=cfg.width)
+    init_whitening(model, to_tensor(train_x[:5000], torch.device("cpu")).contiguous())
+    model = model.to(rt.device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=0.9, nesterov=True)
+    steps_per_epoch = (len(train_x) // rt.world) // cfg.batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch + 1,
+                                                pct_start=cfg.warmup, anneal_strategy="linear", div_factor=10,
+                                                final_div_factor=100, cycle_momentum=False)
     start_epoch, history, changes, partial, rng = 0, [], [], None, None
     gen = torch.Generator().manual_seed(cfg.seed)
     if resume and out.exists():
         ck = load_checkpoint(out)
+        check_architecture(ck.get("config", {}), out)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, history = ck["epoch"], ck.get("history", [])
@@ -83,7 +115,7 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
             print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where} (lr {opt.param_groups[0]['lr']:.4f})")
     ddp = wrap_ddp(model, rt)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    timer = Timer()
+    timer = Timer(history[-1]["elapsed_s"] if history else 0.0)
 
     def save(epoch: int, **more: object) -> None:
         save_checkpoint(out, kind="classifier", config=asdict(cfg), model=unwrap(ddp).state_dict(),
@@ -96,29 +128,38 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
             tally, partial = EpochTally(**partial) if partial else EpochTally(), None  # resuming mid-epoch
 
             def loss_of(idx: np.ndarray) -> torch.Tensor:
-                x = augment(to_tensor(train.images[idx], rt.device), gen)
-                return loss_fn(ddp(x), torch.from_numpy(train.labels[idx]).to(rt.device))
+                x = augment(to_tensor(train_x[idx], rt.device), gen, cfg.translate)
+                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    logits = ddp(x.contiguous(memory_format=torch.channels_last))
+                return loss_fn(logits.float(), torch.from_numpy(train_y[idx]).to(rt.device))
 
-            if not train_epoch(epoch_batches(len(train), cfg.batch, epoch, cfg.seed, rt), tally, steps_per_epoch,
+            if not train_epoch(epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt), tally, steps_per_epoch,
                                f"classifier {epoch + 1}/{cfg.epochs}", loss_of, opt, sched, flag, rt):
                 save_interrupted(save, epoch, tally, steps_per_epoch, out, rt)
                 break
-            acc = accuracy(unwrap(ddp), test.images, test.labels, rt.device)
-            history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, "test_acc": acc,
-                            "elapsed_s": round(timer.elapsed, 1)})
+            net = unwrap(ddp)
+            row = {"epoch": epoch + 1, "train_loss": tally.mean_loss,
+                   "val_acc": accuracy(net, val_x, val_y, rt.device, bf16=cfg.bf16),
+                   "val_acc_flip": accuracy(FlipAveraged(net), val_x, val_y, rt.device, bf16=cfg.bf16),
+                   "elapsed_s": round(timer.elapsed, 1)}
+            if epoch + 1 == cfg.epochs:  # the record: measured once, after every choice was made
+                test = load_cifar10(data, "test").subset(limit)
+                row["test_acc"] = accuracy(net, test.images, test.labels, rt.device)
+            history.append(row)
             if rt.main:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.4f}  test acc {acc:.4f}  "
-                      f"({timer.elapsed:.0f} s)")
+                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.4f}  val acc {row['val_acc']:.4f} "
+                      f"(flip-averaged {row['val_acc_flip']:.4f})  ({timer.elapsed:.0f} s)")
                 save(epoch + 1)
     return {"history": history, "checkpoint": str(out)}
 
 
 def load_classifier(path: Path, device: str | torch.device = "cpu") -> Classifier:
     ck = load_checkpoint(path)
-    if ck.get("kind") != "classifier":
+    if ck.get("kind") not in ("classifier", "receiver"):
         from semjscc.errors import ModelError
 
         raise ModelError(f"{path} is a {ck.get('kind')!r} checkpoint, not a classifier")
+    check_architecture(ck["config"], path)
     model = Classifier(width=ck["config"]["width"])
     model.load_state_dict(ck["model"])
     return model.to(device).eval()

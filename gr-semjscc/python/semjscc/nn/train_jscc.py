@@ -25,6 +25,7 @@ from semjscc.nn.training import (
     EpochTally,
     StopFlag,
     Timer,
+    check_not_diverged,
     epoch_batches,
     load_checkpoint,
     rng_state,
@@ -33,17 +34,13 @@ from semjscc.nn.training import (
     seed_everything,
     set_rng_state,
     setup_runtime,
+    split_train_val,
     train_epoch,
     unwrap,
     wrap_ddp,
 )
 
-VAL_SIZE = 5000
-
-
-def split_train_val(n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[VAL_SIZE:]), np.sort(perm[:VAL_SIZE])
+VAL_SNRS = (0.0, 10.0, 20.0)
 
 
 def _batch_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -52,27 +49,74 @@ def _batch_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(model: JSCC, images_u8: np.ndarray, labels: np.ndarray, classifier: torch.nn.Module | None,
-             channel_name: str, device: torch.device, snrs: tuple[float, ...] = (0.0, 10.0, 20.0)) -> dict:
+             channel_name: str, device: torch.device, snrs: tuple[float, ...] = VAL_SNRS) -> dict:
+    """Mean PSNR and SSIM of the reconstructions, and the classifier's accuracy on them when one is
+    given, at each of ``snrs`` over ``channel_name`` (fixed noise seed: runs compare like for like)."""
+    from semjscc.metrics import ssim
+
     model.eval()
     gen = torch.Generator(device=device).manual_seed(99)
     channel = make_channel(channel_name, gen)
     out = {}
     for snr in snrs:
-        se, correct = 0.0, 0
+        se, ss, correct = 0.0, 0.0, 0
         for s in range(0, len(labels), 500):
             x = _batch_tensor(images_u8[s : s + 500], device)
             x_hat = model(x, channel, torch.full((x.shape[0],), snr, device=device))
             se += float((x - x_hat).square().mean(dim=(1, 2, 3)).clamp_min(1e-10).log10().sum())
+            ss += float(ssim(x.cpu().numpy(), x_hat.cpu().numpy()).sum())
             if classifier is not None:
                 correct += int((classifier(x_hat).argmax(1).cpu().numpy() == labels[s : s + 500]).sum())
         out[f"psnr@{snr:g}"] = round(-10.0 * se / len(labels), 3)
+        out[f"ssim@{snr:g}"] = round(ss / len(labels), 4)
         if classifier is not None:
             out[f"acc@{snr:g}"] = round(correct / len(labels), 4)
     return out
 
 
+def plot_history(history: list[dict], path: Path, title: str) -> None:
+    """Training loss and the validation curves of a checkpoint's history, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot([h["epoch"] for h in history], [h["train_loss"] for h in history])
+    axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="loss")
+    for ax, key, label in ((axes[1], "psnr", "PSNR (dB)"), (axes[2], "acc", "accuracy")):
+        for snr in VAL_SNRS:
+            pts = [(h["epoch"], h[f"{key}@{snr:g}"]) for h in history if f"{key}@{snr:g}" in h]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "o-", ms=3, label=f"{snr:g} dB")
+        ax.set(xlabel="epoch", ylabel=label, title=f"validation {label}")
+        if ax.lines:
+            ax.legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def check_architecture(config: dict, path: Path) -> None:
+    """ModelError unless a checkpoint's config describes today's network."""
+    from semjscc.errors import ModelError
+
+    arch = config.get("arch", "conv5")  # checkpoints before the field held the plain five-convolution net
+    if arch != JSCCConfig().arch:
+        raise ModelError(f"{path} holds a deep JSCC of architecture {arch!r}; this version builds "
+                         f"{JSCCConfig().arch!r}: retrain it with `semjscc train jscc` (or use the version that made it)")
+
+
 def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Path | None, device: str = "auto",
-               resume: bool = True, limit: int | None = None, threads: int | None = None) -> dict:
+               resume: bool = True, limit: int | None = None, threads: int | None = None,
+               val_every: int = 5) -> dict:
+    """Train (or resume) ``out``. The semantic loss's importance maps come from ``classifier_path``,
+    which also gives the validation accuracy; validation runs every ``val_every`` epochs and after the
+    last, and its curves are drawn next to the checkpoint (``out`` with ``.png``)."""
     from semjscc.nn.train_classifier import load_classifier
 
     if cfg.loss not in ("mse", "semantic"):
@@ -83,10 +127,8 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
     rt = setup_runtime(device, threads)
     seed_everything(cfg.seed)
     full = load_cifar10(data, "train").subset(limit)
-    tr_idx, va_idx = split_train_val(len(full)) if len(full) > 2 * VAL_SIZE else (np.arange(len(full)), np.arange(0))
+    tr_idx, va_idx = split_train_val(len(full))
     train_x, train_y = full.images[tr_idx], full.labels[tr_idx]
-    if len(va_idx) == 0:  # tiny smoke runs validate on a slice of the training images
-        va_idx = np.arange(min(len(full), 256))
     val_x, val_y = full.images[va_idx], full.labels[va_idx]
 
     classifier = load_classifier(classifier_path, rt.device) if classifier_path is not None else None
@@ -100,17 +142,33 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
     model = JSCC(cfg.kn, cfg.width, cfg.snr_adaptive).to(rt.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = (len(train_x) // rt.world) // cfg.batch
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch), eta_min=cfg.lr * 0.01)
-    start_epoch, history, partial, rng = 0, [], None, None
+    # one cycle over the whole planned length: a short warm-up, then cosine decay to lr / 1e4
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch + 1,
+                                                pct_start=cfg.warmup)
+    start_epoch, history, partial, rng, changes = 0, [], None, None, []
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     if resume and out.exists():
         ck = load_checkpoint(out)
-        if {**asdict(JSCCConfig()), **ck.get("config", {})} != asdict(cfg):  # keys added later take defaults
-            raise UsageError(f"{out} was trained with other settings; pass --fresh to start over or --out elsewhere")
+        check_architecture(ck.get("config", {}), out)
+        old = {**asdict(JSCCConfig()), **ck.get("config", {})}  # keys added later take defaults
+        retune = ("lr", "clip_grad")  # may change on resume (after a blow-up): recorded, not refused
+        if {k: v for k, v in old.items() if k not in retune} != {k: v for k, v in asdict(cfg).items() if k not in retune}:
+            diff = ", ".join(f"{k} {old[k]!r} -> {v!r}" for k, v in asdict(cfg).items() if old.get(k) != v)
+            raise UsageError(f"{out} was trained with other settings ({diff}); run with the checkpoint's settings to "
+                             f"resume, or pass --fresh to start over, or --out elsewhere")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start_epoch, history, partial, rng = ck["epoch"], ck.get("history", []), ck.get("partial"), ck.get("rng")
+        changes = ck.get("schedule_changes", [])
+        if old["lr"] != cfg.lr or old["clip_grad"] != cfg.clip_grad:
+            # the rest of the one-cycle schedule is scaled to the new peak
+            for g in opt.param_groups:
+                for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                    if key in g:
+                        g[key] *= cfg.lr / old["lr"]
+            changes.append({"at_epoch": start_epoch, "lr": [old["lr"], cfg.lr], "clip_grad": [old["clip_grad"],
+                                                                                           cfg.clip_grad]})
         if rng is not None:
             set_rng_state(rng, gen, rt.device)
         if rt.main:
@@ -118,12 +176,12 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
             print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where}")
     ddp = wrap_ddp(model, rt)
     channel = make_channel(cfg.channel, None)
-    timer = Timer()
+    timer = Timer(history[-1]["elapsed_s"] if history else 0.0)  # training time summed over resumes
 
     def save(epoch: int, **more: object) -> None:
         save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
                         optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
-                        classifier=str(classifier_path) if classifier_path else None,
+                        classifier=str(classifier_path) if classifier_path else None, schedule_changes=changes,
                         rng=rng_state(gen, rt.device), **more)
 
     with StopFlag() as flag:
@@ -147,16 +205,27 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
                 w = torch.from_numpy(importance[idx].astype(np.float32)).to(rt.device)
                 return semantic_loss(x, x_hat, torch.where(flip.to(rt.device)[:, None, None], w.flip(2), w), cfg.mix)
 
+            def loss_of_autocast(idx: np.ndarray) -> torch.Tensor:
+                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    return loss_of(idx)
+
             if not train_epoch(epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt), tally, steps_per_epoch,
-                               f"{cfg.loss} jscc {epoch + 1}/{cfg.epochs}", loss_of, opt, sched, flag, rt, ".5f"):
+                               f"{cfg.loss} jscc {epoch + 1}/{cfg.epochs}", loss_of_autocast, opt, sched, flag, rt,
+                               ".5f", cfg.clip_grad):
                 save_interrupted(save, epoch, tally, steps_per_epoch, out, rt)
                 break
-            val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device)
-            history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, **val,
-                            "elapsed_s": round(timer.elapsed, 1)})
+            check_not_diverged(history, tally.mean_loss, epoch + 1)
+            last = epoch + 1 == cfg.epochs
+            val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device) \
+                if last or (epoch + 1) % val_every == 0 else {}
+            history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, **val, "clipped": tally.clipped,
+                            "lr": opt.param_groups[0]["lr"], "elapsed_s": round(timer.elapsed, 1)})
             if rt.main:
                 print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.5f}  val {val}  ({timer.elapsed:.0f} s)")
                 save(epoch + 1)
+                if val:
+                    plot_history(history, out.with_suffix(".png"), f"{cfg.loss} deep JSCC, k/n {cfg.kn:.4g}, "
+                                                                   f"width {cfg.width} ({out.name})")
     return {"history": history, "checkpoint": str(out)}
 
 
@@ -167,6 +236,7 @@ def load_jscc(path: Path, device: str | torch.device = "cpu") -> tuple[JSCC, dic
     if ck.get("kind") != "jscc":
         raise ModelError(f"{path} is a {ck.get('kind')!r} checkpoint, not a deep JSCC model")
     c = ck["config"]
+    check_architecture(c, path)
     model = JSCC(c["kn"], c["width"], c["snr_adaptive"])
     model.load_state_dict(ck["model"])
     return model.to(device).eval(), ck

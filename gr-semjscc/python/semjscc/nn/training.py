@@ -81,6 +81,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+VAL_SIZE = 5000  # training images held out for every choice made while training (classifier and JSCC alike)
+
+
+def split_train_val(n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and the validation part of a training split of ``n`` images (seeded,
+    the same for every model, so no model is validated on images another was trained on); splits of
+    at most 2 * VAL_SIZE images (smoke runs) validate on up to 256 of their training images."""
+    perm = np.random.default_rng(seed).permutation(n)
+    if n <= 2 * VAL_SIZE:
+        return np.arange(n), np.sort(perm[:256])
+    return np.sort(perm[VAL_SIZE:]), np.sort(perm[:VAL_SIZE])
+
+
 def epoch_batches(n: int, batch: int, epoch: int, seed: int, rt: Runtime, shuffle: bool = True) -> Iterator[np.ndarray]:
     """Index batches for one epoch: a seeded permutation, sharded across ranks."""
     idx = np.random.default_rng(seed * 100_003 + epoch).permutation(n) if shuffle else np.arange(n)
@@ -90,16 +103,16 @@ def epoch_batches(n: int, batch: int, epoch: int, seed: int, rt: Runtime, shuffl
         yield idx[s : s + batch]
 
 
-def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random 4-pixel-padded crop and horizontal flip on a NCHW batch (on its device)."""
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random ``pad``-pixel-padded (reflecting) crop and horizontal flip on a NCHW batch (on its device)."""
     n = x.shape[0]
-    pad = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="reflect")
-    dx = torch.randint(0, 9, (n,), generator=gen)
-    dy = torch.randint(0, 9, (n,), generator=gen)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     ar = torch.arange(32)
     rows = (dy[:, None] + ar[None, :]).to(x.device)
     cols = (dx[:, None] + ar[None, :]).to(x.device)
-    out = pad[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+    out = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
               rows[:, None, :, None], cols[:, None, None, :]]
     flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], out.flip(3), out)
@@ -160,6 +173,19 @@ class StopFlag:
         self._stack.close()
 
 
+class DivergedError(UsageError):
+    """Training blew up: the checkpoint on disk is left as it was (the last good epoch)."""
+
+
+def check_not_diverged(history: list[dict], loss: float, epoch: int, factor: float = 4.0) -> None:
+    """Refuse to save an epoch whose mean loss rose more than ``factor`` times above the best so far
+    (a blow-up, not noise): :class:`DivergedError`, and the checkpoint of the last good epoch stays."""
+    best = min((h["train_loss"] for h in history), default=None)
+    if not np.isfinite(loss) or (best is not None and loss > factor * best):
+        raise DivergedError(f"epoch {epoch}: mean training loss {loss:.4g} against {best:.4g} before: training diverged; "
+                       f"the checkpoint of the last good epoch is kept (lower --lr or --clip-grad and start again)")
+
+
 @dataclass
 class EpochTally:
     """How far an epoch has come: batches done, summed loss, samples seen (a checkpoint's ``partial``)."""
@@ -167,6 +193,7 @@ class EpochTally:
     step: int = 0
     total: float = 0.0
     seen: int = 0
+    clipped: int = 0  # steps whose gradient norm was clipped
 
     @property
     def mean_loss(self) -> float:
@@ -175,18 +202,26 @@ class EpochTally:
 
 def train_epoch(batches: Iterator[np.ndarray], tally: EpochTally, steps_per_epoch: int, desc: str,
                 loss_of: Callable[[np.ndarray], torch.Tensor], opt: torch.optim.Optimizer, sched: Any,
-                flag: StopFlag, rt: Runtime, loss_format: str = ".3f") -> bool:
+                flag: StopFlag, rt: Runtime, loss_format: str = ".3f", clip_grad: float = 0.0) -> bool:
     """One epoch of optimizer steps, the loss of each batch of indices from ``loss_of``, from batch
     ``tally.step`` on (the ones before are skipped: a resumed epoch), with a progress bar. Updates
-    ``tally``; returns False when a stop signal ended it early (the caller then checkpoints)."""
+    ``tally``; returns False when a stop signal ended it early (the caller then checkpoints).
+    ``clip_grad`` > 0 clips the gradient norm (counted in ``tally.clipped``); a non-finite loss
+    raises :class:`DivergedError` before the step, so the weights stay as they were."""
+    params = [p for g in opt.param_groups for p in g["params"]]
     bar = tqdm(itertools.islice(batches, tally.step, None), total=steps_per_epoch, initial=tally.step, desc=desc,
                disable=not rt.main, leave=False)
     for idx in bar:
         if flag.should_stop(rt):
             break
         loss = loss_of(idx)
+        if not torch.isfinite(loss.detach()):
+            raise DivergedError(f"the training loss became {float(loss.detach())} at batch {tally.step + 1} of {desc}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip_grad > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, clip_grad)
+            tally.clipped += int(norm > clip_grad)
         opt.step()
         sched.step()
         tally.total += float(loss.detach()) * len(idx)
@@ -229,8 +264,10 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 class Timer:
-    def __init__(self) -> None:
-        self.t0 = time.perf_counter()
+    """Seconds since it was made, plus ``offset`` (the time of the runs a resumed training continues)."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.t0 = time.perf_counter() - offset
 
     @property
     def elapsed(self) -> float:

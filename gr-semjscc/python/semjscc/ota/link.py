@@ -1,17 +1,11 @@
-"""The link as calibration, the experiment runner and replay all use it: images -> deep JSCC symbols ->
-OFDM bursts at a TX level -> (radio) -> capture -> numpy OFDM receiver -> decoder -> classifier.
-
-Capture scheme: a batch of bursts is transmitted as a *cyclic* buffer of period P (the robust way to
-get a known waveform through a Pluto: no timing between TX and RX needed) and a capture of
-``P + 2 * burst + GUARD`` samples is taken. Exactly one copy of every burst *starts* inside the
-analysis window ``[burst, burst + P)`` and ends inside the capture, so counting the frames the receiver
-finds there counts each sent frame once: received, or lost. Replay runs this same function on the
-recorded capture, which is why its numbers are identical.
+"""Decoding what the radio captured, as the experiment runner and replay both do it: the numpy OFDM
+receiver finds the frames of a cyclic batch (:mod:`semjscc.radio.capture`), the deep JSCC decoder
+and the classifier turn them into predictions, and every frame sent gets an outcome (received,
+lost or corrupt), summarised with the frame ledger of :mod:`semjscc.link`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,72 +13,18 @@ from typing import Any
 import numpy as np
 
 from semjscc.imaging import to_float_nchw, to_uint8_nhwc
-from semjscc.metrics import psnr_db
-from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER, FrameFormat
-from semjscc.phy.rx import ReceivedFrame, receive
-from semjscc.phy.tx import modulate_stream
-
-TX_RMS_DBFS = -15.0  # OFDM RMS inside a burst; PAPR ~10-12 dB leaves the peaks below full scale
-GUARD = 256
-PSNR_CAP_DB = 100.0  # as the metrics sink: identical images have infinite PSNR, JSON has no infinity
-
-
-def tx_scale(tx_rms_dbfs: float = TX_RMS_DBFS, fmt: FrameFormat = DEFAULT_FRAME_FORMAT) -> float:
-    """Amplitude factor putting a burst of unit-power symbols at ``tx_rms_dbfs``."""
-    return math.sqrt(10 ** (tx_rms_dbfs / 10) / fmt.numerology.time_signal_power())
-
-
-@dataclass
-class CyclicBatch:
-    waveform: np.ndarray  # one period, scaled for the radio
-    air_numbers: np.ndarray  # 16-bit frame numbers, in order
-    burst_len: int  # longest burst incl. padding
-
-    @property
-    def period(self) -> int:
-        return len(self.waveform)
-
-    @property
-    def capture_len(self) -> int:
-        return self.period + 2 * self.burst_len + GUARD
-
-    @property
-    def window(self) -> tuple[int, int]:
-        return self.burst_len, self.burst_len + self.period
-
-
-def build_batch(payloads: Sequence[np.ndarray], first_frame: int, scale: float,
-                fmt: FrameFormat = DEFAULT_FRAME_FORMAT) -> CyclicBatch:
-    """Bursts for ``payloads`` (complex symbols each), frame numbers counting from ``first_frame``."""
-    wave, _ = modulate_stream(list(payloads), first_frame % (MAX_FRAME_NUMBER + 1), fmt)
-    air = (first_frame + np.arange(len(payloads))) % (MAX_FRAME_NUMBER + 1)
-    burst = max(fmt.burst_samples(len(p)) for p in payloads)
-    return CyclicBatch((wave * scale).astype(np.complex64), air, burst)
-
-
-def frames_in_window(iq: np.ndarray, window: tuple[int, int]) -> list[ReceivedFrame]:
-    """Every frame (good header or not) the receiver finds starting inside ``window``.
-
-    The capture's mean is removed first: a radio's residual DC offset (and TX LO leakage, which lands
-    on DC in a loopback) is periodic at every lag, so it would raise the receiver's Schmidl & Cox
-    metric everywhere; the OFDM signal has no DC carrier, so its own mean is ~0."""
-    w0, w1 = window
-    x = np.asarray(iq, dtype=np.complex64)
-    x = x - x.mean(dtype=np.complex128).astype(np.complex64)
-    return [f for f in receive(x) if w0 <= f.start < w1]
-
-
-def random_payloads(n_frames: int, n_symbols: int, seed: int) -> list[np.ndarray]:
-    """Unit-power complex Gaussian payloads (calibration traffic: the receiver's SNR estimate uses only
-    the preamble and the header, so the content does not matter)."""
-    rng = np.random.default_rng(seed)
-    z = (rng.standard_normal((n_frames, n_symbols)) + 1j * rng.standard_normal((n_frames, n_symbols))) / math.sqrt(2)
-    return list(z.astype(np.complex64))
+from semjscc.link import SUMMARY_KEYS, FrameLedger, SentFrame, decoder_snr, encoder_snr, from_pairs, to_pairs
+from semjscc.metrics import capped_psnr_db
+from semjscc.phy.frame import MAX_FRAME_NUMBER
+from semjscc.phy.rx import ReceivedFrame
+from semjscc.radio.capture import frames_in_window
 
 
 # --- decoding a capture --------------------------------------------------------------------------
 @dataclass
-class SentFrame:
+class TxFrame:
+    """A frame of a batch as the recording lists it."""
+
     frame: int  # running count in the experiment
     image_index: int
     label: int
@@ -114,29 +54,21 @@ class CaptureResult:
 
 
 class Models:
-    """Decoder, classifier and the decoder's SNR input rule (as the GNU Radio decoder block applies it:
-    SNR-adaptive models get the receiver's estimate clipped to their training range, fixed-SNR models
-    their training SNR)."""
+    """Encoder, decoder and classifier of an experiment; the SNR each model is given follows the rules
+    of :mod:`semjscc.link`, as in the GNU Radio blocks."""
 
     def __init__(self, encoder: Any, decoder: Any, classifier: Any) -> None:
         self.encoder, self.decoder, self.classifier = encoder, decoder, classifier
-        card = decoder.card
-        self.adaptive = bool(card.snr_adaptive)
-        self.snr_range = (float(card.snr_db[0]), float(card.snr_db[-1])) if card.snr_db else (-np.inf, np.inf)
         self.n_symbols = int(decoder.n_symbols)
 
     def decoder_snr(self, snr_est_db: float) -> float:
-        if not self.adaptive:
-            return self.snr_range[0]
-        return float(np.clip(snr_est_db, *self.snr_range))
+        return decoder_snr(self.decoder.card, snr_est_db, snr_est_db)
 
     def encode(self, images_u8: np.ndarray, design_snr_db: float) -> np.ndarray:
-        snr = design_snr_db if self.adaptive or not np.isfinite(self.snr_range[0]) else self.snr_range[0]
-        z = self.encoder.run(to_float_nchw(images_u8), float(snr))
-        return (z[..., 0] + 1j * z[..., 1]).astype(np.complex64)
+        return from_pairs(self.encoder.run(to_float_nchw(images_u8), encoder_snr(self.encoder.card, design_snr_db)))
 
 
-def decode_capture(iq: np.ndarray, window: tuple[int, int], sent: Sequence[SentFrame], images_u8: np.ndarray,
+def decode_capture(iq: np.ndarray, window: tuple[int, int], sent: Sequence[TxFrame], images_u8: np.ndarray,
                    models: Models) -> CaptureResult:
     """Per-frame outcome of one capture. ``sent[i]`` went out with air frame number
     ``sent[i].frame % 2**16``; ``images_u8[image_index]`` is what it carried."""
@@ -145,7 +77,7 @@ def decode_capture(iq: np.ndarray, window: tuple[int, int], sent: Sequence[SentF
     results = {s.frame: FrameResult(s.frame, s.frame % (MAX_FRAME_NUMBER + 1), s.image_index, s.label, "lost")
                for s in sent}
     failures = [f for f in found if not f.header_ok]
-    good: list[tuple[SentFrame, ReceivedFrame]] = []
+    good: list[tuple[TxFrame, ReceivedFrame]] = []
     for f in found:
         s = by_air.get(f.frame_number) if f.header_ok else None
         if s is None or results[s.frame].status != "lost":
@@ -160,14 +92,14 @@ def decode_capture(iq: np.ndarray, window: tuple[int, int], sent: Sequence[SentF
     if good:
         y = np.stack([f.payload for _, f in good])
         snrs = np.array([models.decoder_snr(f.snr_est_db) for _, f in good], dtype=np.float32)
-        x_hat = models.decoder.run(np.stack([y.real, y.imag], axis=-1).astype(np.float32), snrs)
+        x_hat = models.decoder.run(to_pairs(y), snrs)
         rx_u8 = to_uint8_nhwc(x_hat)  # what the decoder block publishes (u8 images)
         rx_float = to_float_nchw(rx_u8)
         logits = models.classifier.run(rx_float).astype(np.float64)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         ref = to_float_nchw(images_u8[[s.image_index for s, _ in good]])
-        psnr = np.minimum(psnr_db(ref, rx_float), PSNR_CAP_DB)
+        psnr = capped_psnr_db(ref, rx_float)
         for row, (s, _f) in enumerate(good):
             r = results[s.frame]
             r.status = "received"
@@ -179,25 +111,15 @@ def decode_capture(iq: np.ndarray, window: tuple[int, int], sent: Sequence[SentF
 
 
 def summarize(frames: Sequence[FrameResult], header_failures: int) -> dict[str, Any]:
-    """The keys of ``semjscc run``'s JSON (metrics sink definitions): accuracy over received labelled
-    frames, accuracy_sent counting lost ones as wrong, means over received frames."""
-    rx = [f for f in frames if f.status == "received"]
-    labelled = [f for f in rx if f.label >= 0]
-    labelled_sent = [f for f in frames if f.label >= 0]
-    correct = sum(1 for f in labelled if f.pred == f.label)
-
-    def mean(values: list[float]) -> float | None:
-        return float(np.mean(values)) if values else None
-
-    return {
-        "frames_sent": len(frames),
-        "frames_received": len(rx),
-        "frames_lost": len(frames) - len(rx),
-        "header_crc_failures": int(header_failures),
-        "corrupt": sum(1 for f in frames if f.status == "corrupt"),
-        "accuracy": correct / len(labelled) if labelled else None,
-        "accuracy_sent": correct / len(labelled_sent) if labelled_sent else None,
-        "psnr_db": mean([f.psnr_db for f in rx if f.psnr_db is not None]),
-        "snr_est_db": mean([f.snr_est_db for f in rx if f.snr_est_db is not None]),
-        "cfo_est_hz": mean([f.cfo_hz for f in rx if f.cfo_hz is not None]),
-    }
+    """The :data:`semjscc.link.SUMMARY_KEYS` of these outcomes (the frame ledger's definitions)."""
+    ledger = FrameLedger()
+    for f in frames:
+        ledger.send(SentFrame(f.frame, f.label))
+        if f.status == "received":
+            ledger.receive(f.frame, pred=f.pred, confidence=f.confidence, snr_est_db=f.snr_est_db, cfo_hz=f.cfo_hz,
+                           psnr_db=f.psnr_db)
+        else:
+            ledger.lose(f.frame, "corrupt" if f.status == "corrupt" else "missing")
+    ledger.header_failure(int(header_failures))
+    s = ledger.summary()
+    return {k: s[k] for k in SUMMARY_KEYS}

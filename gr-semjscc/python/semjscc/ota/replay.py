@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from semjscc.ota.link import FrameResult, SentFrame, decode_capture
+from semjscc.ota.link import FrameResult, TxFrame, decode_capture
 from semjscc.ota.recording import capture_samples, open_recording
 from semjscc.ota.report import point_summaries, totals
 
@@ -53,7 +53,7 @@ def replay(path: str | Path, model: str | None = None, classifier: str | None = 
     frames_by_point: dict[int, list[FrameResult]] = {}
     failures_by_point: dict[int, int] = {}
     for i, cap in enumerate(rec.get_captures()):
-        sent = [SentFrame(**f) for f in cap["semjscc:frames"]]
+        sent = [TxFrame(**f) for f in cap["semjscc:frames"]]
         res = decode_capture(capture_samples(rec, i), tuple(cap["semjscc:window"]), sent, images, models)
         k = int(cap["semjscc:point"])
         frames_by_point.setdefault(k, []).extend(res.frames)

@@ -32,24 +32,14 @@ from tqdm import tqdm
 from semjscc import __version__
 from semjscc.calib.profile import CalibrationProfile, calibration_dir, profile_path_for
 from semjscc.errors import SemJSCCError, UsageError
-from semjscc.ota.link import (
-    TX_RMS_DBFS,
-    CaptureResult,
-    CyclicBatch,
-    FrameResult,
-    Models,
-    SentFrame,
-    build_batch,
-    decode_capture,
-    summarize,
-    tx_scale,
-)
+from semjscc.ota.link import CaptureResult, FrameResult, Models, TxFrame, decode_capture, summarize
 from semjscc.ota.recording import RecordingWriter, utc_now
 from semjscc.ota.report import FrameLog, plot, point_summaries, totals, write_json
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER
 from semjscc.phy.tx import modulate_stream
 from semjscc.radio import Radio, RadioConfig, SimAir, open_radio
 from semjscc.radio.base import TX_ATTEN_RANGE_DB
+from semjscc.radio.capture import TX_RMS_DBFS, CyclicBatch, build_batch, tx_scale
 from semjscc.shipped import JSCC_SEMANTIC
 
 RECORDING = "recording"
@@ -116,16 +106,12 @@ def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile 
 
 
 def load_models(model: str, classifier: str | None) -> Models:
-    from semjscc.runtime import classifier_dir_for, load_classifier, load_jscc_pair, resolve_model_dir
+    """The experiment's models; the classifier as :func:`semjscc.link.resolve_classifier` picks it."""
+    from semjscc.link import resolve_classifier
+    from semjscc.runtime import load_classifier, load_jscc_pair
 
-    enc, dec, card = load_jscc_pair(model)
-    ref = classifier
-    if ref is None:
-        cdir = classifier_dir_for(resolve_model_dir(model), card)
-        if cdir is None:
-            raise UsageError(f"model {model} names no classifier: pass --classifier MODEL")
-        ref = str(cdir)
-    return Models(enc, dec, load_classifier(ref))
+    enc, dec, _card = load_jscc_pair(model)
+    return Models(enc, dec, load_classifier(resolve_classifier(model, classifier)))
 
 
 def _model_info(models: Models, model: str) -> dict[str, Any]:
@@ -204,38 +190,32 @@ def _flowgraph_args(exp: Experiment, p: dict[str, Any], profile_path: str | None
     return " ".join(args)
 
 
-def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.ndarray,
-         models: Models) -> dict[str, Any]:
-    from semjscc.stopping import deferred_signals, interrupt_for, stopped_by
-
-    out = Path(exp.out)
-    out.mkdir(parents=True, exist_ok=True)
+def _experiment_meta(exp: Experiment, rx: Radio, tx: Radio, models: Models, tx_rms: float,
+                     profiles: dict[str, str | None], ppm: dict[str, float | None]) -> dict[str, Any]:
+    """What the summary and the recording say about the experiment."""
     rx_info = rx.info()
-    tx_info = tx.info() if tx is not rx else rx_info
-    rx_profile, rx_profile_path = resolve_profile(exp.calibration, rx)
-    tx_profile, tx_profile_path = (rx_profile, rx_profile_path) if tx is rx else resolve_profile(exp.tx_calibration, tx)
-    points = _plan_points(exp, rx_profile, rx_profile_path, tx_profile)
-    tx_rms = rx_profile.tx_rms_dbfs if rx_profile else TX_RMS_DBFS
-    scale = tx_scale(tx_rms)
-    bw = exp.rf_bandwidth or exp.sample_rate
-    meta = {
+    meta: dict[str, Any] = {
         "command": "semjscc ota", "version": __version__, "date": utc_now(),
         "radio": f"{rx_info.driver} {rx_info.serial}", "rx": rx_info.to_dict(),
-        "tx": tx_info.to_dict() if tx is not rx else "same radio (loopback)",
+        "tx": tx.info().to_dict() if tx is not rx else "same radio (loopback)",
         "model": exp.model, "models": _model_info(models, exp.model),
-        "images": {"source": exp.data, "split": exp.split, "start": exp.start, "count": len(labels),
+        "images": {"source": exp.data, "split": exp.split, "start": exp.start, "count": exp.n_images,
                    "shuffle_seed": exp.shuffle_seed},
-        "freq_hz": exp.freq_hz, "sample_rate": exp.sample_rate, "rf_bandwidth": bw,
+        "freq_hz": exp.freq_hz, "sample_rate": exp.sample_rate, "rf_bandwidth": exp.rf_bandwidth or exp.sample_rate,
         "rx_gain_mode": exp.rx_gain_mode, "tx_rms_dbfs": tx_rms, "batch": exp.batch,
-        "calibration": {"rx": rx_profile_path, "tx": tx_profile_path,
-                        "rx_ppm": rx_profile.ppm if rx_profile else None,
-                        "tx_ppm": tx_profile.ppm if tx_profile else None},
+        "calibration": {**profiles, "rx_ppm": ppm["rx"], "tx_ppm": ppm["tx"]},
         "snr_convention": "Es/N0 per subcarrier (receiver estimate from preamble and header)",
     }
     for r in (rx, tx):
         if hasattr(r, "describe"):
             meta.setdefault("simulated_truth", {})[r.uri] = r.describe()
-    writer = RecordingWriter(out / RECORDING, {
+    return meta
+
+
+def _recording_globals(exp: Experiment, rx: Radio, tx: Radio, meta: dict[str, Any], points: list[dict[str, Any]],
+                       scale: float) -> dict[str, Any]:
+    rx_info, tx_info = rx.info(), tx.info()
+    return {
         "core:sample_rate": exp.sample_rate, "core:author": _author(),
         "core:hw": f"{rx_info.model} serial {rx_info.serial} firmware {rx_info.firmware}"
                    + ("" if tx is rx else f"; TX {tx_info.model} serial {tx_info.serial}"),
@@ -245,64 +225,118 @@ def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.n
         "semjscc:experiment": meta, "semjscc:points": points,
         "semjscc:phy": {**DEFAULT_FRAME_FORMAT.numerology.to_dict(), "pad_before": DEFAULT_FRAME_FORMAT.pad_before,
                         "pad_after": DEFAULT_FRAME_FORMAT.pad_after, "tx_scale": scale},
-    })
-    log = FrameLog(out / "frames.csv")
-    frames_by_point: dict[int, list[FrameResult]] = {}
-    failures_by_point: dict[int, int] = {}
-    total = len(points) * len(labels)
-    bar = tqdm(total=total, desc="ota", unit="frame", disable=not exp.progress)
-    stopped: BaseException | None = None  # Ctrl-C or a radio failure: keep what was recorded, then re-raise
-    frame = 0
-    try:
-        for p in points:
-            tx_cfg = RadioConfig(lo_hz=p["tx_lo_hz"], sample_rate=exp.sample_rate, rf_bandwidth=bw,
-                                 tx_atten_db=p["tx_atten_db"], rx_gain_mode=exp.rx_gain_mode,
-                                 rx_gain_db=exp.rx_gain_db)
-            tx.configure(tx_cfg)
-            if tx is not rx:
-                rx.configure(tx_cfg.with_(lo_hz=p["rx_lo_hz"], tx_atten_db=TX_ATTEN_RANGE_DB[1]))
-            symbols = models.encode(images, p["design_snr_db"])
-            for b0 in range(0, len(labels), exp.batch):
-                idx = np.arange(b0, min(b0 + exp.batch, len(labels)))
-                sent = [SentFrame(frame + j, int(i), int(labels[i])) for j, i in enumerate(idx)]
-                batch = build_batch([symbols[i] for i in idx], frame, scale)
-                tx.transmit(batch.waveform, cyclic=True)
-                iq = rx.receive(batch.capture_len)
-                tx.stop_transmit()
-                res = decode_capture(iq, batch.window, sent, images, models)
-                with deferred_signals():  # a batch is committed to CSV and recording together, or not at all
-                    start = writer.append(iq, _capture_meta(exp, p, batch, sent, rx),
-                                          _annotations(res, batch.window, models.n_symbols))
-                    log.write(p, res.frames, start)
-                    frames_by_point.setdefault(p["index"], []).extend(res.frames)
-                    failures_by_point[p["index"]] = failures_by_point.get(p["index"], 0) + len(res.header_failures)
-                frame += len(idx)
-                bar.update(len(idx))
-                s = summarize(frames_by_point[p["index"]], failures_by_point[p["index"]])
-                bar.set_postfix(point=p["index"], snr=_short(s["snr_est_db"]), acc=_short(s["accuracy"]))
-    except (KeyboardInterrupt, SemJSCCError) as e:
-        stopped = e
-    finally:
-        with deferred_signals(deliver=False) as late:  # a second Ctrl-C must not cut the files short
-            bar.close()
-            writer.close()
-            log.close()
-    if late and stopped is None:  # arrived as the last batch was written: stop all the same
-        stopped = interrupt_for(late[0])
-    if stopped is None:
-        try:
-            return _summary(exp, meta, points, frames_by_point, failures_by_point, False, images, labels, models)
-        except KeyboardInterrupt as e:  # during the simulated curve: write the summary of what was measured
-            stopped = e
-    with deferred_signals(deliver=False):  # a second Ctrl-C must not cut the summary short
-        meta["stopped_by"] = stopped_by(stopped) if isinstance(stopped, KeyboardInterrupt) else str(stopped)
-        _summary(exp, meta, points, frames_by_point, failures_by_point, True, images, labels, models)
-    raise stopped
+    }
+
+
+class _Sweep:
+    """The batches of an experiment, one per :meth:`step`: transmit, capture, decode, and commit the
+    capture to the recording and the CSV together (or not at all)."""
+
+    def __init__(self, exp: Experiment, rx: Radio, tx: Radio, points: list[dict[str, Any]], images: np.ndarray,
+                 labels: np.ndarray, models: Models, scale: float, writer: RecordingWriter, log: FrameLog) -> None:
+        self.exp, self.rx, self.tx, self.points = exp, rx, tx, points
+        self.images, self.labels, self.models, self.scale = images, labels, models, scale
+        self.writer, self.log = writer, log
+        self.frames_by_point: dict[int, list[FrameResult]] = {}
+        self.failures_by_point: dict[int, int] = {}
+        self.jobs = [(p, b0) for p in points for b0 in range(0, len(labels), exp.batch)]
+        self.done_jobs = 0
+        self.frame = 0
+        self.symbols: np.ndarray | None = None
+        self.bar = tqdm(total=len(points) * len(labels), desc="ota", unit="frame", disable=not exp.progress)
+
+    def finished(self, _wait_s: float) -> bool:
+        return self.done_jobs == len(self.jobs)
+
+    def step(self) -> None:
+        from semjscc.stopping import deferred_signals
+
+        exp, labels = self.exp, self.labels
+        p, b0 = self.jobs[self.done_jobs]
+        if b0 == 0:
+            self._configure(p)
+        idx = np.arange(b0, min(b0 + exp.batch, len(labels)))
+        sent = [TxFrame(self.frame + j, int(i), int(labels[i])) for j, i in enumerate(idx)]
+        batch = build_batch([self.symbols[i] for i in idx], self.frame, self.scale)
+        self.tx.transmit(batch.waveform, cyclic=True)
+        iq = self.rx.receive(batch.capture_len)
+        self.tx.stop_transmit()
+        res = decode_capture(iq, batch.window, sent, self.images, self.models)
+        k = p["index"]
+        with deferred_signals():  # a batch is committed to CSV and recording together, or not at all
+            start = self.writer.append(iq, _capture_meta(exp, p, batch, sent, self.rx),
+                                       _annotations(res, batch.window, self.models.n_symbols))
+            self.log.write(p, res.frames, start)
+            self.frames_by_point.setdefault(k, []).extend(res.frames)
+            self.failures_by_point[k] = self.failures_by_point.get(k, 0) + len(res.header_failures)
+        self.frame += len(idx)
+        self.done_jobs += 1
+        self.bar.update(len(idx))
+        s = summarize(self.frames_by_point[k], self.failures_by_point[k])
+        self.bar.set_postfix(point=k, snr=_short(s["snr_est_db"]), acc=_short(s["accuracy"]))
+
+    def _configure(self, p: dict[str, Any]) -> None:
+        """Tune the radios for sweep point ``p`` and encode its images at its design SNR."""
+        exp = self.exp
+        tx_cfg = RadioConfig(lo_hz=p["tx_lo_hz"], sample_rate=exp.sample_rate,
+                             rf_bandwidth=exp.rf_bandwidth or exp.sample_rate, tx_atten_db=p["tx_atten_db"],
+                             rx_gain_mode=exp.rx_gain_mode, rx_gain_db=exp.rx_gain_db)
+        self.tx.configure(tx_cfg)
+        if self.tx is not self.rx:
+            self.rx.configure(tx_cfg.with_(lo_hz=p["rx_lo_hz"], tx_atten_db=TX_ATTEN_RANGE_DB[1]))
+        self.symbols = self.models.encode(self.images, p["design_snr_db"])
+
+    def close(self, _held: list[int] | None = None) -> None:
+        from semjscc.stopping import deferred_signals
+
+        with deferred_signals(deliver=False):  # a second Ctrl-C must not cut the files short
+            self.bar.close()
+            self.writer.close()
+            self.log.close()
+
+
+def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.ndarray,
+         models: Models) -> dict[str, Any]:
+    """The sweep (:class:`_Sweep`) in the one run loop; Ctrl-C / SIGTERM or a radio failure stop it after the
+    batch in progress, and the summary of what was recorded is written before the stop goes on."""
+    from semjscc.stopping import RunOutcome, interrupt_for, run_until_done
+
+    out = Path(exp.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rx_profile, rx_profile_path = resolve_profile(exp.calibration, rx)
+    tx_profile, tx_profile_path = (rx_profile, rx_profile_path) if tx is rx else resolve_profile(exp.tx_calibration, tx)
+    points = _plan_points(exp, rx_profile, rx_profile_path, tx_profile)
+    tx_rms = rx_profile.tx_rms_dbfs if rx_profile else TX_RMS_DBFS
+    scale = tx_scale(tx_rms)
+    meta = _experiment_meta(exp, rx, tx, models, tx_rms, {"rx": rx_profile_path, "tx": tx_profile_path},
+                            {"rx": rx_profile.ppm if rx_profile else None, "tx": tx_profile.ppm if tx_profile else None})
+    meta["images"]["count"] = len(labels)
+    writer = RecordingWriter(out / RECORDING, _recording_globals(exp, rx, tx, meta, points, scale))
+    sweep = _Sweep(exp, rx, tx, points, images, labels, models, scale, writer, FrameLog(out / "frames.csv"))
+    doc: dict[str, Any] = {}
+
+    def finalize(outcome: RunOutcome) -> None:
+        interrupted = outcome.interrupted or outcome.error is not None
+        if interrupted:
+            meta["stopped_by"] = outcome.stopped_by or outcome.error
+        doc.update(_summary(exp, meta, points, sweep.frames_by_point, sweep.failures_by_point, interrupted, images,
+                            labels, models, stop_requested=lambda: bool(outcome.held)))
+
+    outcome = run_until_done(lambda: None, sweep.finished, sweep.close, poll=sweep.step, finalize=finalize,
+                             catch=(SemJSCCError,), poll_s=0.0)
+    if outcome.exception is not None:
+        raise outcome.exception  # a radio failure: the summary of what was recorded is written
+    if outcome.interrupted:  # a signal that was held and not turned into an exception on delivery
+        raise interrupt_for(outcome.held[0])
+    return doc
 
 
 def _summary(exp: Experiment, meta: dict[str, Any], points: list[dict[str, Any]],
              frames_by_point: dict[int, list[FrameResult]], failures_by_point: dict[int, int], interrupted: bool,
-             images: np.ndarray, labels: np.ndarray, models: Models) -> dict[str, Any]:
+             images: np.ndarray, labels: np.ndarray, models: Models,
+             stop_requested: Any = lambda: False) -> dict[str, Any]:
+    """Summary JSON and plot of what was recorded; the simulated reference curve only for a run that
+    finished (a stop during it skips the curve and marks the run interrupted)."""
     out = Path(exp.out)
     per_point = point_summaries(points, frames_by_point, failures_by_point)
     doc: dict[str, Any] = {**totals(frames_by_point, failures_by_point), "points": per_point,
@@ -310,8 +344,14 @@ def _summary(exp: Experiment, meta: dict[str, Any], points: list[dict[str, Any]]
     if exp.simulate and not interrupted:
         measured = [p["snr_est_db"] for p in per_point if p.get("snr_est_db") is not None]
         wanted = [p["target_snr_db"] for p in points if p.get("target_snr_db") is not None]
-        doc["simulated"] = simulate_curve(models, images, labels, _sim_grid(measured + wanted), exp.batch, exp.seed)
-        doc["clean_accuracy"] = clean_accuracy(models, images, labels)
+        curve = simulate_curve(models, images, labels, _sim_grid(measured + wanted), exp.batch, exp.seed,
+                               stop_requested)
+        if stop_requested():
+            doc["interrupted"] = True
+            meta["stopped_by"] = "signal during the simulated curve"
+        else:
+            doc["simulated"] = curve
+            doc["clean_accuracy"] = clean_accuracy(models, images, labels)
     doc["meta"] = meta
     doc["files"] = {"csv": "frames.csv", "recording": f"{RECORDING}.sigmf-meta", "plot": "accuracy_vs_snr.png"}
     write_json(out / "summary.json", doc)
@@ -319,7 +359,7 @@ def _summary(exp: Experiment, meta: dict[str, Any], points: list[dict[str, Any]]
     return doc
 
 
-def _capture_meta(exp: Experiment, p: dict[str, Any], batch: CyclicBatch, sent: list[SentFrame],
+def _capture_meta(exp: Experiment, p: dict[str, Any], batch: CyclicBatch, sent: list[TxFrame],
                   rx: Radio) -> dict[str, Any]:
     meta = {
         "core:frequency": exp.freq_hz, "core:datetime": utc_now(),
@@ -367,12 +407,14 @@ def _sim_grid(snrs: list[float]) -> list[float]:
 
 
 def simulate_curve(models: Models, images: np.ndarray, labels: np.ndarray, snrs: Sequence[float], batch: int,
-                   seed: int = 0) -> list[dict[str, Any]]:
+                   seed: int = 0, stop_requested: Any = lambda: False) -> list[dict[str, Any]]:
     """The same images, models and PHY over an ideal AWGN channel at each SNR (Es/N0 per subcarrier):
     the curve an over-the-air point should sit on if the radio adds nothing but noise."""
     num = DEFAULT_FRAME_FORMAT.numerology
-    rows = []
+    rows: list[dict[str, Any]] = []
     for snr in snrs:
+        if stop_requested():
+            break
         rng = np.random.default_rng([seed, round(snr * 100) & 0xFFFFFFFF])
         symbols = models.encode(images, snr)
         frames: list[FrameResult] = []
@@ -382,7 +424,7 @@ def simulate_curve(models: Models, images: np.ndarray, labels: np.ndarray, snrs:
             wave, _ = modulate_stream([symbols[i] for i in idx], b0 % (MAX_FRAME_NUMBER + 1))
             sigma = num.noise_std_for_snr(snr)
             iq = wave + sigma * (rng.standard_normal(len(wave)) + 1j * rng.standard_normal(len(wave))) / math.sqrt(2)
-            sent = [SentFrame(b0 + j, int(i), int(labels[i])) for j, i in enumerate(idx)]
+            sent = [TxFrame(b0 + j, int(i), int(labels[i])) for j, i in enumerate(idx)]
             res = decode_capture(iq.astype(np.complex64), (0, len(wave)), sent, images, models)
             frames += res.frames
             failures += len(res.header_failures)
@@ -393,13 +435,9 @@ def simulate_curve(models: Models, images: np.ndarray, labels: np.ndarray, snrs:
 
 
 def clean_accuracy(models: Models, images: np.ndarray, labels: np.ndarray) -> float | None:
-    from semjscc.imaging import to_float_nchw
+    from semjscc.link import clean_accuracy as accuracy_before_transmission
 
-    known = labels >= 0
-    if not known.any():
-        return None
-    pred = models.classifier.run(to_float_nchw(images[known])).argmax(axis=1)
-    return float(np.mean(pred == labels[known]))
+    return accuracy_before_transmission(models.classifier.run, images, labels)
 
 
 def _author() -> str:

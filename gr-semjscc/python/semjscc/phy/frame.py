@@ -44,6 +44,8 @@ HEADER_INFO_BITS = 48  # 16 frame number + 16 length + 16 CRC
 HEADER_CODED_BITS = 2 * HEADER_INFO_BITS  # rate 1/2, tail-biting
 MAX_FRAME_NUMBER = 0xFFFF
 MAX_PAYLOAD_LEN = 0xFFFF
+# What an OFDM TX/RX block carries unless told otherwise: buffers are sized for it (the header allows more).
+DEFAULT_MAX_PAYLOAD_LEN = 8192
 
 _CRC_POLY, _CRC_INIT = 0x1021, 0xFFFF
 _G = (0o133, 0o171)  # K=7 generators; bit i of a generator taps the input delayed by i steps

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from semjscc.phy.channel_model import check_cfo_hz
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY, OFDMNumerology
-from semjscc.phy.rx import MAX_CFO_SUBCARRIERS
 
-MAX_CFO_HZ = 20_000.0  # +-20 kHz at 1 MS/s: well inside the receiver's search range (rx.CFO_SEARCH_HZ)
+MAX_CFO_HZ = 20_000.0  # +-20 kHz at 1 MS/s: well inside the receiver's search range (channel_model.CFO_SEARCH_HZ)
 MAX_TAPS = 8  # multipath taps; plus the delay filter the FIR stays within the cyclic prefix
 DELAY_TAPS = 8  # windowed-sinc fractional delay filter length
 
@@ -69,9 +69,9 @@ class BurstChannel:
                  numerology: OFDMNumerology = DEFAULT_NUMEROLOGY) -> None:
         if not snr_db[0] <= snr_db[1]:
             raise ValueError(f"SNR range must be (low, high) with low <= high, got {snr_db}")
-        search_hz = MAX_CFO_SUBCARRIERS * numerology.subcarrier_spacing
-        if not 0 <= max_cfo_hz < search_hz:
-            raise ValueError(f"max CFO must lie in [0, {search_hz:.0f}) Hz (the receiver's search range), got {max_cfo_hz}")
+        if max_cfo_hz < 0:
+            raise ValueError(f"max CFO must be >= 0 (offsets are drawn in +-max), got {max_cfo_hz}")
+        check_cfo_hz(max_cfo_hz, "max CFO")
         if not 1 <= max_taps <= numerology.cp_len - DELAY_TAPS + 1:
             raise ValueError(f"max taps must lie in 1..{numerology.cp_len - DELAY_TAPS + 1} (cyclic prefix), got {max_taps}")
         self.rng, self.num = rng, numerology

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
 from semjscc.phy.frame import (
     DEFAULT_FRAME_FORMAT,
     MAX_FRAME_NUMBER,
@@ -57,7 +58,6 @@ from semjscc.phy.frame import (
     decode_header,
     encode_header,
 )
-from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 
 _TINY = 1e-30
 _MIN_HEADER_SNR_DB = -5.0  # preamble-fit SNR below which a header is not worth decoding
@@ -72,8 +72,6 @@ _MIN_SPREAD = 6.0
 # SNR, no loss up to 0.5 at -1 dB; half-symbol periodic input: nothing on odd carriers).
 _MIN_ODD = 0.25
 _TRIM = 2  # strongest carriers left out of the robust rho that decides on reporting a failed header
-MAX_CFO_SUBCARRIERS = 3.0  # the receiver's default CFO search range, in subcarrier spacings
-CFO_SEARCH_HZ = MAX_CFO_SUBCARRIERS * DEFAULT_NUMEROLOGY.subcarrier_spacing  # 46,875 Hz at 1 MS/s
 
 
 @dataclass
@@ -119,6 +117,43 @@ class FrameCounter:
             self.lost += gap
         self.received += 1
         self.last = frame_number
+
+
+@dataclass(frozen=True)
+class _End:
+    """How a flush ends the stream: ``valid_len`` samples of the buffer are real (plus a tolerance; the
+    rest is zero padding), and with ``hold_len`` (the stream only paused) a burst that has not fully
+    arrived stays buffered rather than being decided on."""
+
+    valid_len: int
+    hold_len: int | None = None
+
+
+@dataclass
+class _Candidates:
+    """Validated preamble candidates after fine timing, CFO, channel estimate and header decoding: per
+    candidate the FFT window start ``fft0``, first sample ``start``, CFO ``eps`` (subcarriers),
+    preamble correlation ``rho`` and its robust version ``rho_rep`` (decides on reporting a failed
+    header), overhead-symbol FFTs ``y`` (K, 4, used), preamble channel estimate ``h``, noise and SNR,
+    header fields ``fn``/``ln``/``crc_ok`` and the Schmidl & Cox ``metric``."""
+
+    fft0: np.ndarray
+    start: np.ndarray
+    eps: np.ndarray
+    rho: np.ndarray
+    rho_rep: np.ndarray
+    y: np.ndarray
+    h: np.ndarray
+    noise: np.ndarray
+    snr: np.ndarray
+    fn: np.ndarray
+    ln: np.ndarray
+    crc_ok: np.ndarray
+    metric: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[_Candidates]) -> _Candidates:
+        return cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__})
 
 
 class _Grid:
@@ -193,8 +228,6 @@ class OFDMReceiver:
         self._buf = np.zeros(0, dtype=np.complex64)
         self._base = 0  # absolute index of _buf[0]
         self._last_end = 0  # absolute index before which everything is decided
-        self._valid_len: int | None = None  # set during flush: real samples (+ tolerance) in _buf
-        self._hold_len: int | None = None  # set during a holding flush: real samples in _buf
 
     def process(self, samples: np.ndarray) -> list[ReceivedFrame]:
         x = np.asarray(samples).astype(np.complex64, copy=False).ravel()
@@ -204,7 +237,7 @@ class OFDMReceiver:
         if not sane.all():
             x = np.where(sane.reshape(-1, 2).all(axis=1), x, np.complex64(0))
         self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x
-        return self._scan(final=False)
+        return self._scan(None)
 
     def flush(self, hold_incomplete: bool = False) -> list[ReceivedFrame]:
         """Decide on everything buffered (end of stream, or the stream went idle). A burst cut a few
@@ -220,12 +253,7 @@ class OFDMReceiver:
             self._buf = np.concatenate([self._buf, tail])
         # at most cp/2 zero-filled samples inside a frame's last FFT window; a burst cut any shorter
         # is dropped rather than delivered with a zeroed payload tail
-        self._valid_len = real_len + self.g.cp // 2
-        self._hold_len = real_len if hold_incomplete else None
-        try:
-            frames = self._scan(final=True)
-        finally:
-            self._valid_len = self._hold_len = None
+        frames = self._scan(_End(real_len + self.g.cp // 2, real_len if hold_incomplete else None))
         if not (hold_incomplete and len(self._buf)):  # nothing held back for the next samples
             # the zero tail is not part of the stream: absolute sample indices continue from real_end
             self._base = self._last_end = real_end
@@ -237,8 +265,10 @@ class OFDMReceiver:
         return len(self._buf)
 
     # --- the scan ---------------------------------------------------------------------------
-    def _scan(self, final: bool) -> list[ReceivedFrame]:
+    def _scan(self, end: _End | None) -> list[ReceivedFrame]:
+        """Decide on the candidates in the buffer; ``end``: a flush (see :class:`_End`), None while streaming."""
         g, buf = self.g, self._buf
+        final = end is not None
         n = len(buf)
         tail_keep = g.nfft + 2 * g.sym
         if n < 2 * g.nfft:
@@ -249,9 +279,9 @@ class OFDMReceiver:
         keep = d + self._base >= self._last_end
         d, P, M = d[keep], P[keep], M[keep]
         need = (self.fmt.n_overhead + 2) * g.sym  # samples after a peak to decide on it
-        hold = final and self._hold_len is not None
+        hold = end is not None and end.hold_len is not None
         # a holding flush decides on bursts whose preamble and header have all arrived
-        ready = d + self.fmt.n_overhead * g.sym + g.cp <= self._hold_len if hold else d + need <= n
+        ready = d + self.fmt.n_overhead * g.sym + g.cp <= end.hold_len if hold else d + need <= n  # type: ignore[union-attr]
         keep_from = n - tail_keep
         if (not final or hold) and not ready.all():
             keep_from = min(keep_from, int(d[~ready][0]) - g.sym)
@@ -259,12 +289,12 @@ class OFDMReceiver:
         self.stats.candidates += len(d)
         frames: list[ReceivedFrame] = []
         if len(d):
-            frames, incomplete = self._decide(buf, d, P, M, final)
+            frames, incomplete = self._decide(buf, d, P, M, end)
             if incomplete is not None:
                 keep_from = min(keep_from, incomplete - g.sym)
-        if hold and keep_from < self._hold_len:  # something is still arriving: keep it
+        if hold and keep_from < end.hold_len:  # type: ignore[union-attr,operator]  # something is still arriving
             keep_from = max(0, keep_from)
-            self._buf = buf[keep_from:self._hold_len].copy()
+            self._buf = buf[keep_from:end.hold_len].copy()  # type: ignore[union-attr]
             self._base += keep_from
             return frames
         keep_from = max(0, keep_from) if not final else n
@@ -335,33 +365,31 @@ class OFDMReceiver:
         return np.fft.fft(seg * rot, axis=-1, norm="ortho")[..., g.used_bins]
 
     def _decide(self, x: np.ndarray, d: np.ndarray, corr: np.ndarray, metric: np.ndarray,
-                final: bool) -> tuple[list[ReceivedFrame], int | None]:
+                end: _End | None) -> tuple[list[ReceivedFrame], int | None]:
         """Rounds from most to least obvious preamble. Payload symbols look like noise to Schmidl &
         Cox and raise many weak candidates inside each frame: once a round has found frames, later
         rounds skip the candidates inside them (no validation, no header decoding)."""
-        parts: list[dict[str, np.ndarray]] = []
+        parts: list[_Candidates] = []
         first = metric >= _SC_OBVIOUS
         if first.any():
             d1, eps1, _, m1 = self._validate(x, d[first], corr[first], metric[first])
-            parts.append({**self._refine(x, d1, eps1, wide=False), "metric": m1})
+            parts.append(self._refine(x, d1, eps1, m1, wide=False))
         rest = np.flatnonzero(~first)
         rest = rest[~self._inside(d[rest], parts)]
         d2, eps2, rho2, m2 = self._validate(x, d[rest], corr[rest], metric[rest])
         strong = rho2 >= self.report_threshold
-        parts.append({**self._refine(x, d2[strong], eps2[strong]), "metric": m2[strong]})
+        parts.append(self._refine(x, d2[strong], eps2[strong], m2[strong]))
         weak = np.flatnonzero(~strong)
         weak = weak[~self._inside(d2[weak], parts)]
-        parts.append({**self._refine(x, d2[weak], eps2[weak]), "metric": m2[weak]})
-        arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return self._assemble(x, final, **arrays)
+        parts.append(self._refine(x, d2[weak], eps2[weak], m2[weak]))
+        return self._assemble(x, end, _Candidates.concat(parts))
 
-    def _inside(self, pos: np.ndarray, parts: list[dict[str, np.ndarray]]) -> np.ndarray:
+    def _inside(self, pos: np.ndarray, parts: list[_Candidates]) -> np.ndarray:
         """Which positions fall inside a frame with a good header found so far."""
-        starts = [p["start"][p["crc_ok"]] for p in parts]
+        starts = [p.start[p.crc_ok] for p in parts]
         if not len(pos) or not sum(len(s) for s in starts):
             return np.zeros(len(pos), dtype=bool)
-        ends = [p["start"][p["crc_ok"]] + (self.fmt.n_overhead + self._n_pay(p["ln"][p["crc_ok"]])) * self.g.sym
-                for p in parts]
+        ends = [p.start[p.crc_ok] + (self.fmt.n_overhead + self._n_pay(p.ln[p.crc_ok])) * self.g.sym for p in parts]
         iv_start, iv_end = np.concatenate(starts), np.concatenate(ends)
         order = np.argsort(iv_start)
         iv_start, iv_end = iv_start[order], np.maximum.accumulate(iv_end[order])
@@ -402,7 +430,8 @@ class OFDMReceiver:
         self.stats.validated += int(ok.sum())
         return d[ok], eps_f[ok] + 2 * best_g[ok], best_rho[ok], metric[ok]
 
-    def _refine(self, x: np.ndarray, d: np.ndarray, eps: np.ndarray, wide: bool = True) -> dict[str, np.ndarray]:
+    def _refine(self, x: np.ndarray, d: np.ndarray, eps: np.ndarray, metric: np.ndarray,
+                wide: bool = True) -> _Candidates:
         """Fine timing, fine CFO, channel estimate and header decoding for validated candidates."""
         g, n = self.g, len(x)
         # --- fine timing: correlation with sync_word2 over lags covering the whole CP plateau, and
@@ -420,7 +449,7 @@ class OFDMReceiver:
         fft0 = first_path - g.sym - self.timing_margin  # sync_word1's FFT window start
         start = first_path - g.sym - g.cp  # the frame's first sample
         inside = (fft0 >= 0) & (fft0 + self.fmt.n_overhead * g.sym <= n)
-        fft0, start, eps = fft0[inside], start[inside], eps[inside]
+        fft0, start, eps, metric = fft0[inside], start[inside], eps[inside], metric[inside]
         # --- fine CFO from the preamble pair, then the overhead symbols at the final CFO ---
         Y = self._fft_windows(x, fft0, 2, eps)
         A = Y[:, 1, g.even] * np.conj(g.x2[g.even])
@@ -458,8 +487,7 @@ class OFDMReceiver:
             fn[hopeful], ln[hopeful], crc_ok[hopeful], _ = decode_header(
                 soft[hopeful].reshape(int(hopeful.sum()), self.fmt.n_header * self.num.n_data))
         crc_ok &= ln <= self.max_payload_len
-        return {"fft0": fft0, "start": start, "eps": eps, "rho": rho, "rho_rep": rho_rep, "y": Y, "h": H,
-                "noise": noise, "snr": snr_pre, "fn": fn, "ln": ln, "crc_ok": crc_ok}
+        return _Candidates(fft0, start, eps, rho, rho_rep, Y, H, noise, snr_pre, fn, ln, crc_ok, metric)
 
     def _header_phase(self, yh: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Common phase of each header symbol as a unit phasor to multiply by (K, n_header).
@@ -476,15 +504,13 @@ class OFDMReceiver:
         half = np.where(np.real(half * np.conj(pil)) < 0, -half, half)
         return np.conj(half)
 
-    def _assemble(self, x: np.ndarray, final: bool, fft0: np.ndarray, start: np.ndarray, eps: np.ndarray,
-                  rho: np.ndarray, rho_rep: np.ndarray, y: np.ndarray, h: np.ndarray, noise: np.ndarray,
-                  snr: np.ndarray, fn: np.ndarray, ln: np.ndarray, crc_ok: np.ndarray,
-                  metric: np.ndarray) -> tuple[list[ReceivedFrame], int | None]:
-        """Greedy walk in time order: accept non-overlapping frames, then demodulate payloads.
-        ``y``: FFT of the 4 overhead symbols (K, 4, used), ``h``: preamble channel estimate,
-        ``rho_rep``: the robust rho that decides on reporting a failed header."""
+    def _assemble(self, x: np.ndarray, end: _End | None, c: _Candidates) -> tuple[list[ReceivedFrame], int | None]:
+        """Greedy walk in time order: accept non-overlapping frames, then demodulate payloads."""
+        fft0, start, eps, rho, rho_rep, snr, ln, crc_ok, metric = (c.fft0, c.start, c.eps, c.rho, c.rho_rep, c.snr,
+                                                                   c.ln, c.crc_ok, c.metric)
         g, sym = self.g, self.g.sym
-        n = len(x) if self._valid_len is None else min(len(x), self._valid_len)
+        final = end is not None
+        n = len(x) if end is None else min(len(x), end.valid_len)
         order = np.argsort(start, kind="stable")
         cursor = self._last_end - self._base
         good: list[int] = []
@@ -507,7 +533,7 @@ class OFDMReceiver:
                     continue
                 n_sym = self.fmt.n_overhead + self.fmt.n_payload_symbols(int(ln[i]))
                 if fft0[i] + (n_sym - 1) * sym + g.nfft > n:  # last FFT window not in the buffer yet
-                    if not final or self._hold_len is not None:
+                    if not final or end.hold_len is not None:  # type: ignore[union-attr]
                         incomplete = int(start[i])
                         break
                     self.stats.cut_short += 1
@@ -527,11 +553,11 @@ class OFDMReceiver:
         self.stats.header_failed += len(failed)
         frames = [ReceivedFrame(-1, False, np.zeros(0, np.complex64), float(snr[i]),
                                 float(eps[i]) * self.num.sample_rate / g.nfft, int(self._base + start[i]),
-                                float(rho[i]), float(noise[i])) for i in failed]
+                                float(rho[i]), float(c.noise[i])) for i in failed]
         good_arr = np.array(good, dtype=np.int64)
         for length in np.unique(ln[good_arr]) if len(good) else []:
             idx = good_arr[ln[good_arr] == length]
-            frames += self._demodulate(x, idx, int(length), fft0, start, eps, rho, y, fn)
+            frames += self._demodulate(x, idx, int(length), c)
         frames.sort(key=lambda f: f.start)
         return frames, incomplete
 
@@ -561,9 +587,10 @@ class OFDMReceiver:
         phase = ph0[:, None] + w0[:, None] * t + pm + slope * (t - tm)
         return np.exp(-1j * phase)
 
-    def _demodulate(self, x: np.ndarray, idx: np.ndarray, length: int, fft0: np.ndarray, start: np.ndarray,
-                    eps: np.ndarray, rho: np.ndarray, y: np.ndarray, fn: np.ndarray) -> list[ReceivedFrame]:
+    def _demodulate(self, x: np.ndarray, idx: np.ndarray, length: int, c: _Candidates) -> list[ReceivedFrame]:
+        """Equalised payloads of the good-header candidates ``idx`` (all of payload length ``length``)."""
         g, fmt = self.g, self.fmt
+        fft0, start, eps, rho, y, fn = c.fft0, c.start, c.eps, c.rho, c.y, c.fn
         k, n_pay = len(idx), fmt.n_payload_symbols(length)
         Yo = y[idx]
         # known header symbols (the CRC passed) on the used carriers

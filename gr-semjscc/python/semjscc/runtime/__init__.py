@@ -24,7 +24,6 @@ from semjscc.runtime.session import (
 )
 from semjscc.runtime.zoo import (
     OnnxScheme,
-    classifier_dir_for,
     list_models,
     load_classifier,
     load_decoder,
@@ -42,7 +41,6 @@ __all__ = [
     "OnnxScheme",
     "RuntimeOptions",
     "check_pair",
-    "classifier_dir_for",
     "list_models",
     "load_classifier",
     "load_decoder",

@@ -14,7 +14,7 @@ import numpy as np
 
 from semjscc.errors import ModelError
 from semjscc.modelcard import CARD_FILE, KIND_FILES, ModelCard, kn_label, sha256_file
-from semjscc.paths import models_dir
+from semjscc.paths import models_dir, resolve_model_dir
 from semjscc.runtime.session import (
     ClassifierSession,
     DecoderSession,
@@ -26,21 +26,6 @@ from semjscc.runtime.session import (
 
 log = logging.getLogger("semjscc.runtime")
 M = TypeVar("M", bound=OnnxModel)
-
-
-def resolve_model_dir(ref: str | Path) -> Path:
-    """A model directory from a path or a name under models_dir()."""
-    p = Path(ref)
-    if p.is_dir():
-        return p
-    cand = models_dir() / str(ref)
-    if cand.is_dir():
-        return cand
-    if p.is_file():
-        raise ModelError(f"model {ref!r} is a file, not a model directory: pass the folder that holds its card.yaml "
-                         f"and .onnx files ({p.parent}, if that is one)")
-    raise ModelError(f"model {ref!r} not found: neither a directory nor a name under {models_dir()} "
-                     f"(`semjscc models` lists them; SEMJSCC_MODELS points elsewhere)")
 
 
 def _open(cls: type[M], ref: str | Path, options: RuntimeOptions) -> tuple[M, ModelCard | None, Path]:
@@ -99,18 +84,6 @@ def load_classifier(ref: str | Path, *, device: str | None = None, threads: int 
     return _open(ClassifierSession, ref, RuntimeOptions.make(device, threads, inter_threads, verify))[0]
 
 
-def classifier_dir_for(model_dir: Path, card: ModelCard) -> Path | None:
-    """The classifier model directory a deep JSCC card names (relative to its own directory),
-    or None when it names none or the directory is not there."""
-    if not card.classifier:
-        return None
-    p = (Path(model_dir) / card.classifier).resolve()
-    if not p.is_dir():
-        log.warning("%s names classifier %s, which is not there", model_dir, p)
-        return None
-    return p
-
-
 class OnnxScheme:
     """A deep JSCC model directory behind the numpy Scheme interface of ``semjscc.evaluation``."""
 
@@ -119,8 +92,9 @@ class OnnxScheme:
         self.directory = resolve_model_dir(model)
         self.encoder, self.decoder, self.card = load_jscc_pair(self.directory, **runtime)
         self.kn = float(self.card.kn or 0.0)
-        cdir = classifier_dir_for(self.directory, self.card)
-        self.classifier_ref = str(cdir) if cdir is not None else None
+        from semjscc.link import resolve_classifier
+
+        self.classifier_ref = resolve_classifier(self.directory)
 
     def encode(self, images: np.ndarray, snr_db: np.ndarray) -> np.ndarray:
         return self.encoder.run(images, snr_db)

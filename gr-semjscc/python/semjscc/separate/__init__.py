@@ -3,6 +3,6 @@ headers stripped, IEEE 802.11n LDPC codes, Gray QAM, under exactly the JSCC's ch
 
 ``scheme.SeparateScheme`` is one configuration as a ``semjscc.evaluation.Scheme`` (end to end on
 the real bits); ``envelope.run_separate_sweep`` evaluates every configuration that fits, per SNR,
-and ``envelope.envelope`` picks the best; ``python -m semjscc.separate`` runs it. Submodules are
+and ``envelope.envelope`` picks the best; ``semjscc eval --separate`` runs it. Submodules are
 imported explicitly, so importing this package loads no codec, numba or torch.
 """

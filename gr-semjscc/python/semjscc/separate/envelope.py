@@ -27,7 +27,6 @@ a flat image exactly).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import platform
@@ -374,31 +373,6 @@ def run_separate_eval(classify: Classify, data: object, snrs: Sequence[float], c
         out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
         out.with_suffix(".md").write_text(markdown(rows, meta) + "\n")
     return doc
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m semjscc.separate``: the separate-coding envelope on CIFAR-10 test images."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--classifier", required=True, help="classifier: ONNX model directory/name or checkpoint")
-    p.add_argument("--data", default=None)
-    p.add_argument("--snr", type=float, nargs="+", default=[0.0, 5.0, 10.0, 15.0, 20.0])
-    p.add_argument("--channel", choices=("awgn", "ofdm"), default="awgn")
-    p.add_argument("--kn", type=int, default=6, help="bandwidth ratio k/n = 1/KN (6 or 12)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate N test images (default: all)")
-    p.add_argument("--codec", action="append", choices=("jpeg", "webp", "heif"), default=None)
-    p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--out", type=Path, default=None, help="output stem (default results/separate-CHANNEL-kKN)")
-    args = p.parse_args(argv)
-    from semjscc.data import load_cifar10
-    from semjscc.schemes import load_classifier_fn
-
-    classify = load_classifier_fn(args.classifier)
-    data = load_cifar10(args.data, "test").subset(args.limit)
-    out = args.out or Path(f"results/separate-{args.channel}-k{args.kn}")
-    doc = run_separate_eval(classify, data, args.snr, args.channel, 1 / args.kn, out, args.seed, codecs=args.codec)
-    print(markdown(doc["rows"], doc["meta"]))
-    print(f"wrote {out}.json, {out}.md")
-    return 0
 
 
 __all__ = ["AUTO", "CodecTable", "PhyOutcome", "build_codec_table", "envelope", "evaluate_config",

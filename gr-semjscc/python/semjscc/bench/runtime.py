@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from semjscc.errors import ModelError
+from semjscc.link import resolve_classifier
 from semjscc.modelcard import ModelCard, sha256_file
-from semjscc.paths import REPO_ROOT
+from semjscc.paths import REPO_ROOT, resolve_model_dir
 from semjscc.runtime.session import DEFAULT_THREADS
-from semjscc.runtime.zoo import classifier_dir_for, load_classifier, load_jscc_pair, resolve_model_dir
+from semjscc.runtime.zoo import load_classifier, load_jscc_pair
 
 STAGES = ("encoder", "decoder", "classifier", "chain")
 
@@ -134,11 +135,8 @@ def bench_runtime(model: str | Path, *, classifier: str | Path | None = None, ba
 
     model_dir = resolve_model_dir(model)
     enc, dec, card = load_jscc_pair(model_dir, device=device, threads=threads)
-    cdir = Path(classifier) if classifier is not None else classifier_dir_for(model_dir, card)
-    if cdir is None:
-        raise ModelError(f"{model_dir}: its card names no classifier that is present; pass --classifier NAME_OR_DIR")
+    cdir = resolve_model_dir(resolve_classifier(model_dir, classifier))
     clf = load_classifier(cdir, device=device, threads=threads)
-    cdir = resolve_model_dir(cdir)
 
     jscc_t, jscc_how, jscc_real = _torch_jscc(card, model_dir, jscc_ckpt)
     clf_t, clf_how, clf_real = _torch_classifier(clf.card, cdir, classifier_ckpt)

@@ -33,6 +33,10 @@ COUNTERS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failure
             "rx_frames_ok", "rx_frames_failed", "decoder_corrupt", "block_errors")
 
 
+class _Stalled(Exception):  # noqa: N818 (a condition the soak reports, not a program error)
+    """No frame accounted for in ``stall_timeout_s``: the soak stops and counts it as an exception."""
+
+
 def rss_kib() -> int:
     """Resident set size of this process in KiB (VmRSS from /proc/self/status; 0 where absent)."""
     try:
@@ -61,7 +65,7 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
     from semjscc.gr.burst_channel import burst_channel
     from semjscc.gr.sim_loopback import SimConfig, sim_loopback
     from semjscc.shipped import JSCC_SEMANTIC
-    from semjscc.stopping import deferred_signals, stopped_by
+    from semjscc.stopping import RunOutcome, run_until_done, stopped_by
 
     if frames <= 0:
         raise ValueError("frames must be > 0")
@@ -82,8 +86,8 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
     errors: list[str] = []
     checkpoints: list[dict[str, Any]] = []
     rss_ref: int | None = None
-    t0 = last_change = time.monotonic()
-    last_accounted = next_report = 0
+    t0 = time.monotonic()
+    next_report = 0
 
     def poll() -> int:
         """Sample the counters; RSS at the reference frame; a checkpoint every ``report_every``."""
@@ -103,26 +107,32 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
                          f"rss {c['rss_kib'] // 1024} MiB, {c['elapsed_s']:.0f} s")
         return accounted
 
-    # Ctrl-C / SIGTERM are held (and end the loop) so that the report is always complete
-    with deferred_signals(deliver=False) as held:
-        tb.start()
-        try:
-            while not held and not tb.sink.done_event.wait(0.2):
-                accounted, now = poll(), time.monotonic()
-                if accounted != last_accounted:
-                    last_accounted, last_change = accounted, now
-                elif now - last_change > stall_timeout_s:
-                    errors.append(f"stalled: no frame accounted for in {stall_timeout_s:g} s after {accounted} frames")
-                    break
-            poll()
-        except Exception as e:  # the soak reports a failure rather than losing what it measured
-            errors.append(f"{type(e).__name__}: {e}".splitlines()[0])
-        finally:
-            tb.stop()
-            tb.wait()
-        elapsed = time.monotonic() - t0
-        summary = tb.sink.finalize()
+    stall = {"accounted": 0, "since": t0}
+    summary: dict[str, Any] = {}
+
+    def step() -> None:
+        accounted, now = poll(), time.monotonic()
+        if accounted != stall["accounted"]:
+            stall.update(accounted=accounted, since=now)
+        elif now - stall["since"] > stall_timeout_s:
+            raise _Stalled(f"stalled: no frame accounted for in {stall_timeout_s:g} s after {accounted} frames")
+
+    def stop(_held: list[int]) -> None:
+        tb.stop()
+        tb.wait()
+
+    def finalize(outcome: RunOutcome) -> None:
+        poll()
+        if outcome.error:  # the soak reports a failure rather than losing what it measured
+            errors.append(outcome.error.removeprefix("_Stalled: "))
+        summary.update(tb.sink.finalize())
         summary.update(tb.rx_stats())
+
+    # Ctrl-C / SIGTERM are held (and end the loop) so that the report is always complete
+    outcome = run_until_done(tb.start, tb.sink.done_event.wait, stop, poll=step, finalize=finalize, deliver=False,
+                             catch=(Exception,), poll_s=0.2)
+    elapsed = outcome.elapsed_s
+    held = outcome.held
     interrupted = stopped_by(held[0]) if held else ""  # what stopped the soak early, '' if nothing did
     rss_end = rss_kib()
     if rss_ref is None:

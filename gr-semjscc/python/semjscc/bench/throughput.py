@@ -35,8 +35,8 @@ from gnuradio import blocks, channels, digital, gr
 
 from semjscc.errors import UsageError
 from semjscc.gr import ofdm_rx, ofdm_tx
+from semjscc.phy.channel_model import check_cfo_hz
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
-from semjscc.phy.rx import CFO_SEARCH_HZ
 
 _LEN_KEY = "packet_len"
 GR_BUFFER_ITEMS = 8192  # GNU Radio's default buffer (64 KiB of complex samples)
@@ -61,9 +61,7 @@ def check_args(n_frames: int, n_symbols: int, snr_db: float, cfo_hz: float, gr_p
                          f"longer ones)")
     if not math.isfinite(snr_db):
         raise UsageError(f"--snr must be a finite number of dB, got {snr_db}")
-    if not abs(cfo_hz) < CFO_SEARCH_HZ:
-        raise UsageError(f"|--cfo| must stay below 3 subcarriers ({CFO_SEARCH_HZ:.0f} Hz), the receiver's search range; "
-                         f"got {cfo_hz:g} Hz")
+    check_cfo_hz(cfo_hz, "--cfo")
     if gr_packet_bytes is not None and not (gr_packet_bytes >= 1
                                             and _gr_ofdm_symbols(gr_packet_bytes) <= GR_MAX_OFDM_SYMBOLS):
         raise UsageError(f"gr_packet_bytes must give GNU Radio bursts of at most {GR_MAX_OFDM_SYMBOLS} OFDM symbols, "

@@ -1,0 +1,81 @@
+"""Parameters of a simulated channel in the project's conventions: what GNU Radio's
+``channels.channel_model`` is given, and the range of carrier offsets the receiver searches.
+
+The .grc flowgraphs call these from their variables (``noise_voltage(snr_db)``,
+``multipath_taps(multipath)``), so the flowgraphs, ``semjscc run``, the soak and the tests compute
+them one way:
+
+* noise voltage: the project's SNR is Es/N0 per subcarrier (:mod:`semjscc.phy.numerology`). The
+  TX's IFFT is unitary and every data carrier has Es = 1, so per-sample noise variance equals
+  per-subcarrier noise variance. (The time-domain power inside a burst is 52/64 of that, since 12
+  of the 64 bins are empty: scaling the noise by it would make the link 0.9 dB better than it claims.)
+* frequency offset: the CFO normalised to the sample rate;
+* taps: a named multipath profile or a list of complex taps, normalised to unit energy so the mean
+  per-subcarrier SNR stays the SNR asked for, and no longer than the cyclic prefix.
+"""
+
+from __future__ import annotations
+
+import math
+
+from semjscc.errors import UsageError
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+
+SAMPLE_RATE = DEFAULT_NUMEROLOGY.sample_rate  # the PHY's native rate (1 MS/s); CFOs in Hz refer to it
+MAX_CFO_SUBCARRIERS = 3.0  # the receiver's default CFO search range, in subcarrier spacings
+CFO_SEARCH_HZ = MAX_CFO_SUBCARRIERS * DEFAULT_NUMEROLOGY.subcarrier_spacing  # 46,875 Hz at 1 MS/s
+
+# Tap delays in samples (1 us at 1 MS/s), all well inside the 16-sample cyclic prefix.
+MULTIPATH_PROFILES: dict[str, tuple[complex, ...]] = {
+    "none": (1.0,),
+    "two-ray": (1.0, 0, 0, 0.5 * complex(math.cos(2.0), math.sin(2.0))),
+    # exponential power delay profile (about 2 us rms), fixed pseudo-random phases
+    "indoor": tuple(math.exp(-d / 2.5) * complex(math.cos(1.7 * d * d + 0.4), math.sin(1.7 * d * d + 0.4))
+                    for d in range(8)),
+}
+
+
+def noise_voltage(snr_db: float) -> float:
+    """``channel_model`` noise voltage for ``snr_db`` Es/N0 per subcarrier (see the module docstring)."""
+    return DEFAULT_NUMEROLOGY.noise_std_for_snr(float(snr_db))
+
+
+def freq_offset(cfo_hz: float, sample_rate: float = SAMPLE_RATE) -> float:
+    """``channel_model`` frequency offset: the CFO normalised to the sample rate."""
+    return float(cfo_hz) / sample_rate
+
+
+def multipath_taps(spec: str) -> list[complex]:
+    """Channel taps for a profile name or a comma-separated list of complex numbers ("1, 0.3j"),
+    normalised to unit energy. Taps beyond the cyclic prefix are refused (inter-symbol interference
+    the receiver is not built for)."""
+    text = str(spec).strip() or "none"
+    if text in MULTIPATH_PROFILES:
+        taps = [complex(t) for t in MULTIPATH_PROFILES[text]]
+    else:
+        try:
+            taps = [complex(t.strip().replace(" ", "")) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise UsageError(f"multipath {spec!r}: give a profile ({', '.join(MULTIPATH_PROFILES)}) or complex taps "
+                             f"like '1, 0.3j, 0.1'") from None
+    energy = sum(abs(t) ** 2 for t in taps)
+    if not taps or energy == 0 or not math.isfinite(energy):
+        raise UsageError(f"multipath {spec!r}: the taps have no energy")
+    if len(taps) > DEFAULT_NUMEROLOGY.cp_len:
+        raise UsageError(f"multipath {spec!r}: {len(taps)} taps exceed the {DEFAULT_NUMEROLOGY.cp_len}-sample cyclic prefix")
+    return [t / math.sqrt(energy) for t in taps]
+
+
+def taps_text(spec: str) -> str:
+    """:func:`multipath_taps` as the comma-separated text a .grc's ``multipath`` parameter takes."""
+    return ",".join(repr(complex(t)).strip("()") for t in multipath_taps(spec))
+
+
+def check_cfo_hz(cfo_hz: float, what: str = "the CFO") -> float:
+    """``cfo_hz`` if it is a finite offset inside the receiver's search range, else a UsageError
+    naming ``what`` (an option such as ``--cfo``)."""
+    v = float(cfo_hz)
+    if not (math.isfinite(v) and abs(v) < CFO_SEARCH_HZ):
+        raise UsageError(f"{what} must stay within +-{MAX_CFO_SUBCARRIERS:g} subcarriers ({CFO_SEARCH_HZ:.0f} Hz at "
+                         f"{SAMPLE_RATE / 1e6:g} MS/s), the receiver's search range; got {cfo_hz:g} Hz")
+    return v

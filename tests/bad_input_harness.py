@@ -1,0 +1,435 @@
+"""The bad-input harness: every case of tests/bad_inputs.yaml, its fixtures, how it runs and how it is
+judged. tests/test_bad_input.py runs the cases; scripts/bad_input_table.py renders what they did as
+the tables of docs/bad-input.md (:func:`table_row` gives each case's row).
+
+Two kinds of case (the data file's comment describes the fields):
+
+* ``cli``: ``semjscc ARGV``, in this process through ``semjscc.cli.main`` (``test: inprocess``, the
+  default) or as a ``python -m semjscc.cli`` subprocess (``test: subprocess``), in a scratch folder
+  with ``QT_QPA_PLATFORM=offscreen``, a throwaway HOME and cache, and ``SEMJSCC_DATA`` set to a tiny
+  fake CIFAR-10 (so no case decodes the real dataset); exit status, stdout and stderr are captured.
+* ``blocks``: a Python snippet run in this process against the GNU Radio blocks (``g`` is
+  ``semjscc.gr``, ``fx`` the fixtures, ``link()`` sends frames through encoder -> OFDM TX -> OFDM RX
+  -> decoder); what it raises is captured.
+
+Fixtures (``{name}`` in an argv or env value, ``fx["name"]`` in a snippet) are built on first use
+under one temporary folder: truncated copies of the shipped ONNX models, a text file named ``.pt``,
+a truncated ``.sigmf-meta``, pictures of the wrong size, a modified ``sim_loopback.grc``, tiny
+untrained models with another symbol count, a short simulated ``semjscc ota`` recording, ...
+
+A case fails when its exit status (or exception class) differs from the expected one, when the
+expected text is missing from its message, or when a Python traceback shows. Cases marked ``xfail``
+(known gaps, with the reason) are reported but do not fail; one that starts passing does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CASES_FILE = REPO / "tests" / "bad_inputs.yaml"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_FX_REF = re.compile(r"""fx\[["'](\w+)["']\]""")
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+# --- cases --------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    kind: str  # "cli" or "blocks"
+    id: str
+    expect: str  # text the message must contain
+    argv: list[str] = field(default_factory=list)  # cli
+    env: dict[str, str] = field(default_factory=dict)  # cli
+    exit: int = 2  # cli: expected exit status
+    code: str = ""  # blocks: Python snippet
+    error: str | None = None  # blocks: expected semjscc.errors class name, None = must not raise
+    test: str = "inprocess"  # how tests/test_bad_input.py runs it: inprocess, subprocess or skip
+    xfail: str = ""  # a known gap: why it does not behave yet
+    note: str = ""
+    timeout: float = 120.0  # cli: seconds before the subprocess is killed (a hang is a failure)
+
+    def fixtures(self) -> set[str]:
+        texts = [*self.argv, *self.env.values()]
+        return {m for t in texts for m in _PLACEHOLDER.findall(t)} | set(_FX_REF.findall(self.code))
+
+
+def load_cases(path: Path = CASES_FILE) -> list[Case]:
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    cases: list[Case] = []
+    for kind in ("cli", "blocks"):
+        for raw in doc.get(kind) or []:
+            raw = dict(raw)
+            if kind == "cli":
+                raw["argv"] = [str(a) for a in raw["argv"]]
+                raw["env"] = {str(k): str(v) for k, v in (raw.get("env") or {}).items()}
+            cases.append(Case(kind=kind, **raw))
+    ids = [c.id for c in cases]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise SystemExit(f"{path}: duplicate case ids {sorted(dup)}")
+    return cases
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+class Fixtures:
+    """Files the cases use, built on first use under ``root``. ``overrides`` maps a fixture name to
+    a ready path (the tests pass their session-wide tiny model zoo)."""
+
+    def __init__(self, root: Path, overrides: dict[str, Path] | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._paths: dict[str, Path] = {k: Path(v) for k, v in (overrides or {}).items()}
+        self._lock = threading.RLock()
+
+    def __getitem__(self, name: str) -> str:
+        with self._lock:
+            if name not in self._paths:
+                make = getattr(self, f"_make_{name}", None)
+                if make is None:
+                    raise KeyError(f"unknown fixture {name!r}")
+                self._paths[name] = Path(make())
+            return str(self._paths[name])
+
+    def fill(self, text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: self[m.group(1)], text)
+
+    def env(self) -> dict[str, str]:
+        """The environment every case runs in (a case's own env goes on top)."""
+        home = self.root / "home"
+        home.mkdir(exist_ok=True)
+        return {"HOME": str(home), "XDG_RUNTIME_DIR": str(home), "QT_QPA_PLATFORM": "offscreen", "MPLBACKEND": "Agg",
+                "SEMJSCC_CACHE": str(self.root / "cache"), "SEMJSCC_DATA": self["cifar"], "PYTHONUNBUFFERED": "1"}
+
+    def _file(self, name: str, data: bytes | str) -> Path:
+        p = self.root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data.encode() if isinstance(data, str) else data)
+        return p
+
+    # each _make_NAME builds fixture NAME and returns its path
+    def _make_scratch(self) -> Path:
+        p = self.root / "scratch"
+        p.mkdir(exist_ok=True)
+        return p
+
+    def _make_repo(self) -> Path:
+        return REPO
+
+    def _make_bad_pt(self) -> Path:
+        return self._file("bad.pt", "not a checkpoint\n")
+
+    def _make_bad_meta(self) -> Path:
+        return self._file("bad.sigmf-meta", '{\n  "global": {"core:datatype": "cf32_le", "core:ver')
+
+    def _make_notes_txt(self) -> Path:
+        return self._file("notes.txt", "a text file, not a flowgraph\n")
+
+    def _make_broken_grc(self) -> Path:
+        return self._file("broken.grc", "options: [this is: not, a flowgraph\n")
+
+    def _make_broken_tar(self) -> Path:
+        return self._file("broken.tar.gz", b"\x1f\x8b\x08\x00 not really gzip" * 4)
+
+    def _make_a_directory(self) -> Path:
+        p = self.root / "a-directory"
+        p.mkdir(exist_ok=True)
+        return p
+
+    def _make_models_with_classifier(self) -> Path:
+        """A models folder that already holds a 'classifier' directory (export must not replace it)."""
+        p = self.root / "models-existing"
+        (p / "classifier").mkdir(parents=True, exist_ok=True)
+        return p
+
+    def _make_bad_models(self) -> Path:
+        """Copies of jscc-semantic-kn6 and classifier with every .onnx cut to a third."""
+        p = self.root / "bad-models"
+        if not p.is_dir():
+            for name in ("jscc-semantic-kn6", "classifier"):
+                shutil.copytree(REPO / "models" / name, p / name)
+                for f in (p / name).glob("*.onnx"):
+                    data = f.read_bytes()
+                    f.write_bytes(data[: len(data) // 3])
+        return p
+
+    def _make_truncated_onnx(self) -> Path:
+        """A lone encoder .onnx (no card beside it) cut to a third: ONNX Runtime must refuse it."""
+        data = (REPO / "models" / "jscc-semantic-kn6" / "encoder.onnx").read_bytes()
+        return self._file("lone/encoder.onnx", data[: len(data) // 3])
+
+    def _make_cifar(self) -> Path:
+        """A tiny CIFAR-10 look-alike (torchvision pickles, 2 images per class and split)."""
+        import numpy as np
+
+        d = self.root / "cifar-fake" / "cifar-10-batches-py"
+        if not d.is_dir():
+            d.mkdir(parents=True)
+            rng = np.random.default_rng(0)
+            for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+                n = 10 if name == "test_batch" else 4
+                labels = [i % 10 for i in range(n)]
+                data = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+                with open(d / name, "wb") as f:
+                    pickle.dump({b"data": data, b"labels": labels}, f, protocol=2)
+        return d.parent
+
+    def _png(self, path: Path, side: int, seed: int) -> None:
+        import numpy as np
+        from PIL import Image
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(img).save(path)
+
+    def _make_pictures_64px(self) -> Path:
+        """Three 64x64 PNGs in a plain folder (not a CIFAR-10 layout)."""
+        p = self.root / "pictures-64px"
+        for i in range(3):
+            self._png(p / f"picture{i}.png", 64, i)
+        return p
+
+    def _make_cifar_64px(self) -> Path:
+        """A CIFAR-10 folder layout (train/<class>/, test/<class>/) holding 64x64 PNGs."""
+        p = self.root / "cifar-64px"
+        for split in ("train", "test"):
+            for k, cls in enumerate(CLASSES[:2]):
+                self._png(p / split / cls / "0000.png", 64, k)
+        return p
+
+    def _make_grc_mismatch(self) -> Path:
+        """flowgraphs/sim_loopback.grc whose receive half decodes with the tiny k/n 1/12 model (256 symbols)
+        while its transmit half sends the shipped model's 512: every frame is a length mismatch."""
+        import yaml
+
+        doc = yaml.safe_load((REPO / "flowgraphs" / "sim_loopback.grc").read_text())
+        rx = next(b for b in doc["blocks"] if b["id"] == "semjscc_jscc_rx")
+        rx["parameters"]["model"] = repr(self["zoo"] + "/jscc-kn12")
+        rx["parameters"]["classifier"] = repr(self["zoo"] + "/classifier")
+        return self._file("sim_loopback_mismatch.grc", yaml.safe_dump(doc, sort_keys=False))
+
+    def _make_zoo(self) -> Path:
+        """tests/gr_tiny_zoo.py's tiny untrained models: jscc-kn6 (512 symbols), jscc-kn12 (256), classifier."""
+        from gr_tiny_zoo import tiny_zoo
+
+        root = self.root
+
+        class _Base:
+            def getbasetemp(self) -> Path:
+                return root
+
+        return tiny_zoo(_Base())  # type: ignore[arg-type]
+
+    def _make_recording(self) -> Path:
+        """A 2-image `semjscc ota --uri sim` recording made with jscc-semantic-kn6 (512 symbols)."""
+        out = self.root / "ota-recording"
+        meta = out / "recording.sigmf-meta"
+        if not meta.is_file():
+            env = {**os.environ, **self.env()}
+            r = subprocess.run([sys.executable, "-m", "semjscc.cli", "ota", "--uri", "sim", "--snr", "10", "--images",
+                                "2", "--batch", "2", "--no-sim", "--no-progress", "--out", str(out)],
+                               cwd=self["scratch"], env=env, capture_output=True, text=True, timeout=300)
+            if r.returncode != 0 or not meta.is_file():
+                raise RuntimeError(f"could not record the ota fixture: {r.stderr[-2000:]}")
+        return meta
+
+    def _make_recording_without_data(self) -> Path:
+        """The recording's .sigmf-meta alone, its .sigmf-data missing."""
+        p = self.root / "orphan" / "recording.sigmf-meta"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self["recording"], p)
+        return p
+
+
+# --- running ------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    exit: int | None  # cli: exit status; blocks: the error's exit_code (0 when nothing was raised)
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None  # blocks: class name of what was raised
+    traceback: bool = False
+    seconds: float = 0.0
+
+    @property
+    def message(self) -> str:
+        """The last non-empty line of stderr, else of stdout."""
+        for text in (self.stderr, self.stdout):
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            if lines:
+                return lines[-1]
+        return ""
+
+
+def run_cli(case: Case, fx: Fixtures, inprocess: bool = False, timeout: float | None = None) -> Outcome:
+    """Run ``semjscc ARGV`` for a cli case: as a subprocess, or (``inprocess``) through
+    ``semjscc.cli.main`` in this process with stdout/stderr captured, SystemExit caught and the
+    environment and cwd restored afterwards."""
+    argv = [fx.fill(a) for a in case.argv]
+    env = {**fx.env(), **{k: fx.fill(v) for k, v in case.env.items()}}
+    cwd = fx["scratch"]
+    timeout = case.timeout if timeout is None else timeout
+    t0 = time.monotonic()
+    if not inprocess:
+        try:
+            r = subprocess.run([sys.executable, "-m", "semjscc.cli", *argv], cwd=cwd, env={**os.environ, **env},
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            return Outcome(None, out, f"(killed: no exit within {timeout:g} s)", seconds=time.monotonic() - t0)
+        return Outcome(r.returncode, r.stdout, r.stderr, traceback="Traceback (most recent call last)" in r.stderr,
+                       seconds=time.monotonic() - t0)
+    from semjscc import cli
+
+    saved_env = {k: os.environ.get(k) for k in env}
+    saved_cwd = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    tb = False
+    try:
+        os.environ.update(env)
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(argv)
+            except SystemExit as e:  # argparse
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code, tb = 1, True
+    finally:
+        os.chdir(saved_cwd)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Outcome(code, out.getvalue(), err.getvalue(), traceback=tb or "Traceback (most recent call last)"
+                   in err.getvalue(), seconds=time.monotonic() - t0)
+
+
+def link(enc: str, dec: str | None = None, frames: int = 3) -> str:
+    """Send ``frames`` random images through JSCC TX (encoder -> OFDM TX) -> OFDM RX -> JSCC decoder;
+    what the decoder saw, as text (for the snippets of block cases)."""
+    from semjscc import gr as sg
+
+    return link_blocks(sg.jscc_tx(enc, device="cpu"), sg.jscc_decoder(dec or enc, device="cpu"), frames)
+
+
+def link_blocks(tx: Any, dec: Any, frames: int = 3) -> str:
+    """``frames`` random images through a transmit half ``tx`` -> OFDM RX -> decoder ``dec``."""
+    import numpy as np
+    import pmt
+    from gnuradio import gr
+    from semjscc import gr as sg
+    from semjscc.gr.pdus import u8_vector
+
+    class _Link(gr.top_block):
+        def __init__(self) -> None:
+            gr.top_block.__init__(self, "bad-input link")
+            self.tx, self.rx, self.dec = tx, sg.ofdm_rx(), dec
+            self.connect(self.tx, self.rx)
+            self.msg_connect(self.rx, "pdus", self.dec, "in")
+
+    tb = _Link()
+    tb.start()
+    try:
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            tx.enc.to_basic_block()._post(pmt.intern("in"), pmt.cons(pmt.to_pmt({"frame_number": i}), u8_vector(img)))
+        t0 = time.monotonic()
+        while dec.frames_in < frames and time.monotonic() - t0 < 20:
+            time.sleep(0.02)
+    finally:
+        tb.stop()
+        tb.wait()
+    return f"decoded {dec.frames_in - dec.corrupt - dec.header_failures}, length_mismatch {dec.length_mismatch}"
+
+
+def run_block(case: Case, fx: Fixtures) -> Outcome:
+    """Run a blocks case's snippet in this process. Its ``result`` variable (if any) becomes the
+    message when nothing is raised."""
+    import numpy as np
+    from semjscc import gr as sg
+    from semjscc.errors import SemJSCCError
+
+    ns: dict[str, Any] = {"g": sg, "fx": fx, "link": link, "link_blocks": link_blocks, "np": np}
+    t0 = time.monotonic()
+    try:
+        exec(compile(case.code, f"<case {case.id}>", "exec"), ns)
+    except SemJSCCError as e:
+        return Outcome(e.exit_code, stderr=f"{type(e).__name__}: {e}", error=type(e).__name__,
+                       seconds=time.monotonic() - t0)
+    except Exception as e:
+        return Outcome(1, stderr=traceback.format_exc() + f"{type(e).__name__}: {e}", error=type(e).__name__,
+                       traceback=True, seconds=time.monotonic() - t0)
+    return Outcome(0, stdout=str(ns.get("result", "")), seconds=time.monotonic() - t0)
+
+
+def problems(case: Case, o: Outcome) -> list[str]:
+    """What is wrong with an outcome (empty: the case behaves)."""
+    found = []
+    if o.traceback:
+        found.append("a Python traceback")
+    if case.kind == "cli":
+        if o.exit != case.exit:
+            found.append(f"exit status {o.exit}, expected {case.exit}")
+    else:
+        from semjscc import errors
+
+        if case.error is None and o.error is not None:
+            found.append(f"raised {o.error}, expected no error")
+        elif case.error is not None:
+            want = getattr(errors, case.error)
+            got = getattr(errors, o.error or "", None)
+            if not (isinstance(got, type) and issubclass(got, want)):
+                found.append(f"raised {o.error or 'nothing'}, expected {case.error}")
+    if case.expect not in o.message:
+        found.append(f"message lacks {case.expect!r}")
+    return found
+
+
+# --- a row of the document's tables ------------------------------------------------------------------
+
+def shown(text: str, fx: Fixtures) -> str:
+    """A path-independent rendering: the fixture folder as $TMP, the checkout as $REPO."""
+    root = str(fx.root)
+    real = os.path.realpath(root)
+    text = text.replace(real, "$TMP").replace(root, "$TMP") if root else text
+    return text.replace(str(REPO), "$REPO")
+
+
+def table_row(case: Case, o: Outcome, found: list[str], fx: Fixtures) -> dict[str, Any]:
+    """What docs/bad-input.md shows of a case (paths made machine-independent)."""
+    row: dict[str, Any] = {"id": case.id, "kind": case.kind, "exit": o.exit, "error": o.error,
+                           "traceback": o.traceback, "problems": found, "xfail": case.xfail, "note": case.note,
+                           "seconds": round(o.seconds, 2)}
+    if case.kind == "cli":
+        row["env"] = " ".join(f"{k}={shown(fx.fill(v), fx)}" for k, v in case.env.items())
+        row["command"] = shown("semjscc " + " ".join(shlex.quote(fx.fill(a)) for a in case.argv), fx)
+        msg = shown(o.message, fx) or "(no output)"
+        row["message"] = "(stdout) " + msg if not o.stderr.strip() and o.stdout.strip() else msg
+    else:
+        row["code"] = "; ".join(ln.strip() for ln in case.code.strip().splitlines() if ln.strip())
+        msg = o.message.removeprefix(f"{o.error}: ") if o.error else (f"result: {o.message}" if o.message else "")
+        row["message"] = shown(msg, fx)
+    return row
