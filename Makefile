@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: demo test setup setup-dev lint clean
+.PHONY: demo test test-fast setup setup-dev lint clean
 
 setup:
 	@scripts/setup.sh runtime
@@ -18,6 +18,10 @@ demo: setup
 
 test: setup-dev
 	@scripts/test.sh
+
+# the quick loop while editing: everything not marked slow (under a minute on 2 cores)
+test-fast: setup-dev
+	@scripts/test.sh -m "not slow" -q
 
 lint: setup-dev
 	@$(VENV)/bin/ruff check gr-semjscc/python tests

@@ -61,6 +61,7 @@ class Case:
     error: str | None = None  # blocks: expected semjscc.errors class name, None = must not raise
     test: str = "inprocess"  # how tests/test_bad_input.py runs it: inprocess, subprocess or skip
     xfail: str = ""  # a known gap: why it does not behave yet
+    slow: bool = False  # takes seconds (a subprocess that loads models or compiles a flowgraph): not in test-fast
     note: str = ""
     timeout: float = 120.0  # cli: seconds before the subprocess is killed (a hang is a failure)
 

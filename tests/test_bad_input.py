@@ -8,8 +8,7 @@ How the CLI cases run here (a `semjscc` process costs 0.3-3 s, too much for ~150
 * ``test: inprocess`` (the default): through ``semjscc.cli.main(argv)`` in this process, stdout
   and stderr captured, argparse's SystemExit caught, environment and cwd restored;
 * ``test: subprocess``: a real ``python -m semjscc.cli`` process: an argparse error, a truncated
-  model under ``SEMJSCC_MODELS`` and the .grc whose OFDM TX frame is too short (grcc compiles it);
-* ``test: skip``: only the script runs them (a known gap that hangs or trains a model).
+  model under ``SEMJSCC_MODELS`` and a .grc whose two ends use different models (grcc compiles it).
 
 Block cases (``blocks:``) run their snippet against the GNU Radio blocks in this process. Cases
 marked ``xfail`` are known gaps: they xfail while they misbehave and fail once they behave (remove
@@ -36,8 +35,8 @@ TABLE_ENV = "SEMJSCC_BAD_INPUT_TABLE"
 _ROWS: list[dict] = []
 
 CASES = bit.load_cases()
-CLI = [c for c in CASES if c.kind == "cli" and c.test != "skip"]
-BLOCKS = [c for c in CASES if c.kind == "blocks" and c.test != "skip"]
+CLI = [pytest.param(c, marks=[pytest.mark.slow] if c.slow else [], id=c.id) for c in CASES if c.kind == "cli"]
+BLOCKS = [pytest.param(c, marks=[pytest.mark.slow] if c.slow else [], id=c.id) for c in CASES if c.kind == "blocks"]
 
 
 @pytest.fixture(autouse=True)
@@ -88,13 +87,13 @@ def test_cases_cover_every_subcommand() -> None:
     assert set(bench.choices) <= covered_bench, f"no bad-input case for bench {sorted(set(bench.choices) - covered_bench)}"
 
 
-@pytest.mark.parametrize("case", CLI, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CLI)
 def test_cli(case: object, fx: object) -> None:
     _judge(case, bit.run_cli(case, fx, inprocess=case.test == "inprocess"), fx)
 
 
 @pytest.mark.gnuradio
-@pytest.mark.parametrize("case", BLOCKS, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", BLOCKS)
 def test_block(case: object, fx: object) -> None:
     pytest.importorskip("gnuradio.gr")
     _judge(case, bit.run_block(case, fx), fx)

@@ -20,6 +20,7 @@ def _sorted(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return images[order], labels[order]
 
 
+@pytest.mark.slow
 def test_pickle_layout_full_size(tmp_path: Path) -> None:
     train, test = fake_split(5000, 3), fake_split(1000, 4)
     root = write_pickles(tmp_path, train, test)

@@ -178,6 +178,7 @@ def test_run_engine_stops_and_writes_what_it_measured(link: Path, env: dict[str,
     assert doc["params"]["frames"] == 100000
 
 
+@pytest.mark.slow
 @pytest.mark.gnuradio
 @pytest.mark.parametrize(("sig", "code", "name"), SIGNALS)
 def test_bench_soak_stops_and_writes_its_report(link: Path, env: dict[str, str], tmp_path: Path, sig: int,
@@ -196,6 +197,7 @@ def test_bench_soak_stops_and_writes_its_report(link: Path, env: dict[str, str],
     assert "| sent | received |" in c.out
 
 
+@pytest.mark.slow
 @pytest.mark.gnuradio
 @pytest.mark.parametrize(("sig", "code", "name"), SIGNALS)
 def test_run_grc_passes_the_signal_to_the_flowgraph(link: Path, env: dict[str, str], tmp_path: Path, sig: int,
@@ -276,6 +278,7 @@ def uninterrupted(train_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return torch.load(out, weights_only=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code", "name"), SIGNALS)
 def test_training_saves_a_checkpoint_that_resumes_exactly(train_data: Path, uninterrupted: dict[str, Any],
                                                           env: dict[str, str], tmp_path: Path, sig: int, code: int,

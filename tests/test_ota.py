@@ -236,6 +236,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: out / f"{name}.py" for name in FLOWGRAPHS}
 
 
+@pytest.mark.slow
 @pytest.mark.gnuradio
 def test_pluto_flowgraphs_compile(compiled: dict[str, Path]) -> None:
     for name, script in compiled.items():

@@ -273,6 +273,7 @@ def test_no_device_fails_fast(capsys: pytest.CaptureFixture[str]) -> None:
         assert "no Pluto at ip:127.0.0.1" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_silent_server_times_out_within_5_s(capsys: pytest.CaptureFixture[str]) -> None:
     """A socket that accepts and never answers: libiio alone would wait about 5 s."""
     pytest.importorskip("adi")

@@ -22,11 +22,10 @@ from semjscc.separate.scheme import (
     phy_decode,
     phy_encode,
     plan_frame,
-    real_to_symbols,
-    symbols_to_real,
     unpack_frame,
 )
 from semjscc.separate.wifi_ldpc_tables import LENGTHS, RATES
+from semjscc.symbols import from_pairs, to_pairs
 
 
 def smooth_images(n: int, seed: int = 0) -> np.ndarray:
@@ -220,7 +219,7 @@ def test_too_big_and_ldpc_failures_fall_back_and_are_counted() -> None:
     assert big.stats["images"] == 4 and big.stats["fallback"] == 4 and big.stats["too_big"] == 4
     s = SeparateScheme(make_codec("jpeg"), None, "qpsk", "1/2", 512, fallback=mean)
     z = s.encode(x, np.full(4, -10.0))
-    y = symbols_to_real(awgn(real_to_symbols(z), -10.0, np.random.default_rng(7)))
+    y = to_pairs(awgn(from_pairs(z), -10.0, np.random.default_rng(7)))
     out = s.decode(y, np.full(4, -10.0, np.float32))
     assert s.stats["ldpc"] == 4 and s.stats["fallback"] == 4 and np.allclose(out, mean)
 
@@ -278,5 +277,5 @@ def test_sweep_rows_envelope_and_agreement_with_the_scheme() -> None:
     s = SeparateScheme(make_codec("jpeg", [5, 20, 90]), 5, "qpsk", "1/2", 512)
     x = to_float_nchw(imgs)
     z = s.encode(x, np.full(12, 12.0))
-    s.decode(symbols_to_real(awgn(real_to_symbols(z), 12.0, np.random.default_rng(10))), np.full(12, 12.0))
+    s.decode(to_pairs(awgn(from_pairs(z), 12.0, np.random.default_rng(10))), np.full(12, 12.0))
     assert s.fallback_rate == hi[5]["fallback_rate"]

@@ -99,6 +99,7 @@ def test_corrupted_payload_gives_counted_fallback() -> None:
     assert dec.fallbacks == 1 and dec.stats["images"] == 1
 
 
+@pytest.mark.slow
 def test_sim_separate_grc_compiles(tmp_path: Path) -> None:
     grcc = shutil.which("grcc")
     if grcc is None:
@@ -114,6 +115,7 @@ def test_sim_separate_grc_compiles(tmp_path: Path) -> None:
         assert opt in text
 
 
+@pytest.mark.slow
 def test_semjscc_run_sets_any_grc_parameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """``semjscc run X.grc --set PARAM=VALUE``: separate coding's codec, modulation and code rate."""

@@ -167,6 +167,7 @@ def test_soak_cli_refuses_bad_ranges(argv: list[str], message: str, tmp_path: Pa
     assert not (tmp_path / "s.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.gnuradio
 def test_soak_with_shipped_models_keeps_memory_flat(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The CI-sized version of the 10,000-frame soak in docs/results.md: the shipped models, 2,000

@@ -33,6 +33,7 @@ def _jscc(tiny: dict[str, Path], loss: str, epochs: int, out: Path) -> int:
                  "--epochs", str(epochs), "--batch", "16", "--width", "4", "--out", str(out), "--threads", "1"])
 
 
+@pytest.mark.slow
 def test_train_resume_and_eval(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 

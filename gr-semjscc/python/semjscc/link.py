@@ -3,7 +3,7 @@ demo and the evaluation are thin adapters over them. No GNU Radio and no torch h
 
 * which SNR a deep JSCC model is given (:func:`encoder_snr`, :func:`decoder_snr`);
 * which classifier judges a model's images (:func:`resolve_classifier`);
-* complex channel symbols <-> the models' real (..., k, 2) pairs (:func:`to_pairs`, :func:`from_pairs`);
+* complex channel symbols <-> the models' real (..., k, 2) pairs (:mod:`semjscc.symbols`, re-exported);
 * the frame ledger: every frame sent is received, lost or corrupt, and the summary keys every
   run reports (:class:`FrameLedger`, :data:`SUMMARY_KEYS`);
 * the classifier's accuracy on the images before transmission (:func:`clean_accuracy`).
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.metrics import capped_psnr_db
+from semjscc.symbols import from_pairs, to_pairs  # noqa: F401 (part of the link's rules, re-exported)
 
 # --- the SNR a model is given ------------------------------------------------------------------
 
@@ -84,22 +85,6 @@ def resolve_classifier(model: str | Path, classifier: str | Path | None = None) 
                                  f"or pass --classifier NAME_OR_DIR")
             return str(p)
     return CLASSIFIER
-
-
-# --- complex symbols and the models' real pairs --------------------------------------------------
-
-
-def to_pairs(symbols: np.ndarray) -> np.ndarray:
-    """Complex symbols (..., k) -> float32 (..., k, 2) = (real, imag), the models' layout (ONNX
-    has no complex type)."""
-    z = np.asarray(symbols)
-    return np.stack([z.real, z.imag], axis=-1).astype(np.float32)
-
-
-def from_pairs(pairs: np.ndarray) -> np.ndarray:
-    """(..., k, 2) real pairs -> complex64 (..., k)."""
-    a = np.asarray(pairs)
-    return (a[..., 0] + 1j * a[..., 1]).astype(np.complex64)
 
 
 # --- the frame ledger --------------------------------------------------------------------------------

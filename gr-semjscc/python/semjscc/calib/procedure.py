@@ -37,6 +37,7 @@ from semjscc.calib.estimators import (
     tone,
 )
 from semjscc.calib.profile import CalibrationProfile, SNRPoint
+from semjscc.phy.channel_model import SAMPLE_RATE
 from semjscc.radio.base import TX_ATTEN_RANGE_DB, Radio, RadioConfig
 from semjscc.radio.capture import TX_RMS_DBFS, build_batch, frames_in_window, random_payloads, tx_scale
 
@@ -47,7 +48,7 @@ CLIP_PEAK = 0.99
 @dataclass
 class CalibrationPlan:
     center_freq_hz: float = 2.45e9
-    sample_rate: float = 1e6
+    sample_rate: float = SAMPLE_RATE
     rf_bandwidth: float | None = None  # default: the sample rate
     rx_gains_db: tuple[float, ...] = (20.0, 40.0, 60.0)
     tx_attens_db: tuple[float, ...] = tuple(float(a) for a in range(0, 90, 5))

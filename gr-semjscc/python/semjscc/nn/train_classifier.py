@@ -63,6 +63,27 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights and BN statistics (updated after every step),
+    the copy that is validated and shipped: it sits in a wider minimum than the last step's weights."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for a, p in zip(self.model.state_dict().values(), model.state_dict().values(), strict=True):
+            if a.dtype.is_floating_point:
+                a.lerp_(p, 1.0 - self.decay)
+            else:
+                a.copy_(p)
+
+
 def check_architecture(config: dict, path: Path) -> None:
     """ModelError unless a checkpoint's config describes today's classifier network."""
     from semjscc.errors import ModelError
@@ -94,7 +115,7 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
     if resume and out.exists():
         ck = load_checkpoint(out)
         check_architecture(ck.get("config", {}), out)
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(ck.get("model_last", ck["model"]))  # "model": the averaged weights that ship
         opt.load_state_dict(ck["optimizer"])
         start_epoch, history = ck["epoch"], ck.get("history", [])
         changes, partial, rng = ck.get("schedule_changes", []), ck.get("partial"), ck.get("rng")
@@ -113,12 +134,16 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
         if rt.main:
             where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
             print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where} (lr {opt.param_groups[0]['lr']:.4f})")
+    avg = WeightAverage(model, cfg.ema)
+    if start_epoch or partial:
+        avg.model.load_state_dict(ck["model"])
     ddp = wrap_ddp(model, rt)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)
 
     def save(epoch: int, **more: object) -> None:
-        save_checkpoint(out, kind="classifier", config=asdict(cfg), model=unwrap(ddp).state_dict(),
+        save_checkpoint(out, kind="classifier", config=asdict(cfg), model=avg.model.state_dict(),
+                        model_last=unwrap(ddp).state_dict(),
                         optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
                         schedule_changes=changes, rng=rng_state(gen, rt.device), **more)
 
@@ -133,22 +158,29 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
                     logits = ddp(x.contiguous(memory_format=torch.channels_last))
                 return loss_fn(logits.float(), torch.from_numpy(train_y[idx]).to(rt.device))
 
+            def averaged(loss: torch.Tensor) -> None:
+                avg.update(unwrap(ddp))
+
             if not train_epoch(epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt), tally, steps_per_epoch,
-                               f"classifier {epoch + 1}/{cfg.epochs}", loss_of, opt, sched, flag, rt):
+                               f"classifier {epoch + 1}/{cfg.epochs}", loss_of, opt, sched, flag, rt,
+                               after_step=averaged):
                 save_interrupted(save, epoch, tally, steps_per_epoch, out, rt)
                 break
-            net = unwrap(ddp)
+            net = avg.model
             row = {"epoch": epoch + 1, "train_loss": tally.mean_loss,
+                   "val_acc_last": accuracy(unwrap(ddp), val_x, val_y, rt.device, bf16=cfg.bf16),
                    "val_acc": accuracy(net, val_x, val_y, rt.device, bf16=cfg.bf16),
                    "val_acc_flip": accuracy(FlipAveraged(net), val_x, val_y, rt.device, bf16=cfg.bf16),
                    "elapsed_s": round(timer.elapsed, 1)}
             if epoch + 1 == cfg.epochs:  # the record: measured once, after every choice was made
                 test = load_cifar10(data, "test").subset(limit)
                 row["test_acc"] = accuracy(net, test.images, test.labels, rt.device)
+                row["test_acc_flip"] = accuracy(FlipAveraged(net), test.images, test.labels, rt.device)
             history.append(row)
             if rt.main:
                 print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.4f}  val acc {row['val_acc']:.4f} "
-                      f"(flip-averaged {row['val_acc_flip']:.4f})  ({timer.elapsed:.0f} s)")
+                      f"(flip-averaged {row['val_acc_flip']:.4f}, last step {row['val_acc_last']:.4f})  "
+                      f"({timer.elapsed:.0f} s)")
                 save(epoch + 1)
     return {"history": history, "checkpoint": str(out)}
 

@@ -202,12 +202,14 @@ class EpochTally:
 
 def train_epoch(batches: Iterator[np.ndarray], tally: EpochTally, steps_per_epoch: int, desc: str,
                 loss_of: Callable[[np.ndarray], torch.Tensor], opt: torch.optim.Optimizer, sched: Any,
-                flag: StopFlag, rt: Runtime, loss_format: str = ".3f", clip_grad: float = 0.0) -> bool:
+                flag: StopFlag, rt: Runtime, loss_format: str = ".3f", clip_grad: float = 0.0,
+                after_step: Callable[[torch.Tensor], None] | None = None) -> bool:
     """One epoch of optimizer steps, the loss of each batch of indices from ``loss_of``, from batch
     ``tally.step`` on (the ones before are skipped: a resumed epoch), with a progress bar. Updates
     ``tally``; returns False when a stop signal ended it early (the caller then checkpoints).
     ``clip_grad`` > 0 clips the gradient norm (counted in ``tally.clipped``); a non-finite loss
-    raises :class:`DivergedError` before the step, so the weights stay as they were."""
+    raises :class:`DivergedError` before the step, so the weights stay as they were. ``after_step``
+    runs after every optimizer step (weight averaging)."""
     params = [p for g in opt.param_groups for p in g["params"]]
     bar = tqdm(itertools.islice(batches, tally.step, None), total=steps_per_epoch, initial=tally.step, desc=desc,
                disable=not rt.main, leave=False)
@@ -224,6 +226,8 @@ def train_epoch(batches: Iterator[np.ndarray], tally: EpochTally, steps_per_epoc
             tally.clipped += int(norm > clip_grad)
         opt.step()
         sched.step()
+        if after_step is not None:
+            after_step(loss)
         tally.total += float(loss.detach()) * len(idx)
         tally.seen += len(idx)
         tally.step += 1

@@ -35,6 +35,7 @@ from semjscc.errors import SemJSCCError, UsageError
 from semjscc.ota.link import CaptureResult, FrameResult, Models, TxFrame, decode_capture, summarize
 from semjscc.ota.recording import RecordingWriter, utc_now
 from semjscc.ota.report import FrameLog, plot, point_summaries, totals, write_json
+from semjscc.phy.channel_model import SAMPLE_RATE
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER
 from semjscc.phy.tx import modulate_stream
 from semjscc.radio import Radio, RadioConfig, SimAir, open_radio
@@ -53,7 +54,7 @@ class Experiment:
     uri: str = "sim"
     tx_uri: str | None = None  # a second radio transmitting; None: loopback on ``uri``
     freq_hz: float = 2.45e9
-    sample_rate: float = 1e6
+    sample_rate: float = SAMPLE_RATE
     rf_bandwidth: float | None = None
     rx_gain_mode: str = "manual"
     rx_gain_db: float = 40.0

@@ -16,6 +16,7 @@ import numpy as np
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER, FrameFormat
 from semjscc.phy.rx import receive
 from semjscc.phy.tx import modulate_stream
+from semjscc.symbols import from_pairs, to_pairs
 
 
 class PhyChannel:
@@ -30,7 +31,7 @@ class PhyChannel:
     def __call__(self, z, snr_db):
         import torch
 
-        x = (z[..., 0] + 1j * z[..., 1]).numpy().astype(np.complex64)
+        x = from_pairs(z.numpy())
         snr = np.asarray(snr_db, dtype=np.float64)
         y = np.zeros_like(x)
         told = snr.copy()
@@ -56,5 +57,5 @@ class PhyChannel:
                 else:
                     self.frames_lost += 1
             self.frames_sent += len(idx)
-        out = torch.from_numpy(np.stack([y.real, y.imag], axis=-1).astype(np.float32))
+        out = torch.from_numpy(to_pairs(y))
         return out, torch.from_numpy(told.astype(np.float32))

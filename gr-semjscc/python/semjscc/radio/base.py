@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.errors import SemJSCCError, UsageError
+from semjscc.phy.channel_model import SAMPLE_RATE
 
 TX_COUNTS_PER_UNIT = 2**14
 RX_COUNTS_PER_UNIT = 2**11
@@ -46,8 +47,8 @@ class RadioConfig:
     turns a wanted RF frequency into it (:func:`semjscc.calib.apply.lo_hz`)."""
 
     lo_hz: float = 2.45e9
-    sample_rate: float = 1e6
-    rf_bandwidth: float = 1e6
+    sample_rate: float = SAMPLE_RATE
+    rf_bandwidth: float = SAMPLE_RATE
     tx_atten_db: float = 40.0
     rx_gain_mode: str = "manual"
     rx_gain_db: float = 40.0

@@ -23,7 +23,6 @@ from semjscc.phy.tx import modulate_stream
 
 TX_RMS_DBFS = -15.0  # OFDM RMS inside a burst; PAPR ~10-12 dB leaves the peaks below full scale
 GUARD = 256
-PSNR_CAP_DB = 100.0  # as the metrics sink: identical images have infinite PSNR, JSON has no infinity
 
 
 def tx_scale(tx_rms_dbfs: float = TX_RMS_DBFS, fmt: FrameFormat = DEFAULT_FRAME_FORMAT) -> float:

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from semjscc.imaging import to_float_nchw
-from semjscc.metrics import psnr_db, ssim
+from semjscc.metrics import capped_psnr_db, ssim
 from semjscc.separate.codecs import Codec, CodecError, available_codecs, make_codec
 from semjscc.separate.modem import MODULATIONS
 from semjscc.separate.scheme import (
@@ -50,14 +50,12 @@ from semjscc.separate.scheme import (
     phy_decode,
     phy_encode,
     plan_frame,
-    real_to_symbols,
-    symbols_to_real,
     unpack_frame,
 )
 from semjscc.separate.wifi_ldpc_tables import RATES
+from semjscc.symbols import from_pairs, to_pairs
 
 Classify = Callable[[np.ndarray], np.ndarray]  # float NCHW images -> logits (B, 10)
-PSNR_CAP_DB = 100.0
 AUTO = "auto"  # per-image quality: the highest that fits, its index sent in the frame
 
 
@@ -67,7 +65,7 @@ def _metrics(classify: Classify, ref: np.ndarray, test: np.ndarray, labels: np.n
     correct = np.empty(len(ref), bool)
     for s in range(0, len(ref), batch):
         correct[s : s + batch] = np.asarray(classify(test[s : s + batch])).argmax(1) == labels[s : s + batch]
-    return correct, np.minimum(psnr_db(ref, test), PSNR_CAP_DB), ssim(ref, test)
+    return correct, capped_psnr_db(ref, test), ssim(ref, test)
 
 
 # --- codec side -----------------------------------------------------------------------------
@@ -189,11 +187,11 @@ def simulate_phy(layout: FrameLayout, n_images: int, snr_db: float, channel: str
     for s in range(0, n_images, batch):
         b = min(batch, n_images - s)
         frames = rng.integers(0, 2, (b, layout.info_bits), dtype=np.uint8)
-        z = symbols_to_real(phy_encode(frames, layout))
+        z = to_pairs(phy_encode(frames, layout))
         snr = np.full(b, snr_db, np.float32)
         with torch.no_grad():
             y, snr_seen = chan(torch.from_numpy(z), torch.from_numpy(snr))
-        rx, cw_ok = phy_decode(real_to_symbols(y.numpy()), snr_seen.numpy(), layout, equalizer)
+        rx, cw_ok = phy_decode(from_pairs(y.numpy()), snr_seen.numpy(), layout, equalizer)
         err = rx ^ frames
         cw_wrong = err.reshape(b, layout.n_cw, layout.k_cw).any(-1)
         ok[s : s + b], wrong[s : s + b] = cw_ok, cw_wrong

@@ -37,6 +37,7 @@ from semjscc.separate.codecs import Codec, CodecError
 from semjscc.separate.ldpc import wifi_code
 from semjscc.separate.modem import bits_per_symbol, demap, modulate, nearest_point
 from semjscc.separate.wifi_ldpc_tables import LENGTHS
+from semjscc.symbols import from_pairs, to_pairs
 
 _SCRAMBLE_SEED = 0x5EB
 _INTERLEAVE_SEED = 0x1EA
@@ -252,13 +253,6 @@ def phy_decode(y: np.ndarray, snr_db: np.ndarray, layout: FrameLayout, equalizer
     return frames, ok.reshape(b, layout.n_cw)
 
 
-def symbols_to_real(x: np.ndarray) -> np.ndarray:
-    """complex (B, k) -> float32 (B, k, 2), the channels' layout."""
-    return np.stack([x.real, x.imag], axis=-1).astype(np.float32)
-
-
-def real_to_symbols(z: np.ndarray) -> np.ndarray:
-    return (z[..., 0] + 1j * z[..., 1]).astype(np.complex64)
 
 
 # --- the scheme -------------------------------------------------------------------------------
@@ -307,10 +301,10 @@ class SeparateScheme:
         for im in u8:
             payload, qi = self._payload(im)
             frames.append(pack_frame(payload, self.layout, qi, self.quality_bits))
-        return symbols_to_real(phy_encode(np.stack(frames), self.layout))
+        return to_pairs(phy_encode(np.stack(frames), self.layout))
 
     def decode(self, symbols: np.ndarray, snr_db: np.ndarray) -> np.ndarray:
-        return self.decode_frames(real_to_symbols(np.asarray(symbols)), np.asarray(snr_db))[0]
+        return self.decode_frames(from_pairs(np.asarray(symbols)), np.asarray(snr_db))[0]
 
     def decode_frames(self, y: np.ndarray, snr_db: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
         """Complex symbols (B, n) -> images (B, 3, 32, 32) and, per image, why it fell back to

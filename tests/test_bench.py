@@ -1,0 +1,132 @@
+"""`semjscc bench throughput` (our OFDM chain against GNU Radio's) and the soak's own limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gnuradio.gr")
+
+from conftest import fake_split, write_pickles
+from gr_tiny_zoo import tiny_zoo
+from semjscc.cli import main
+from semjscc.errors import UsageError
+from semjscc.grc_path import blocks_dir
+from semjscc.grc_run import FLOWGRAPHS_DIR
+
+pytestmark = pytest.mark.gnuradio
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db", "snr_est_db")
+SHIPPED = sorted(FLOWGRAPHS_DIR.glob("*.grc"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    h = tmp_path_factory.mktemp("home")
+    (h / "xdg").mkdir(mode=0o700)
+    return h
+
+
+@pytest.fixture(autouse=True)
+def _env(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # grcc caches under ~/.cache, GNU Radio and ONNX Runtime write under ~; Qt needs these two
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "xdg"))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_zoo(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(3, 1), fake_split(3, 2))
+
+
+@pytest.fixture(scope="module")
+def grcc_runs(tmp_path_factory: pytest.TempPathFactory, home: Path) -> dict[str, tuple[int, str, Path]]:
+    """Every shipped .grc compiled with grcc as ``semjscc grc``/``semjscc run`` run it (under the venv's
+    python, so flowgraphs whose variables call into semjscc — the Pluto ones apply calibration
+    profiles — evaluate): name -> (return code, output, generated script). The first run fills grcc's block cache under
+    the temporary HOME (~8x faster afterwards); the others then run in parallel."""
+    out = tmp_path_factory.mktemp("grcc")
+    env = {**os.environ, "HOME": str(home), "GRC_BLOCKS_PATH": str(blocks_dir())}
+
+    def start(grc: Path) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, shutil.which("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+
+    first, *rest = SHIPPED
+    runs = {}
+    for batch in ([first], rest):
+        procs = [(grc, start(grc)) for grc in batch]
+        for grc, p in procs:
+            text, _ = p.communicate(timeout=180)
+            runs[grc.stem] = (p.returncode, text, out / grc.stem / f"{grc.stem}.py")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def compiled(grcc_runs: dict[str, tuple[int, str, Path]]) -> dict[str, Path]:
+    for name in ("sim_loopback", "sim_loopback_gui"):
+        assert grcc_runs[name][0] == 0, grcc_runs[name][1]
+    return {name: run[2] for name, run in grcc_runs.items()}
+
+
+def test_bench_throughput_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "throughput", "--json", str(tmp_path / "t.json"), "--frames", "40"]) == 0
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["ours_samples_per_s"] > 0 and doc["gr_ofdm_samples_per_s"] > 0
+    assert doc["ratio"] == pytest.approx(doc["ours_samples_per_s"] / doc["gr_ofdm_samples_per_s"])
+    assert doc["ours_frames_ok"] == 40 and len(doc["rows"]) == 2
+    assert "ratio" in capsys.readouterr().out
+
+
+def test_bench_throughput_limits(tmp_path: Path) -> None:
+    """What the chains cannot run is refused before a flowgraph is built: more symbols than GNU Radio's
+    reference chain fits in its buffers (it used to hang in tb.run()), a CFO beyond the receiver's
+    search range, a NaN SNR. At the limit both chains run to the end."""
+    from semjscc.bench import throughput as bt
+    from semjscc.phy.channel_model import CFO_SEARCH_HZ
+
+    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, CFO_SEARCH_HZ) == (51, 2256, 46875.0)
+    bt.check_args(2, bt.MAX_SYMBOLS, 20.0, -46874.0)
+    for args, text in [((2, bt.MAX_SYMBOLS + 1, 20.0, 0.0), "--symbols must lie in 1..2256, got 2257"),
+                       ((2, 0, 20.0, 0.0), "--symbols must lie in 1..2256, got 0"),
+                       ((2, 512, float("nan"), 0.0), "--snr must be a finite number of dB"),
+                       ((2, 512, 20.0, 46875.0), "--cfo must stay within +-3 subcarriers (46875 Hz at 1 MS/s)"),
+                       ((2, 512, 20.0, float("nan")), "--cfo must stay within"),
+                       ((0, 512, 20.0, 0.0), "--frames must be >= 1")]:
+        with pytest.raises(UsageError) as e:
+            bt.check_args(*args)
+        assert text in str(e.value)
+    with pytest.raises(UsageError, match="gr_packet_bytes"):
+        bt.run_throughput(n_frames=2, gr_packet_bytes=584)  # 52 OFDM symbols
+    # in a subprocess: a hang must fail the test, not stop the suite
+    code = ("from semjscc.bench.throughput import MAX_SYMBOLS, run_throughput\n"
+            "r = run_throughput(n_frames=3, n_symbols=MAX_SYMBOLS)\n"
+            "print('RESULT', r['ours_frames_ok'], r['gr_ofdm_frames_ok'], r['ofdm_symbols_per_frame'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("RESULT"))  # GNU Radio logs to stdout too
+    ours, theirs, n_ofdm = map(int, line.split()[1:])
+    assert ours == 3 and theirs >= 1 and n_ofdm == 51
+
+
+def test_soak_refuses_a_stall_timeout_of_zero() -> None:
+    """0 (or NaN) ended the soak at once as 'stalled', exit status 1; refused before the flowgraph is built."""
+    from semjscc.bench.soak import run_soak
+
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(UsageError, match="--stall-timeout must be a number of seconds > 0"):
+            run_soak(2, stall_timeout_s=bad, model="/nope")

@@ -1,0 +1,183 @@
+"""The simulated link end to end: the in-process engine (`semjscc run sim_loopback`, `semjscc demo`)
+and a .grc run through `semjscc run`, with tiny untrained models: accounting and one-line errors, not
+accuracy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gnuradio.gr")
+
+from conftest import fake_split, write_pickles
+from gr_tiny_zoo import tiny_zoo
+from semjscc.cli import main
+from semjscc.errors import ModelError
+from semjscc.grc_path import blocks_dir
+from semjscc.grc_run import FLOWGRAPHS_DIR
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
+
+pytestmark = pytest.mark.gnuradio
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db", "snr_est_db")
+SHIPPED = sorted(FLOWGRAPHS_DIR.glob("*.grc"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    h = tmp_path_factory.mktemp("home")
+    (h / "xdg").mkdir(mode=0o700)
+    return h
+
+
+@pytest.fixture(autouse=True)
+def _env(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # grcc caches under ~/.cache, GNU Radio and ONNX Runtime write under ~; Qt needs these two
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "xdg"))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_zoo(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(3, 1), fake_split(3, 2))
+
+
+@pytest.fixture(scope="module")
+def grcc_runs(tmp_path_factory: pytest.TempPathFactory, home: Path) -> dict[str, tuple[int, str, Path]]:
+    """Every shipped .grc compiled with grcc as ``semjscc grc``/``semjscc run`` run it (under the venv's
+    python, so flowgraphs whose variables call into semjscc — the Pluto ones apply calibration
+    profiles — evaluate): name -> (return code, output, generated script). The first run fills grcc's block cache under
+    the temporary HOME (~8x faster afterwards); the others then run in parallel."""
+    out = tmp_path_factory.mktemp("grcc")
+    env = {**os.environ, "HOME": str(home), "GRC_BLOCKS_PATH": str(blocks_dir())}
+
+    def start(grc: Path) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, shutil.which("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+
+    first, *rest = SHIPPED
+    runs = {}
+    for batch in ([first], rest):
+        procs = [(grc, start(grc)) for grc in batch]
+        for grc, p in procs:
+            text, _ = p.communicate(timeout=180)
+            runs[grc.stem] = (p.returncode, text, out / grc.stem / f"{grc.stem}.py")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def compiled(grcc_runs: dict[str, tuple[int, str, Path]]) -> dict[str, Path]:
+    for name in ("sim_loopback", "sim_loopback_gui"):
+        assert grcc_runs[name][0] == 0, grcc_runs[name][1]
+    return {name: run[2] for name, run in grcc_runs.items()}
+
+
+def test_engine_end_to_end(zoo: Path, data: Path, tmp_path: Path) -> None:
+    from semjscc.gr.sim_loopback import SimConfig, run_sim
+
+    cfg = SimConfig(snr_db=20.0, cfo_hz=2000.0, frames=20, model=str(zoo / "jscc-kn6"), source=str(data),
+                    json_path=str(tmp_path / "r.json"), csv_path=str(tmp_path / "r.csv"))
+    t0 = time.monotonic()
+    s, tb = run_sim(cfg, timeout_s=60)
+    assert time.monotonic() - t0 < 30
+    assert s["done"] is True
+    assert s["frames_sent"] == 20 == s["frames_received"] + s["frames_lost"]
+    assert s["frames_received"] == 20 and s["header_crc_failures"] == 0 and s["corrupt"] == 0
+    assert abs(s["snr_est_db"] - 20.0) < 1.5 and abs(s["cfo_est_hz"] - 2000.0) < 300
+    assert tb.classifier_ref.endswith("classifier")  # the one the model's card names
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert all(k in doc for k in KEYS)
+    assert doc["params"]["snr_db"] == 20.0 and doc["params"]["noise_voltage"] == pytest.approx(NUM.noise_std_for_snr(20))
+    assert len((tmp_path / "r.csv").read_text().splitlines()) == 21
+
+
+def test_engine_low_snr_multipath_accounting(zoo: Path, data: Path) -> None:
+    from semjscc.gr.sim_loopback import SimConfig, run_sim
+
+    s, _ = run_sim(SimConfig(snr_db=-1.0, cfo_hz=-7000.0, frames=30, model=str(zoo / "jscc-kn6"), source=str(data),
+                             multipath="indoor", seed=3, loss_timeout_s=0.5), timeout_s=60)
+    assert s["done"] is True and s["frames_in_flight"] == 0
+    assert s["frames_sent"] == 30 == s["frames_received"] + s["frames_lost"]
+    assert s["block_errors"] == 0 and s["corrupt"] == 0
+
+
+def test_run_cli_engine_and_grc(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SEMJSCC_MODELS", str(zoo))
+    common = ["--snr", "20", "--cfo", "2000", "--frames", "12", "--model", "jscc-kn6", "--source", str(data),
+              "--multipath", "two-ray", "--seed", "5"]
+    assert main(["run", "sim_loopback", *common, "--json", str(tmp_path / "e.json")]) == 0
+    assert main(["run", str(FLOWGRAPHS_DIR / "sim_loopback.grc"), *common, "--json", str(tmp_path / "g.json")]) == 0
+    out = capsys.readouterr().out
+    assert "12 sent, 12 received, 0 lost" in out
+    e, g = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("e", "g"))
+    for doc in (e, g):
+        assert all(k in doc for k in KEYS)
+        assert doc["frames_sent"] == 12 == doc["frames_received"] + doc["frames_lost"]
+    # the same blocks, parameters and seeds: the .grc and the engine measure the same link
+    assert g["snr_est_db"] == pytest.approx(e["snr_est_db"], abs=1e-6)
+    assert g["psnr_db"] == pytest.approx(e["psnr_db"], abs=1e-6)
+    assert g["params"]["snr_db"] == 20.0 and g["cli"]["frames"] == "12" and g["flowgraph"].endswith("sim_loopback.grc")
+
+
+def test_bad_inputs_give_one_line_errors(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from semjscc.gr.sim_loopback import SimConfig, sim_loopback
+
+    monkeypatch.setenv("SEMJSCC_MODELS", str(zoo))
+    js = str(tmp_path / "x.json")
+    cases = [
+        (["run", "sim_loopback", "--model", "no-such-model", "--source", str(data), "--json", js], "not found"),
+        (["run", "sim_loopback", "--model", "classifier", "--source", str(data), "--json", js], "has no encoder"),
+        (["run", "sim_loopback", "--model", "jscc-kn6", "--classifier", "jscc-kn6", "--source", str(data),
+          "--json", js], "jscc model, which has no classifier"),
+        (["run", "sim_loopback", "--multipath", "bogus", "--json", js], "multipath 'bogus'"),
+        (["run", "sim_loopback", "--cfo", "60000", "--json", js], "3 subcarriers"),
+        (["run", "nowhere", "--json", js], "neither a .grc file nor a shipped flowgraph"),
+        (["run", str(FLOWGRAPHS_DIR / "sim_loopback_gui.grc"), "--json", js], "GUI flowgraph"),
+    ]
+    for argv, expect in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert expect in err and "\n" not in err and "Traceback" not in err, (argv, err)
+    # a decoder that does not match the encoder's frame size: refused before anything runs
+    cfg = SimConfig(model=str(zoo / "jscc-kn6"), decoder_model=str(zoo / "jscc-kn12"), source=str(data), frames=2)
+    with pytest.raises(ModelError, match=r"sends 512 symbols per frame but decoder .* expects 256"):
+        sim_loopback(cfg)
+
+
+def test_demo_cli(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("SEMJSCC_MODELS", str(tmp_path / "empty"))
+    assert main(["demo", "--frames", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "jscc-semantic-kn6" in err and "missing" in err and "\n" not in err
+    monkeypatch.setenv("SEMJSCC_MODELS", str(zoo))
+    out = tmp_path / "demo"
+    assert main(["demo", "--model", "tiny=jscc-kn6", "--frames", "6", "--snr", "15", "--source", str(data),
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tiny" in text and "accuracy" in text
+    doc = json.loads(out.with_suffix(".json").read_text())
+    r = doc["results"]["tiny"]
+    assert r["frames_sent"] == 6 == r["frames_received"] + r["frames_lost"]
+    assert doc["clean_accuracy"] is not None
+    from PIL import Image
+
+    with Image.open(out.with_suffix(".png")) as im:
+        assert im.width > 400 and im.height > 150
