@@ -50,21 +50,41 @@ def test_train_resume_and_eval(tiny: dict[str, Path], capsys: pytest.CaptureFixt
     # ... while the same command resumes and finishes immediately
     assert _jscc(tiny, "mse", 1, mse) == 0
 
+    # the clean protocol with separate coding: its configuration chosen on validation images
     out = tiny["dir"] / "ev"
     assert main(["eval", "--data", str(tiny["data"]), "--model", f"mse={mse}", "--model", f"semantic={sem}",
-                 "--classifier", str(tiny["clf"]), "--snr", "0", "10", "--separate", "--out", str(out)]) == 0
+                 "--classifier", str(tiny["clf"]), "--protocols", "clean", "--snr", "0", "10", "--separate",
+                 "--out", str(out)]) == 0
+    configs = out.with_name("ev-separate-val-clean.json")
+    assert configs.is_file()
+    # a receiver adapted to both arms' decodes and separate coding's (at the configurations chosen above)
+    rcv = tiny["dir"] / "receiver.pt"
+    assert main(["train", "receiver", "--data", str(tiny["data"]), "--from", str(tiny["clf"]), "--jscc", f"mse={mse}",
+                 "--jscc", f"semantic={sem}", "--separate-configs", str(configs), "--epochs", "1", "--batch", "16",
+                 "--separate-images", "24", "--out", str(rcv), "--threads", "1"]) == 0
+    ck = torch.load(rcv, weights_only=True)
+    assert ck["kind"] == "receiver" and ck["config"]["sources"] == ["clean", "jscc:mse", "jscc:semantic", "separate"]
+    assert {"val_clean", "val_mse@10", "val_semantic@0", "val_separate@20"} <= set(ck["history"][-1])
+    # both protocols side by side, and the SNR-uncertainty protocol
+    assert main(["eval", "--data", str(tiny["data"]), "--model", f"mse={mse}", "--model", f"semantic={sem}",
+                 "--classifier", str(tiny["clf"]), "--receiver", str(rcv), "--snr", "0", "10", "--separate",
+                 "--uncertain", "U:0:20", "10+-3", "--out", str(out)]) == 0
     doc = json.loads(out.with_suffix(".json").read_text())
-    assert set(doc) == {"meta", "clean_accuracy", "rows"}
-    assert {r["scheme"] for r in doc["rows"]} == {"mse", "semantic", "separate"} and len(doc["rows"]) == 6
-    for r in doc["rows"]:
-        assert set(r) == {"scheme", "snr_db", "accuracy", "psnr_db", "ssim", "n", "frames_lost"}
-        assert 0 <= r["accuracy"] <= 1 and r["n"] == 40 and -1 <= r["ssim"] <= 1
+    assert {"meta", "clean_accuracy", "rows", "comparisons", "mean_difference_0_5_10"} <= set(doc)
+    rows = doc["rows"]
+    assert {r["scheme"] for r in rows} == {"mse", "semantic", "separate"}
+    assert {r["protocol"] for r in rows} == {"clean", "receiver"}
+    assert len(rows) == 3 * 2 * 4  # schemes x protocols x (2 SNRs + 2 conditions)
+    for r in rows:
+        assert 0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1 and r["n"] == 40 and -1 <= r["ssim"] <= 1
+    assert {r["condition"] for r in rows} == {"", "U[0,20]", "10+-3"}
+    comp = next(c for c in doc["comparisons"] if c["protocol"] == "receiver" and c["snr"] == "10")
+    assert comp["diff_low"] <= comp["diff"] <= comp["diff_high"]
     assert doc["meta"]["channel"] == "awgn" and doc["meta"]["kn"] == "1/6"
     md = out.with_suffix(".md").read_text()
-    assert "| SNR (dB) |" in md and "Semantic minus MSE" in md and "relative to separate coding" in md
-    assert set(doc["meta"]["separate_best"]) == {"0", "10"}
-    assert out.with_name("ev-separate.json").is_file()
-    assert out.with_suffix(".png").stat().st_size > 1000
+    assert "clean classifier" in md and "adapted receiver" in md and "Semantic minus MSE (paired" in md
+    assert "relative to separate coding" in md and "chosen on validation" in md
+    assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".npz").is_file()
 
 
 def test_eval_bad_input(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

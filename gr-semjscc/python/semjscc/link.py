@@ -60,31 +60,40 @@ def decoder_snr(card: Any, snr_est_db: Any, fallback_db: float, mode: str = "est
 # --- which classifier judges the images --------------------------------------------------------------
 
 
-def resolve_classifier(model: str | Path, classifier: str | Path | None = None) -> str:
-    """The classifier for deep JSCC model ``model``: ``classifier`` when given; else the receiver its
-    card names (the classifier adapted to what the channel delivers), else the classifier it names
-    (the one it was trained against); else the shipped clean classifier. A card that names a model
-    which is not there is a ModelError (naming the card and the fix), never a silent substitute."""
-    if classifier:
-        return str(classifier)
+def card_classifiers(model: str | Path) -> dict[str, str | None]:
+    """The classifiers a deep JSCC model's card names, as absolute directories: ``classifier`` (the clean
+    one it was trained against) and ``receiver`` (adapted to what the channel delivers); None where the
+    card names none. A card naming a directory that is not there is a ModelError naming the card."""
     from semjscc.errors import ModelError
     from semjscc.modelcard import CARD_FILE, ModelCard
     from semjscc.paths import resolve_model_dir
-    from semjscc.shipped import CLASSIFIER
 
     directory = resolve_model_dir(model)
+    out: dict[str, str | None] = {"classifier": None, "receiver": None}
     if not (directory / CARD_FILE).is_file():
-        return CLASSIFIER
+        return out
     card = ModelCard.load(directory)
-    for key in ("receiver", "classifier"):
+    for key in out:
         ref = getattr(card, key, None)
         if ref:
             p = (directory / ref).resolve()
             if not p.is_dir():
                 raise ModelError(f"{directory / CARD_FILE} names {key} {ref}, which is not there ({p}): restore it, "
                                  f"or pass --classifier NAME_OR_DIR")
-            return str(p)
-    return CLASSIFIER
+            out[key] = str(p)
+    return out
+
+
+def resolve_classifier(model: str | Path, classifier: str | Path | None = None) -> str:
+    """The classifier for deep JSCC model ``model``: ``classifier`` when given; else the receiver its
+    card names (the classifier adapted to what the channel delivers), else the classifier it names
+    (the one it was trained against); else the shipped clean classifier."""
+    if classifier:
+        return str(classifier)
+    from semjscc.shipped import CLASSIFIER
+
+    named = card_classifiers(model)
+    return named["receiver"] or named["classifier"] or CLASSIFIER
 
 
 # --- the frame ledger --------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ class ModelCard:
     snr_db: list[float] | None = None  # training SNRs [lo, hi] in dB (Es/N0); lo == hi for fixed-SNR models
     loss: str | None = None  # "mse" or "semantic"
     channel: str | None = None  # training channel: awgn, rayleigh or ofdm
-    classifier: str | None = None  # the receiver's classifier: its model directory, relative to this one
+    classifier: str | None = None  # the clean classifier it was trained against: its model directory, relative
+    receiver: str | None = None  # the receiver classifier it is meant for (adapted to decodes), relative
     # classifier only
     num_classes: int | None = None
     # provenance

@@ -22,7 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "(SIGTERM).")
     what = p.add_subparsers(dest="what", metavar="WHAT", required=True)
 
-    c = what.add_parser("classifier", help="the receiver's CIFAR-10 classifier")
+    c = what.add_parser("classifier", help="the clean CIFAR-10 classifier (fast-CIFAR recipe)",
+                        description="Train the clean classifier: whitening first layer, three conv groups, SGD "
+                                    "with Nesterov momentum on a one-cycle schedule, label smoothing, translations "
+                                    "and flips, weight averaging. 5,000 training images are held out for "
+                                    "validation; the test split is measured once, after the last epoch.")
     add_data_arg(c)
     c.add_argument("--out", type=Path, default=Path("runs/classifier.pt"), help="checkpoint (default %(default)s)")
     cd = asdict(ClassifierConfig())
@@ -40,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     c.set_defaults(func=run_classifier)
     _add_jscc(what)
+    _add_receiver(what)
 
 
 def run_classifier(args: argparse.Namespace) -> int:
@@ -128,4 +133,58 @@ def run_jscc(args: argparse.Namespace) -> int:
     out = args.out or Path(f"runs/jscc-{args.loss}.pt")
     train_jscc(cfg, args.data, out, args.classifier, device=args.device, resume=not args.fresh,
                limit=args.limit, threads=args.threads, val_every=args.val_every)
+    return 0
+
+
+def _add_receiver(what: argparse._SubParsersAction) -> None:
+    from dataclasses import asdict
+
+    from semjscc.nn.train_receiver import ReceiverConfig
+
+    d = asdict(ReceiverConfig())
+    r = what.add_parser("receiver", help="fine-tune the clean classifier on what the channel delivers",
+                        description="Fine-tune the receiver's classifier from the clean one on an equal mix of clean "
+                                    "training images, the decodes of each deep JSCC model (random SNR in --snr-range, "
+                                    "AWGN) and separate coding's decodes (configuration per SNR from an `eval "
+                                    "--separate` envelope on validation images), so one receiver judges every "
+                                    "scheme alike. Validation: each source at 0/10/20 dB.")
+    add_data_arg(r)
+    r.add_argument("--from", dest="start", type=Path, required=True, metavar="CHECKPOINT",
+                   help="the clean classifier's checkpoint to start from")
+    r.add_argument("--jscc", action="append", default=[], metavar="LABEL=CHECKPOINT",
+                   help="a deep JSCC checkpoint whose decodes go into the mix (repeatable)")
+    r.add_argument("--separate-configs", type=Path, default=None, metavar="JSON",
+                   help="separate coding's configuration per SNR: the STEM-separate.json of `semjscc eval --separate`")
+    r.add_argument("--out", type=Path, default=Path("runs/receiver.pt"), help="checkpoint (default %(default)s)")
+    r.add_argument("--epochs", type=positive_int, default=d["epochs"], help="default %(default)s")
+    r.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
+    r.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
+    r.add_argument("--snr-range", type=finite_float, nargs=2, default=(d["snr_min"], d["snr_max"]),
+                   metavar=("LO", "HI"), help="SNRs of the decodes, drawn uniformly in dB (default %(default)s)")
+    r.add_argument("--separate-images", type=positive_int, default=d["separate_images"], metavar="N",
+                   help="training images decoded by separate coding (default %(default)s)")
+    r.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32")
+    r.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    r.add_argument("--limit", type=positive_int, default=None, help="use only N images (smoke runs)")
+    r.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
+    r.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    r.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
+    r.set_defaults(func=run_receiver)
+
+
+def run_receiver(args: argparse.Namespace) -> int:
+    from semjscc.errors import UsageError
+    from semjscc.nn.train_receiver import ReceiverConfig, train_receiver
+
+    jscc = []
+    for spec in args.jscc:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise UsageError(f"--jscc {spec!r}: expected LABEL=CHECKPOINT, e.g. semantic=runs/jscc-semantic.pt")
+        jscc.append((label, Path(path)))
+    cfg = ReceiverConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, snr_min=args.snr_range[0],
+                         snr_max=args.snr_range[1], separate_images=args.separate_images, bf16=args.bf16,
+                         seed=args.seed)
+    train_receiver(cfg, args.data, args.out, args.start, jscc, args.separate_configs, device=args.device,
+                   resume=not args.fresh, limit=args.limit, threads=args.threads)
     return 0

@@ -213,6 +213,10 @@ class ConfigResult:
     codec_error: float
     undetected: int
     bits_per_image: float  # mean frame bits (header + payload) of the images that fit
+    correct: np.ndarray | None = field(default=None, repr=False)  # per image (not in the JSON rows)
+
+    def row(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "correct"}
 
 
 def evaluate_config(table: CodecTable, quality: int | str, phy: PhyOutcome, fallback_scores: tuple,
@@ -266,6 +270,7 @@ def evaluate_config(table: CodecTable, quality: int | str, phy: PhyOutcome, fall
         fallback_rate=float(1.0 - ok.mean()), too_big=float(1.0 - any_fit.mean()),
         ldpc_fail=float((any_fit & (used > first_fail)).mean()), codec_error=codec_err / n,
         undetected=undetected, bits_per_image=float(bits[any_fit].mean()) if any_fit.any() else 0.0,
+        correct=correct.astype(bool),
     )
 
 
@@ -321,12 +326,30 @@ def run_separate_sweep(classify: Classify, data: object, snrs: Sequence[float], 
                         "codec": table.codec.name, "quality": q, "modulation": lay.modulation,
                         "code_rate": lay.rate, "effective_rate": round(lay.effective_rate, 4),
                         "ldpc_n": lay.n, "codewords": lay.n_cw, "frame_bits": lay.info_bits,
-                        **r.__dict__, "n": n,
+                        **r.row(), "n": n,
                     })
             if progress:
                 print(f"[separate] {channel} {snr:g} dB {lay.label()}: PHY {phy.seconds:.1f} s, "
                       f"codewords ok {phy.cw_ok.mean():.3f}", flush=True)
     return rows
+
+
+def evaluate_choice(classify: Classify, data: object, snr_db: float, channel: str, kn: float, codec: str,
+                    quality: str, modulation: str, code_rate: str, seed: int = 2024,
+                    use_cache: bool = True) -> ConfigResult:
+    """One configuration (chosen beforehand, e.g. on validation images) at one SNR, with the
+    per-image outcome (``correct``) for paired comparisons. Same noise convention as the sweep."""
+    images, labels = data.images, np.asarray(data.labels)  # type: ignore[attr-defined]
+    ref = to_float_nchw(images)
+    fallback = ref.mean(0)
+    fb_scores = _metrics(classify, ref, np.broadcast_to(fallback, ref.shape).copy(), labels)
+    table = build_codec_table(make_codec(codec), images, labels, classify, fallback, use_cache)
+    lay = plan_frame(channel_uses(kn), modulation, code_rate)
+    if lay is None:
+        raise ValueError(f"{modulation} rate {code_rate} does not fit {channel_uses(kn)} channel uses")
+    phy = simulate_phy(lay, len(labels), float(snr_db), channel, seed)
+    q: int | str = AUTO if quality == AUTO else int(quality)
+    return evaluate_config(table, q, phy, fb_scores, classify, ref, labels, fallback)
 
 
 def envelope(rows: list[dict], key: str = "accuracy") -> list[dict]:

@@ -1,0 +1,175 @@
+"""The rules of the link, each defined once (semjscc.link, symbols, stats, paths, stopping): the SNR a
+model is given, which classifier judges its images, model names versus paths, the frame ledger, the
+one run loop, the intervals every accuracy carries."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from semjscc.errors import ModelError
+from semjscc.link import (
+    FrameLedger,
+    SentFrame,
+    StreamLedger,
+    clean_accuracy,
+    decoder_snr,
+    encoder_snr,
+    resolve_classifier,
+)
+from semjscc.stats import paired_difference, relative_gain, wilson
+from semjscc.stopping import run_until_done
+from semjscc.symbols import from_pairs, to_pairs
+
+ADAPTIVE = SimpleNamespace(snr_adaptive=True, snr_db=[0.0, 20.0])
+FIXED = SimpleNamespace(snr_adaptive=False, snr_db=[10.0, 10.0])
+
+
+def test_model_snr_rules() -> None:
+    assert encoder_snr(ADAPTIVE, 7.5) == 7.5 and encoder_snr(FIXED, 3.0) == 10.0
+    assert decoder_snr(ADAPTIVE, 25.0, 5.0) == 20.0  # clipped to the training range: no extrapolation
+    assert decoder_snr(ADAPTIVE, -3.0, 5.0) == 0.0
+    assert decoder_snr(ADAPTIVE, float("nan"), 5.0) == 5.0 and decoder_snr(ADAPTIVE, None, 6.0) == 6.0
+    assert decoder_snr(ADAPTIVE, 12.0, 5.0, mode="fixed") == 5.0
+    assert decoder_snr(FIXED, 3.0, 5.0) == 10.0
+    assert decoder_snr(SimpleNamespace(snr_adaptive=True, snr_db=None), 42.0, 5.0) == 42.0
+
+
+def test_complex_pairs_round_trip() -> None:
+    z = (np.arange(6) + 1j * np.arange(6, 12)).astype(np.complex64).reshape(2, 3)
+    p = to_pairs(z)
+    assert p.shape == (2, 3, 2) and p.dtype == np.float32 and p[1, 2, 1] == 11
+    assert np.array_equal(from_pairs(p), z)
+
+
+def _card(directory: Path, **fields: object) -> None:
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "card.yaml").write_text(yaml.safe_dump({"name": directory.name, "kind": "jscc", "kn": 1 / 6,
+                                                          "n_symbols": 512, **fields}))
+
+
+def test_classifier_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMJSCC_MODELS", str(tmp_path / "models"))
+    for name in ("clean", "adapted"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+    _card(tmp_path / "models" / "both", classifier="../clean", receiver="../adapted")
+    _card(tmp_path / "models" / "only-clean", classifier="../clean")
+    _card(tmp_path / "models" / "none")
+    _card(tmp_path / "models" / "dangling", receiver="../gone")
+    assert resolve_classifier("both") == str((tmp_path / "models" / "adapted").resolve())  # the receiver first
+    assert resolve_classifier("only-clean") == str((tmp_path / "models" / "clean").resolve())
+    assert resolve_classifier("none") == "classifier"  # the shipped clean one
+    assert resolve_classifier("both", "my-classifier") == "my-classifier"
+    with pytest.raises(ModelError, match=r"names receiver \.\./gone, which is not there"):
+        resolve_classifier("dangling")
+
+
+def test_a_folder_here_never_shadows_a_shipped_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from semjscc.paths import resolve_model_dir
+
+    monkeypatch.setenv("SEMJSCC_MODELS", str(tmp_path / "models"))
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "here" / "m").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    assert resolve_model_dir("m") == (tmp_path / "models" / "m").resolve()
+    assert resolve_model_dir("./m") == (tmp_path / "here" / "m").resolve()
+    assert resolve_model_dir(str(tmp_path / "here" / "m")) == (tmp_path / "here" / "m").resolve()
+    (tmp_path / "here" / "other").mkdir()
+    with pytest.raises(ModelError, match=r"for the folder .other. here, write \./other"):
+        resolve_model_dir("other")
+
+
+def test_frame_ledger_accounts_for_every_frame() -> None:
+    seen = []
+    led = FrameLedger(seen.append)
+    img = np.zeros((32, 32, 3), np.uint8)
+    for r in range(4):
+        led.send(SentFrame(r, label=r % 2, image=img, t_sent=1.0))
+    led.receive(0, image=img, pred=0, snr_est_db=10.0, now=1.5)
+    led.receive(1, image=img + 10, pred=0, snr_est_db=12.0)
+    led.lose(2, "corrupt")
+    led.header_failure()
+    assert led.give_up() == 1
+    s = led.summary()
+    assert s["frames_sent"] == 4 == s["frames_received"] + s["frames_lost"]
+    assert (s["corrupt"], s["header_crc_failures"], s["lost_at_stop"]) == (1, 1, 1)
+    assert s["accuracy"] == 0.5 and s["accuracy_sent"] == 0.25  # lost and corrupt frames count as wrong
+    assert s["psnr_db"] == pytest.approx((100.0 + 20 * math.log10(255 / 10)) / 2)  # identical: capped at 100
+    assert s["snr_est_db"] == 11.0 and s["latency_s"] == 0.5
+    assert [o.status for o in seen] == ["received", "received", "corrupt", "lost"]
+
+
+def test_stream_ledger_maps_air_numbers_and_gaps() -> None:
+    led = StreamLedger()
+    img = np.zeros((32, 32, 3), np.uint8)
+    for r in range(65534, 65539):  # across the 16-bit wrap
+        led.on_sent({"frame_number": r, "label": 1, **({"last": True} if r == 65538 else {})}, img, 0.0)
+    led.on_received({"frame_number": 65535, "pred": 1}, img, 0.1)  # 65534 never came: lost by gap
+    led.on_received({"frame_number": 0, "corrupt": True, "length_mismatch": True}, None, 0.1)  # 65536
+    led.on_received({"frame_number": 0}, img, 0.1)  # a duplicate: late
+    led.on_received({"header_ok": False}, None, 0.1)
+    assert not led.done
+    assert led.expire(now=5.0, timeout_s=1.0) == 2  # 65537, 65538: the chain went quiet
+    s = led.summary()
+    assert led.done and s["frames_sent"] == 5 == s["frames_received"] + s["frames_lost"]
+    assert (s["lost_by_gap"], s["lost_by_timeout"], s["corrupt"], s["length_mismatch"]) == (1, 2, 1, 1)
+    assert (s["late_frames"], s["header_crc_failures"]) == (1, 1)
+
+
+def test_clean_accuracy_counts_labelled_images_only() -> None:
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    logits = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    assert clean_accuracy(lambda x: logits[: len(x)], images, np.array([0, 1, 1, -1])) == pytest.approx(2 / 3)
+    assert clean_accuracy(lambda x: logits[: len(x)], images, np.full(4, -1)) is None
+
+
+def test_intervals() -> None:
+    lo, hi = wilson(50, 100)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(0.19, abs=0.01)
+    assert wilson(0, 10)[0] == 0.0 and 0 < wilson(0, 10)[1] < 0.35
+    rng = np.random.default_rng(0)
+    a = rng.random(10_000) < 0.60
+    b = a.copy()
+    flip = rng.random(10_000) < 0.02
+    b[flip] = ~b[flip]  # b differs from a on 2 % of the images: a paired test sees it clearly
+    d, dlo, dhi = paired_difference(a, b)
+    assert dlo <= d <= dhi and dhi - dlo < 0.01
+    g, glo, ghi = relative_gain(a, b)
+    assert glo <= g <= ghi
+    assert math.isnan(relative_gain(a, np.zeros(10_000, bool))[0])
+
+
+def test_run_until_done_stops_on_a_signal_and_finalizes_first() -> None:
+    events: list[str] = []
+
+    def finalize(outcome: object) -> None:
+        events.append(f"finalize interrupted={outcome.interrupted}")
+
+    def poll() -> None:
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C while running: held until finalize has run
+
+    assert threading.current_thread() is threading.main_thread()
+    with pytest.raises(KeyboardInterrupt):
+        run_until_done(lambda: events.append("start"), lambda _t: False, lambda held: events.append(f"stop {held}"),
+                       poll=poll, finalize=finalize)
+    assert events == ["start", f"stop [{int(signal.SIGINT)}]", "finalize interrupted=True"]
+
+
+def test_run_until_done_times_out_and_catches_what_it_is_told() -> None:
+    out = run_until_done(lambda: None, lambda _t: False, lambda _h: None, timeout_s=0.05, poll_s=0.01)
+    assert out.timed_out and not out.done and not out.interrupted
+
+    def boom() -> None:
+        raise ModelError("radio gone")
+
+    out = run_until_done(lambda: None, lambda _t: False, lambda _h: None, poll=boom, catch=(ModelError,))
+    assert out.error == "ModelError: radio gone" and isinstance(out.exception, ModelError)
+    out = run_until_done(lambda: None, lambda _t: True, lambda _h: None)
+    assert out.done
