@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pickle
 import re
@@ -227,6 +228,18 @@ class Fixtures:
         rx["parameters"]["classifier"] = repr(self["zoo"] + "/classifier")
         return self._file("sim_loopback_mismatch.grc", yaml.safe_dump(doc, sort_keys=False))
 
+    def _make_grc_errors(self) -> Path:
+        """flowgraphs/sim_loopback.grc with two parameters GRC cannot evaluate."""
+        import yaml
+
+        doc = yaml.safe_load((REPO / "flowgraphs" / "sim_loopback.grc").read_text())
+        for b in doc["blocks"]:
+            if b["id"] == "semjscc_image_source":
+                b["parameters"]["max_in_flight"] = "bogus_variable"
+            if b["id"] == "semjscc_metrics_sink":
+                b["parameters"]["loss_timeout_s"] = "1/0"
+        return self._file("sim_loopback_errors.grc", yaml.safe_dump(doc, sort_keys=False))
+
     def _make_zoo(self) -> Path:
         """tests/gr_tiny_zoo.py's tiny untrained models: jscc-kn6 (512 symbols), jscc-kn12 (256), classifier."""
         from gr_tiny_zoo import tiny_zoo
@@ -251,6 +264,215 @@ class Fixtures:
             if r.returncode != 0 or not meta.is_file():
                 raise RuntimeError(f"could not record the ota fixture: {r.stderr[-2000:]}")
         return meta
+
+    # --- hostile inputs (issue: bounded readers, crash-safe files, honest replays) -------------------
+    def _cifar_folder_with(self, name: str, member: str, data: bytes | None = None) -> Path:
+        """A CIFAR-10 folder layout with one odd test image (``data``: bytes; None: leave it to the caller)."""
+        root = self.root / name
+        for split in ("train", "test"):
+            self._png(root / split / "cat" / "0000.png", 32, 1)
+        if data is not None:
+            (root / "test" / "cat" / member).write_bytes(data)
+        return root
+
+    def _make_tar_huge_member(self) -> Path:
+        """A tiny .tar.gz whose header declares a 64 GiB image member (the body is missing)."""
+        import gzip
+        import io as _io
+        import tarfile as _tarfile
+
+        info = _tarfile.TarInfo("cifar/test/cat/0000.jpg")
+        info.size = 64 << 30
+        raw = info.tobuf(format=_tarfile.GNU_FORMAT) + b"\0" * 512
+        buf = _io.BytesIO()
+        with gzip.GzipFile(fileobj=buf, mode="wb") as gz:
+            gz.write(raw)
+        return self._file("huge-member.tar.gz", buf.getvalue())
+
+    def _make_pickle_huge_array(self) -> Path:
+        """A cifar-10-batches-py folder whose test_batch (under 100 bytes) asks numpy for a 16 TiB array."""
+        import numpy as np
+
+        class Huge:
+            def __reduce__(self) -> tuple:
+                return (np.ndarray, ((1 << 44,), "u1"))
+
+        return self._pickles("pickle-huge", pickle.dumps({b"data": Huge(), b"labels": [0]}, protocol=2))
+
+    def _pickles(self, name: str, data: bytes) -> Path:
+        """A cifar-10-batches-py folder whose six batch files all hold ``data``."""
+        d = self.root / name / "cifar-10-batches-py"
+        d.mkdir(parents=True, exist_ok=True)
+        for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            (d / f).write_bytes(data)
+        return d.parent
+
+    def _make_pickle_ragged(self) -> Path:
+        """A test_batch whose data is not a whole number of 32x32x3 images."""
+        import numpy as np
+
+        return self._pickles("pickle-ragged", pickle.dumps({b"data": np.zeros((1, 3000), np.uint8), b"labels": [0]},
+                                                           protocol=2))
+
+    def _make_pickle_bad_labels(self) -> Path:
+        import numpy as np
+
+        return self._pickles("pickle-labels", pickle.dumps({b"data": np.zeros((2, 3072), np.uint8),
+                                                            b"labels": [0, 12]}, protocol=2))
+
+    def _make_cifar_huge_png(self) -> Path:
+        """A CIFAR-10 folder with a 10000x10000 PNG (a few KB: one bit per pixel, all zero)."""
+        import io as _io
+
+        from PIL import Image
+
+        buf = _io.BytesIO()
+        Image.new("1", (10000, 10000)).save(buf, format="PNG")
+        return self._cifar_folder_with("cifar-huge-png", "0001.png", buf.getvalue())
+
+    def _make_cifar_postscript(self) -> Path:
+        """A CIFAR-10 folder with a PostScript file named .jpg (never handed to PIL's EPS reader)."""
+        return self._cifar_folder_with("cifar-eps", "0001.jpg", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\n")
+
+    def _make_cifar_dir_named_jpg(self) -> Path:
+        root = self._cifar_folder_with("cifar-dir-jpg", "x")
+        (root / "test" / "cat" / "0001.jpg").mkdir(exist_ok=True)
+        return root
+
+    def _make_cifar_dangling_jpg(self) -> Path:
+        root = self._cifar_folder_with("cifar-dangling", "x")
+        link = root / "test" / "cat" / "0001.jpg"
+        if not link.is_symlink():
+            link.symlink_to(self.root / "nowhere.jpg")
+        return root
+
+    def _make_cifar_macos(self) -> Path:
+        """A CIFAR-10 folder with macOS ._ metadata beside the images: skipped, not refused."""
+        return self._cifar_folder_with("cifar-macos", "._0000.png", b"\x00\x05\x16\x07 AppleDouble")
+
+    def _make_pictures_huge(self) -> Path:
+        import io as _io
+
+        from PIL import Image
+
+        p = self.root / "pictures-huge"
+        p.mkdir(exist_ok=True)
+        buf = _io.BytesIO()
+        Image.new("1", (10000, 10000)).save(buf, format="PNG")
+        (p / "big.png").write_bytes(buf.getvalue())
+        return p
+
+    def _make_pictures_zero_link(self) -> Path:
+        p = self.root / "pictures-zero"
+        p.mkdir(exist_ok=True)
+        if not (p / "x.png").is_symlink():
+            (p / "x.png").symlink_to("/dev/zero")
+        return p
+
+    def _make_pictures_fifo(self) -> Path:
+        p = self.root / "pictures-fifo"
+        p.mkdir(exist_ok=True)
+        if not (p / "x.png").exists():
+            os.mkfifo(p / "x.png")
+        return p
+
+    def _card_dir(self, name: str, edit: Any) -> Path:
+        """A copy of the tiny zoo's jscc-kn6 whose card.yaml is edited by ``edit(text) -> text``."""
+        d = self.root / name
+        if not d.is_dir():
+            shutil.copytree(Path(self["zoo"]) / "jscc-kn6", d)
+            card = d / "card.yaml"
+            card.write_text(edit(card.read_text()))
+        return d
+
+    def _make_card_alias_bomb(self) -> Path:
+        bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+        return self._card_dir("card-bomb", lambda text: bomb + text)
+
+    def _make_card_nan_kn(self) -> Path:
+        import re as _re
+
+        return self._card_dir("card-nan", lambda text: _re.sub(r"^kn: .*$", "kn: .nan", text, flags=_re.M))
+
+    def _make_card_files_list(self) -> Path:
+        import re as _re
+
+        return self._card_dir("card-files-list",
+                              lambda text: _re.sub(r"^files:\n(?:  .*\n)+", "files: [1, 2]\n", text, flags=_re.M))
+
+    def _make_card_outside(self) -> Path:
+        return self._card_dir("card-outside", lambda text: text.replace("file: encoder.onnx", "file: ../x/encoder.onnx"))
+
+    def _make_onnx_wrong_output(self) -> Path:
+        """A model directory whose encoder's metadata and card say 512 symbols, but whose graph emits 256
+        (the tiny k/n 1/12 encoder with edited metadata)."""
+        import onnx
+
+        d = self.root / "onnx-wrong-output"
+        if not d.is_dir():
+            shutil.copytree(Path(self["zoo"]) / "jscc-kn6", d)
+            m = onnx.load(str(Path(self["zoo"]) / "jscc-kn12" / "encoder.onnx"))
+            ref = {p.key: p.value for p in onnx.load(str(d / "encoder.onnx")).metadata_props}
+            del m.metadata_props[:]
+            for k, v in ref.items():
+                m.metadata_props.add(key=k, value=v)
+            onnx.save(m, str(d / "encoder.onnx"))
+            import hashlib as _hashlib
+            import re as _re
+
+            data = (d / "encoder.onnx").read_bytes()
+            card = (d / "card.yaml").read_text()
+            card = _re.sub(r"(encoder:\n    file: encoder.onnx\n    sha256: )\w+(\n    bytes: )\d+",
+                           lambda mm: f"{mm.group(1)}{_hashlib.sha256(data).hexdigest()}{mm.group(2)}{len(data)}", card)
+            (d / "card.yaml").write_text(card)
+        return d
+
+    def _make_jscc_wrong_shapes(self) -> Path:
+        """A jscc checkpoint whose weights do not fit its config."""
+        import torch
+
+        p = self.root / "wrong-shapes.pt"
+        if not p.exists():
+            from dataclasses import asdict
+
+            from semjscc.nn.config import JSCCConfig
+            from semjscc.nn.jscc import JSCC
+
+            torch.save({"kind": "jscc", "config": asdict(JSCCConfig(width=8)), "model": JSCC(1 / 6, 4).state_dict()}, p)
+        return p
+
+    def _recording_edit(self, name: str, edit: Any) -> Path:
+        """A copy of the recording whose .sigmf-meta JSON is changed by ``edit(doc)``."""
+        d = self.root / name
+        meta = d / "recording.sigmf-meta"
+        if not meta.is_file():
+            d.mkdir(parents=True, exist_ok=True)
+            src = Path(self["recording"])
+            shutil.copy(src.with_suffix(".sigmf-data"), d / "recording.sigmf-data")
+            doc = json.loads(src.read_text())
+            edit(doc)
+            meta.write_text(json.dumps(doc))
+        return meta
+
+    def _make_recording_ri16(self) -> Path:
+        return self._recording_edit("rec-ri16", lambda d: d["global"].__setitem__("core:datatype", "ri16_le"))
+
+    def _make_recording_negative_index(self) -> Path:
+        def edit(d: dict) -> None:
+            d["captures"][0]["semjscc:frames"][0]["image_index"] = -1
+
+        return self._recording_edit("rec-negative", edit)
+
+    def _make_recording_no_window(self) -> Path:
+        return self._recording_edit("rec-no-window", lambda d: d["captures"][0].pop("semjscc:window"))
+
+    def _make_recording_short(self) -> Path:
+        """Metadata claiming more samples than the data file holds."""
+        def edit(d: dict) -> None:
+            d["global"]["semjscc:samples"] = int(d["global"]["semjscc:samples"]) + 1000
+
+        return self._recording_edit("rec-short", edit)
 
     def _make_recording_without_data(self) -> Path:
         """The recording's .sigmf-meta alone, its .sigmf-data missing."""

@@ -190,7 +190,7 @@ def test_grc_refuses_what_companion_cannot_open(tmp_path: Path, capsys: pytest.C
     cases = {"list.grc": ("- a\n- b\n", "not a YAML mapping"),
              "no-options.grc": ("metadata: {file_format: 1}\nblocks: []\n", "no options block"),
              "no-metadata.grc": ("options: {parameters: {id: x}}\n", "no metadata: file_format"),
-             "binary.grc": (b"\xff\xfe\x00garbage", "not a GRC 3.10 flowgraph (UnicodeDecodeError)")}
+             "binary.grc": (b"\xff\xfe\x00garbage", "not a GRC 3.10 flowgraph (not UTF-8 text)")}
     for name, (text, why) in cases.items():
         f = tmp_path / name
         f.write_bytes(text if isinstance(text, bytes) else text.encode())

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
 SIGNALS = [pytest.param(signal.SIGINT, 130, "Ctrl-C", id="SIGINT"),
            pytest.param(signal.SIGTERM, 143, "SIGTERM", id="SIGTERM")]
+WITH_HANGUP = [*SIGNALS, pytest.param(signal.SIGHUP, 129, "SIGHUP", id="SIGHUP")]  # the terminal closed
 WAIT_S = 90.0  # generous: the machine may be shared; a healthy run needs a few seconds
 
 
@@ -117,7 +118,7 @@ def _catches_sigterm(pid: int) -> bool:
 def _check_stopped(c: Cli, rc: int, code: int, name: str) -> None:
     assert rc == code, f"{c.out[-1500:]}\n{c.err[-3000:]}"
     assert "Traceback" not in c.err and "Traceback" not in c.out, c.err[-3000:]
-    how = "by SIGTERM" if name == "SIGTERM" else "(Ctrl-C)"
+    how = "(Ctrl-C)" if name == "Ctrl-C" else f"by {name}"
     assert c.err.rstrip().endswith(f"interrupted {how}"), c.err[-1000:]
 
 
@@ -166,7 +167,7 @@ def _check_run(c: Cli, rc: int, code: int, name: str, js: Path, csv_path: Path) 
 
 
 @pytest.mark.gnuradio
-@pytest.mark.parametrize(("sig", "code", "name"), SIGNALS)
+@pytest.mark.parametrize(("sig", "code", "name"), WITH_HANGUP)
 def test_run_engine_stops_and_writes_what_it_measured(link: Path, env: dict[str, str], tmp_path: Path, sig: int,
                                                       code: int, name: str) -> None:
     js, rows = tmp_path / "r.json", tmp_path / "r.csv"
@@ -218,6 +219,38 @@ def test_run_grc_passes_the_signal_to_the_flowgraph(link: Path, env: dict[str, s
     assert not _children(c.p.pid)
 
 
+@pytest.mark.slow
+@pytest.mark.gnuradio
+def test_killed_run_leaves_no_flowgraph_running_and_keeps_the_old_json(link: Path, env: dict[str, str],
+                                                                       tmp_path: Path) -> None:
+    """SIGKILL cannot be caught: the flowgraph script must die with its parent (it is told to stop when
+    the parent goes) and the results of an earlier run must still be there, untouched."""
+    if shutil.which("grcc") is None:
+        pytest.skip("grcc not installed")
+    js = tmp_path / "g.json"
+    js.write_text('{"earlier": true}\n')
+    grc = REPO / "flowgraphs" / "sim_loopback.grc"
+    with Cli(["run", str(grc), "--frames", "100000", "--source", str(link), "--json", str(js)], env, tmp_path) as c:
+        c.wait_until(lambda: any(_catches_sigterm(pid) for pid, cmd in _children(c.p.pid) if "sim_loopback.py" in cmd),
+                     "flowgraph script with its signal handlers")
+        scripts = [pid for pid, cmd in _children(c.p.pid) if "sim_loopback.py" in cmd]
+        c.p.kill()
+        c.p.wait(timeout=WAIT_S)
+    t0 = time.monotonic()
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in scripts):
+        assert time.monotonic() - t0 < 30, "the flowgraph script outlived its killed parent"
+        time.sleep(0.1)
+    assert json.loads(js.read_text()) == {"earlier": True}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".g.json", "semjscc-run-"))]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
 # --- semjscc ota ---------------------------------------------------------------------------------
 
 @pytest.mark.gnuradio
@@ -248,6 +281,34 @@ def test_ota_stops_after_a_whole_batch(link: Path, env: dict[str, str], tmp_path
     rec = sigmf.sigmffile.fromfile(str(out / "recording.sigmf-meta"))
     rec.validate()  # the checksum matches the data kept
     assert len(rec.get_captures()) == doc["frames_sent"] // 4
+
+
+@pytest.mark.slow
+@pytest.mark.gnuradio
+def test_ota_recording_survives_sigkill_at_any_moment(link: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """20 runs killed with SIGKILL at random moments: every recording left behind replays (the batches
+    committed before the kill), never "hash does not match"."""
+    pytest.importorskip("sigmf")
+    import random
+
+    pics = write_folder(tmp_path / "pics", {"test": fake_split(2, 7)}) / "test"
+    rng = random.Random(20)
+    replayed = 0
+    for i in range(20):
+        out = tmp_path / f"ota{i}"
+        with Cli(["ota", "--uri", "sim:seed=3", "--tx-atten", "40", "--images", "20", "--batch", "2", "--data",
+                  str(pics), "--calibration", "none", "--no-sim", "--no-progress", "--out", str(out)], env, tmp_path) as c:
+            c.wait_until(lambda out=out: (out / "recording.sigmf-meta").is_file(), "recording started")
+            time.sleep(rng.uniform(0.0, 1.5))
+            c.p.kill()
+            c.p.wait(timeout=WAIT_S)
+        r = subprocess.run([sys.executable, "-m", "semjscc.cli", "replay", str(out / "recording.sigmf-meta")],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert r.returncode == 0, f"kill {i}: {r.stderr[-2000:]}"
+        doc = json.loads(r.stdout)
+        assert doc["frames_sent"] == 2 * doc["captures"] == doc["frames_received"] + doc["frames_lost"]
+        replayed += doc["captures"] > 0
+    assert replayed >= 5  # most kills came after a batch or more was committed
 
 
 # --- semjscc train -------------------------------------------------------------------------------

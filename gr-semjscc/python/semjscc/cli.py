@@ -15,6 +15,7 @@ status is 128 + the signal number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGH
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -76,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as e:
         return _interrupted(command, stop_signal(e))
+    except BrokenPipeError:  # `semjscc models --json | head`: the reader left; nothing more to say
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as e:
         cause = interrupt_in_chain(e)
         if cause is not None or requested:  # the error is what the interrupt left behind

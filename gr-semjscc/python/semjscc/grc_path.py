@@ -69,10 +69,9 @@ def install(config: Path | None = None, directory: Path | None = None) -> tuple[
     text = config.read_text() if config.is_file() else ""
     new, changed = merge_blocks_path(text, str(directory))
     if changed:
-        config.parent.mkdir(parents=True, exist_ok=True)
-        tmp = config.with_name(config.name + ".tmp")
-        tmp.write_text(new)
-        tmp.replace(config)
+        from semjscc.files import write_text
+
+        write_text(config, new)
     return config, changed
 
 

@@ -9,8 +9,8 @@ the generated script is run with this interpreter, its GRC parameters given as c
 options. A failure in the script (a missing model, say) is turned back into the one line its
 exception carried; grcc's own errors are passed on in full. Ctrl-C, SIGTERM and SIGHUP are passed
 on to the script, which stops its top block (its metrics sink then writes what was measured),
-before they stop this process; the script is also told to stop if this process dies (SIGKILL),
-so no flowgraph runs on unattended.
+before they stop this process; the script is killed if this process dies (SIGKILL), so no flowgraph
+runs on unattended and nothing is left half written.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from semjscc.paths import REPO_ROOT
 FLOWGRAPHS_DIR = REPO_ROOT / "flowgraphs"
 _OPTION = re.compile(r'parser\.add_argument\(\s*(?:"-\w",\s*)?"(--[\w-]+)"')
 _ERROR = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception))\s*:\s*(.+)$")
+MAX_GRC_BYTES = 16 << 20  # a large flowgraph is a few hundred KB
 STOP_GRACE_S = 30.0  # how long a stopped flowgraph script gets to stop its top block and write its JSON
 
 
@@ -56,15 +57,16 @@ def find_grc(ref: str) -> Path:
 def read_grc(grc: Path) -> dict[str, Any]:
     """The parsed .grc: a YAML mapping with an ``options`` block (its ``parameters``) and
     ``metadata: file_format``, as GNU Radio Companion 3.10 saves it; UsageError otherwise."""
-    import yaml
+    from semjscc.errors import DataError
+    from semjscc.files import load_yaml, read_regular
 
     fix = "give a .grc file saved by GNU Radio Companion 3.10"
     try:
-        doc = yaml.safe_load(grc.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        mark = getattr(e, "problem_mark", None)
-        why = f"invalid YAML at line {mark.line + 1}" if mark is not None else type(e).__name__
-        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph ({why}); {fix}") from None
+        text = read_regular(grc, MAX_GRC_BYTES, "flowgraph").decode("utf-8")
+    except (DataError, UnicodeDecodeError) as e:
+        raise UsageError(f"{grc}: not a GRC 3.10 flowgraph ({e if isinstance(e, DataError) else 'not UTF-8 text'}); "
+                         f"{fix}") from None
+    doc = load_yaml(text, str(grc), UsageError, fix)
     if not isinstance(doc, dict):
         raise UsageError(f"{grc}: not a GRC 3.10 flowgraph (not a YAML mapping); {fix}")
     options, metadata = doc.get("options"), doc.get("metadata")
@@ -127,9 +129,11 @@ def compile_grc(grc: Path, out_dir: Path, timeout_s: float = 180.0) -> Path:
         raise UsageError(f"grcc took more than {timeout_s:.0f} s on {grc}") from None
     script = out_dir / f"{grc_options(grc).get('id', grc.stem)}.py"
     if r.returncode != 0 or not script.is_file():
-        lines = [ln.strip() for ln in (r.stdout + r.stderr).splitlines() if ln.strip() and not ln.startswith(("<<<", ">>>"))]
+        out = re.sub(r"(?<=\S)(?=(?:Block|Param|Connection) - )", "\n", r.stdout + r.stderr)  # one error per line
+        lines = [ln.strip() for ln in out.splitlines()
+                 if ln.strip() and not ln.startswith(("<<<", ">>>")) and not set(ln.strip()) <= {"*"}]
         first = next((i for i, ln in enumerate(lines) if "rror" in ln), max(len(lines) - 1, 0))
-        detail = "; ".join(lines[first:first + 12]) if lines else "no output"
+        detail = " ".join(lines[first:first + 16]) if lines else "no output"
         raise UsageError(f"grcc could not compile {grc}: {detail}")
     return script
 
@@ -150,12 +154,13 @@ def error_line(output: str) -> str:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG), so a
-    flowgraph script never outlives a killed ``semjscc run``."""
+    """In the child, before exec: SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG), so a
+    flowgraph script never outlives a killed ``semjscc run`` (whose own stop path, for every signal it
+    can catch, passes the signal on and collects the results first)."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: the process group still gets Ctrl-C passed on
 

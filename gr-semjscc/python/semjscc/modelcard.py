@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from semjscc.imaging import IMAGE_SHAPE
 
 CARD_FILE = "card.yaml"
 CARD_VERSION = 1
+MAX_CARD_BYTES = 1 << 20  # a card is a few KB
 META_PREFIX = "semjscc."
 OPSET = 18  # ONNX Runtime >= 1.14 runs opset 18: old enough for distribution packages, new enough for the exporter
 PIXEL_FORMAT = "float32 NCHW in [0,1]; classifier standardises internally"
@@ -109,7 +111,46 @@ class ModelCard:
             raise ModelError(f"{where}: a {self.kind} model has no {'/'.join(sorted(unknown))} file; fix card.yaml")
         if self.kind == "jscc" and (self.kn is None or self.n_symbols is None):
             raise ModelError(f"{where}: a deep JSCC card needs kn and n_symbols; re-export the model")
+        self._check_values(where)
         return self
+
+    def _check_values(self, where: str) -> None:
+        """Types and ranges of what the runtime relies on: one ModelError line, never a traceback later."""
+        def bad(field: str, what: str) -> ModelError:
+            return ModelError(f"{where}: {field} must be {what}, got {getattr(self, field)!r}; re-export the model "
+                              f"or restore card.yaml")
+
+        def number(v: object) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not isinstance(self.name, str) or not self.name:
+            raise bad("name", "a non-empty string")
+        if self.kn is not None and not (number(self.kn) and 0 < self.kn < 1):
+            raise bad("kn", "a number in (0, 1)")
+        if self.n_symbols is not None and not (isinstance(self.n_symbols, int) and not isinstance(self.n_symbols, bool)
+                                               and 0 < self.n_symbols <= 0xFFFF):
+            raise bad("n_symbols", "an integer in 1..65535")
+        if self.snr_db is not None and not (isinstance(self.snr_db, list) and 1 <= len(self.snr_db) <= 2
+                                            and all(number(v) for v in self.snr_db)):
+            raise bad("snr_db", "a list of one or two finite numbers of dB")
+        if self.snr_adaptive is not None and not isinstance(self.snr_adaptive, bool):
+            raise bad("snr_adaptive", "true or false")
+        if not (isinstance(self.image_shape, list) and len(self.image_shape) == 3
+                and all(isinstance(v, int) and 0 < v <= 4096 for v in self.image_shape)):
+            raise bad("image_shape", "three positive integers")
+        if self.num_classes is not None and not (isinstance(self.num_classes, int) and 0 < self.num_classes <= 100000):
+            raise bad("num_classes", "a positive integer")
+        for key in ("classifier", "receiver"):
+            v = getattr(self, key)
+            if v is not None and not isinstance(v, str):
+                raise bad(key, "a model directory (text), relative to this card")
+        for role, f in self.files.items():
+            name = Path(str(f.file))
+            if (not isinstance(f.file, str) or name.name != f.file or f.file in ("", ".", "..")
+                    or not isinstance(f.sha256, str) or len(f.sha256) != 64
+                    or not isinstance(f.bytes, int) or f.bytes < 0):
+                raise ModelError(f"{where}: files.{role} must name a file in the card's own directory with its "
+                                 f"sha256 and size, got {f!r}; re-export the model or restore card.yaml")
 
     # -- YAML ------------------------------------------------------------------------------------
 
@@ -127,7 +168,10 @@ class ModelCard:
             raise ModelError(f"{where}: model card lacks {', '.join(sorted(missing))}; re-export the model")
         kwargs = {k: v for k, v in d.items() if k in known}  # keys from newer versions are ignored
         try:
-            kwargs["files"] = {role: ModelFile(**f) for role, f in (d.get("files") or {}).items()}
+            files = d.get("files") or {}
+            if not isinstance(files, dict) or not all(isinstance(f, dict) for f in files.values()):
+                raise TypeError("files must map each role to {file, sha256, bytes}")
+            kwargs["files"] = {str(role): ModelFile(**f) for role, f in files.items()}
             card = cls(**kwargs)
         except TypeError as e:
             raise ModelError(f"{where}: malformed model card ({e}); re-export the model") from None
@@ -144,16 +188,19 @@ class ModelCard:
 
     @classmethod
     def load(cls, directory: Path) -> ModelCard:
-        import yaml
+        from semjscc.errors import DataError
+        from semjscc.files import load_yaml, read_regular
 
         path = Path(directory) / CARD_FILE
+        if not path.exists() and not path.is_symlink():
+            raise ModelError(f"{path} not found: not a model directory (`semjscc models` lists them)")
         try:
-            d = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ModelError(f"{path} not found: not a model directory (`semjscc models` lists them)") from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise ModelError(f"{path} is not readable YAML ({reason}); re-export the model") from None
+            text = read_regular(path, MAX_CARD_BYTES, "model card").decode("utf-8")
+        except DataError as e:
+            raise ModelError(str(e)) from None
+        except UnicodeDecodeError:
+            raise ModelError(f"{path} is not UTF-8 text; re-export the model") from None
+        d = load_yaml(text, str(path), ModelError, "re-export the model")
         return cls.from_dict(d, str(path))
 
     # -- ONNX metadata_props -----------------------------------------------------------------------

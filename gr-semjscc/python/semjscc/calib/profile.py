@@ -134,10 +134,9 @@ class CalibrationProfile:
         p = Path(path) if path is not None else calibration_dir()
         if p.suffix not in (".yaml", ".yml"):
             p = p / f"{_safe(self.serial)}.yaml"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(yaml.safe_dump(_plain(self.to_dict()), sort_keys=False))
-        tmp.replace(p)
+        from semjscc.files import write_text
+
+        write_text(p, yaml.safe_dump(_plain(self.to_dict()), sort_keys=False))
         return p
 
     @classmethod
@@ -145,11 +144,16 @@ class CalibrationProfile:
         p = Path(path)
         if not p.is_file():
             raise UsageError(f"calibration profile {p} not found (run `semjscc calibrate --uri URI` first)")
+        from semjscc.errors import DataError
+        from semjscc.files import load_yaml, read_regular
+
         try:
-            d = yaml.safe_load(p.read_text())
+            d = load_yaml(read_regular(p, 1 << 20, "calibration profile").decode("utf-8"), str(p), UsageError)
             return cls.from_dict(d)
-        except (yaml.YAMLError, TypeError, KeyError, AttributeError) as e:
+        except (DataError, UnicodeDecodeError) as e:
             raise UsageError(f"{p}: not a calibration profile ({e})") from None
+        except (TypeError, KeyError, AttributeError, ValueError) as e:
+            raise UsageError(f"{p}: not a calibration profile ({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def profile_path_for(serial: str, directory: str | Path | None = None) -> Path:

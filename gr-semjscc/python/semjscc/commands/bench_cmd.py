@@ -8,7 +8,6 @@ the same output conventions (JSON with ``meta`` and ``rows``, Markdown on stdout
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import signal
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from semjscc.commands.common import finite_float, positive_float, positive_int
+from semjscc.files import write_json
 from semjscc.phy.channel_model import check_cfo_hz
 from semjscc.phy.impairments import MAX_CFO_HZ
 
@@ -32,10 +32,7 @@ def _write_report(path: Path, doc: dict[str, Any], table: str, args: argparse.Na
     # the parsed options, not sys.argv: main() may have been called with another argv
     doc.setdefault("meta", {})["args"] = {k: v if isinstance(v, (int, float, bool, list)) or v is None else str(v)
                                           for k, v in vars(args).items() if k != "func"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, doc)
     print(table)
     print(f"\nwrote {path}")
 

@@ -8,6 +8,7 @@ printed and the exit status is 130 (Ctrl-C) or 143 (SIGTERM)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 from semjscc.commands.common import positive_int
 from semjscc.errors import UsageError
+from semjscc.files import write_json
 
 ENGINE = "sim_loopback"  # shipped flowgraph run in-process by semjscc.gr.sim_loopback
 # CLI option -> GRC parameter of the shipped flowgraphs
@@ -206,11 +208,17 @@ def _annotate(path: Path, grc: Path, given: dict[str, Any], extra: dict[str, Any
     doc.update(extra)
     doc["flowgraph"] = str(grc.resolve())
     doc["cli"] = {k: str(v) for k, v in given.items()}
-    if "json_path" in doc.get("params", {}):
-        doc["params"]["json_path"] = str(given.get("json", doc["params"]["json_path"]))
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    params = doc.get("params", {})
+    if "json_path" in params:
+        params["json_path"] = str(given.get("json", params["json_path"]))
+    model = given.get("model") or params.get("model")
+    if model:  # the directory the name resolved to: what the run used (a name never means a folder here)
+        from semjscc.errors import ModelError
+        from semjscc.paths import resolve_model_dir
+
+        with contextlib.suppress(ModelError):
+            params["model_path"] = str(resolve_model_dir(str(model)))
+    write_json(path, doc)
     return doc
 
 

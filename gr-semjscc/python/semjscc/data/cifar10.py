@@ -8,8 +8,16 @@ Layouts accepted (``resolve_source`` tells them apart):
   ``cifar10-jpeg.tar.gz``).
 
 Images come back as ``uint8`` arrays of shape ``(N, 32, 32, 3)`` (HWC, RGB) with ``int64``
-labels in CIFAR-10's canonical class order. Decoded arrays are cached as ``.npy`` files keyed
-by the source's path, size and modification time, so epochs never decode JPEGs again.
+labels in CIFAR-10's canonical class order. Decoded arrays are cached as ``.npy`` files keyed by
+the *content* of the source as the file system describes it: the path, size, modification time and
+inode of every file that is read (an image replaced or deleted inside a folder, a pickle overwritten
+in place, changes the key); a damaged or inconsistent cache entry is rebuilt, never served.
+
+Every reader has limits, checked before anything is allocated: regular files only (no FIFOs, devices,
+or links to them), a byte cap per file and per archive member, the pixel count from an image's
+header before it is decoded, only the image formats a dataset holds (JPEG, PNG, BMP), pickles that
+can only build numpy arrays from data they actually contain. macOS metadata (``._*``, ``__MACOSX/``)
+in archives and folders is skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 import pickle
 import re
 import tarfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from semjscc.errors import DataError
+from semjscc.files import MiB, read_regular, save_npy
 from semjscc.paths import cache_dir, default_data_source
 
 CIFAR10_CLASSES = (
@@ -36,6 +46,10 @@ CIFAR10_CLASSES = (
 SPLITS = ("train", "test")
 EXPECTED_COUNTS = {"train": 50_000, "test": 10_000}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP")  # what PIL may decode as a dataset image (never e.g. its EPS reader)
+MAX_IMAGE_BYTES = 4 * MiB  # a 32x32 image file is a few KB
+MAX_PICKLE_BYTES = 256 * MiB  # a CIFAR-10 batch file is 31 MB
+MAX_IMAGES = 100_000  # per split: CIFAR-10 has 50,000 / 10,000; bounds the memory an archive can take
 _PICKLE_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
@@ -92,12 +106,9 @@ def load_cifar10(
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
     kind, path = resolve_source(source)
-    cache = _cache_paths(path, split) if use_cache else None
-    if cache is not None and all(p.exists() for p in cache):
-        try:
-            ds = Dataset(np.load(cache[0]), np.load(cache[1]))
-        except (OSError, ValueError):
-            ds = None  # a damaged cache entry is rebuilt below
+    cache = _cache_paths(kind, path, split) if use_cache else None
+    if cache is not None:
+        ds = _read_cache(cache)
         if ds is not None:
             return _checked(ds, path, split, expect_full)
     if kind == "archive":
@@ -105,7 +116,7 @@ def load_cifar10(
         both = {s: _checked(d, path, s, False) for s, d in _load_archive(path).items()}
         if use_cache:
             for s, d in both.items():
-                _write_cache(_cache_paths(path, s), d)
+                _write_cache(_cache_paths(kind, path, s), d)
         return _checked(both[split], path, split, expect_full)
     ds = _load_pickles(path, split) if kind == "pickle" else _load_folder(path, split)
     ds = _checked(ds, path, split, expect_full)
@@ -120,7 +131,7 @@ def _checked(ds: Dataset, path: Path, split: str, expect_full: bool) -> Dataset:
     if len(ds.images) != len(ds.labels) or len(ds) == 0:
         raise DataError(f"{path}: {split} split is empty or has {len(ds.images)} images for {len(ds.labels)} labels")
     if ds.labels.min() < 0 or ds.labels.max() >= len(CIFAR10_CLASSES):
-        raise DataError(f"{path}: {split} labels outside 0..9")
+        raise DataError(f"{path}: {split} labels outside 0..9 (found {int(ds.labels.min())}..{int(ds.labels.max())})")
     if expect_full and len(ds) != EXPECTED_COUNTS[split]:
         raise DataError(f"{path}: {split} split has {len(ds)} images, expected {EXPECTED_COUNTS[split]}")
     return ds
@@ -128,22 +139,53 @@ def _checked(ds: Dataset, path: Path, split: str, expect_full: bool) -> Dataset:
 
 # --- cache -------------------------------------------------------------------------------------
 
-def _cache_paths(path: Path, split: str) -> tuple[Path, Path]:
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    d = cache_dir() / "cifar10" / key
+def _skipped(name: str) -> bool:
+    """macOS archive metadata: AppleDouble ``._x.png`` files and ``__MACOSX/`` folders."""
+    parts = Path(name).parts
+    return "__MACOSX" in parts or (bool(parts) and parts[-1].startswith("._"))
+
+
+def _source_files(kind: str, path: Path, split: str) -> list[Path]:
+    if kind == "archive":
+        return [path]
+    if kind == "pickle":
+        return [path / n for n in _PICKLE_FILES[split]]
+    root = path / split
+    return sorted(p for p in root.rglob("*") if not p.is_dir()) if root.is_dir() else []
+
+
+def _cache_paths(kind: str, path: Path, split: str) -> tuple[Path, Path]:
+    h = hashlib.sha256(f"{kind}|{path.resolve()}|{split}".encode())
+    for f in _source_files(kind, path, split):
+        try:
+            st = f.stat()
+            h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}\n"
+                     .encode())
+        except OSError:
+            h.update(f"{f}|unreadable\n".encode())  # a dangling link: the loader will say so
+    d = cache_dir() / "cifar10" / h.hexdigest()[:16]
     return d / f"{split}_images.npy", d / f"{split}_labels.npy"
+
+
+def _read_cache(paths: tuple[Path, Path]) -> Dataset | None:
+    """A cached split, or None when absent or damaged (empty, truncated, wrong shape or type)."""
+    try:
+        images = np.load(paths[0], allow_pickle=False)
+        labels = np.load(paths[1], allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    ok = (images.dtype == np.uint8 and images.ndim == 4 and images.shape[1:] == (32, 32, 3)
+          and labels.dtype == np.int64 and labels.shape == (len(images),) and len(images) > 0
+          and int(labels.min()) >= 0 and int(labels.max()) < len(CIFAR10_CLASSES))
+    return Dataset(images, labels) if ok else None
 
 
 def _write_cache(paths: tuple[Path, Path], ds: Dataset) -> None:
     try:
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
         for p, arr in zip(paths, (ds.images, ds.labels), strict=True):
-            tmp = p.with_suffix(f".tmp{os.getpid()}.npy")
-            np.save(tmp, arr)
-            tmp.replace(p)  # atomic: a reader never sees half a file
+            save_npy(p, arr)  # atomic: a reader never sees half a file, a full disk leaves no temporary
     except OSError:
-        pass  # a read-only cache only costs speed
+        pass  # a read-only or full cache only costs speed
 
 
 # --- torchvision pickles -----------------------------------------------------------------------
@@ -162,25 +204,60 @@ class _SafeUnpickler(pickle.Unpickler):
     })
 
     def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset pickle")
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset pickle")
+        found = super().find_class(module, name)
+        if name == "_reconstruct":
+            return _empty_reconstruct(found)
+        if (module, name) == ("numpy", "ndarray"):
+            return _EmptyOnly(found)
+        return found
+
+
+class _EmptyOnly:
+    """``np.ndarray`` for an unpickler: arrays may only be created empty; their data comes from the
+    pickle's own bytes (``__setstate__`` / ``_frombuffer``), so a 76-byte file cannot ask for 16 TiB."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __call__(self, shape: object = (0,), *args: object, **kwargs: object) -> object:
+        if int(np.prod(np.atleast_1d(shape))) > 1:
+            raise pickle.UnpicklingError(f"refusing to allocate an array of shape {shape} from a dataset pickle")
+        return self.cls(shape, *args, **kwargs)
+
+
+def _empty_reconstruct(real):  # type: ignore[no-untyped-def]
+    def reconstruct(subtype: object, shape: object, dtype: object) -> object:
+        if isinstance(subtype, _EmptyOnly):
+            subtype = subtype.cls
+        if int(np.prod(np.atleast_1d(shape))) > 1:
+            raise pickle.UnpicklingError(f"refusing to allocate an array of shape {shape} from a dataset pickle")
+        return real(subtype, shape, dtype)
+
+    return reconstruct
 
 
 def _load_pickles(path: Path, split: str) -> Dataset:
     images, labels = [], []
     for name in _PICKLE_FILES[split]:
         f = path / name
-        if not f.is_file():
+        if not f.exists() and not f.is_symlink():
             raise DataError(f"{path}: missing {name} (a torchvision cifar-10-batches-py folder has all of "
                             f"{', '.join(_PICKLE_FILES['train'] + _PICKLE_FILES['test'])})")
+        raw = read_regular(f, MAX_PICKLE_BYTES, "CIFAR-10 pickle")
         try:
-            with open(f, "rb") as fh:
-                d = _SafeUnpickler(fh, encoding="bytes").load()
+            d = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
             data = np.asarray(d[b"data"], dtype=np.uint8)
-            lab = np.asarray(d[b"labels"], dtype=np.int64)
-        except (pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError) as e:
-            raise DataError(f"{f}: not a CIFAR-10 python pickle ({e})") from None
+            lab = np.asarray(d[b"labels"], dtype=np.int64).reshape(-1)
+        except (pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError, LookupError, AttributeError,
+                IndexError, OverflowError, MemoryError) as e:
+            raise DataError(f"{f}: not a CIFAR-10 python pickle ({type(e).__name__}: {str(e)[:120]})") from None
+        if data.size % 3072 or data.size // 3072 != len(lab):
+            raise DataError(f"{f}: {data.size} pixel values for {len(lab)} labels; CIFAR-10 pickles hold 3072 "
+                            f"(3x32x32) per labelled image")
+        if len(lab) and (lab.min() < 0 or lab.max() >= len(CIFAR10_CLASSES)):
+            raise DataError(f"{f}: labels outside 0..9 (found {int(lab.min())}..{int(lab.max())})")
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(lab)
     return Dataset(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels))
@@ -189,16 +266,19 @@ def _load_pickles(path: Path, split: str) -> Dataset:
 # --- image folders and archives ----------------------------------------------------------------
 
 def _decode(data: bytes, where: str) -> np.ndarray:
+    """A 32x32 dataset image: its size read from the header before anything is decoded, only the
+    formats a dataset holds."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"{where}: not a readable image ({e})") from None
-    if arr.shape != (32, 32, 3):
-        raise DataError(f"{where}: image is {arr.shape[1]}x{arr.shape[0]}, CIFAR-10 images are 32x32")
-    return arr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here, first
+        try:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
+                if im.size != (32, 32):
+                    raise DataError(f"{where}: image is {im.size[0]}x{im.size[1]}, CIFAR-10 images are 32x32")
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise DataError(f"{where}: not a readable {'/'.join(IMAGE_FORMATS)} image ({str(e)[:120]})") from None
 
 
 def _class_index(name: str, where: str) -> int:
@@ -218,11 +298,13 @@ def _stack(items: list[tuple[str, int, np.ndarray]], where: str) -> Dataset:
 def _load_folder(path: Path, split: str) -> Dataset:
     root = path / split
     items = []
-    for cls_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for cls_dir in sorted(p for p in root.iterdir() if p.is_dir() and not _skipped(p.name)):
         label = _class_index(cls_dir.name, str(cls_dir))
         for f in sorted(cls_dir.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                items.append((f.name, label, _decode(f.read_bytes(), str(f))))
+            if f.suffix.lower() in IMAGE_SUFFIXES and not _skipped(f.name):
+                if len(items) >= MAX_IMAGES:
+                    raise DataError(f"{root}: more than {MAX_IMAGES} images; CIFAR-10 has {EXPECTED_COUNTS[split]}")
+                items.append((f.name, label, _decode(read_regular(f, MAX_IMAGE_BYTES, "dataset image"), str(f))))
     return _stack(items, str(root))
 
 
@@ -232,8 +314,11 @@ def _load_archive(path: Path) -> dict[str, Dataset]:
     try:
         with tarfile.open(path, "r:*") as tar:
             for m in tar:
-                if not m.isfile() or not m.name.lower().endswith(IMAGE_SUFFIXES):
+                if not m.isfile() or not m.name.lower().endswith(IMAGE_SUFFIXES) or _skipped(m.name):
                     continue
+                if m.size > MAX_IMAGE_BYTES:  # declared in the header: refused before a byte is read
+                    raise DataError(f"{path}:{m.name}: a {m.size}-byte member, more than the {MAX_IMAGE_BYTES} "
+                                    f"a dataset image may have")
                 parts = Path(m.name).parts
                 # .../<split>/<class>/<file>; tolerate a leading top-level folder
                 if len(parts) < 3 or parts[-3] not in SPLITS:
@@ -243,7 +328,10 @@ def _load_archive(path: Path) -> dict[str, Dataset]:
                 fh = tar.extractfile(m)
                 if fh is None:
                     continue
-                found[split].append((parts[-1], _class_index(cls, where), _decode(fh.read(), where)))
+                if len(found[split]) >= MAX_IMAGES:
+                    raise DataError(f"{path}: more than {MAX_IMAGES} {split} images; CIFAR-10 has "
+                                    f"{EXPECTED_COUNTS[split]}")
+                found[split].append((parts[-1], _class_index(cls, where), _decode(fh.read(MAX_IMAGE_BYTES), where)))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"{path}: damaged or unreadable archive ({_archive_reason(path, e)}): download it again or "
                         f"give --data PATH / SEMJSCC_DATA of an intact copy") from None

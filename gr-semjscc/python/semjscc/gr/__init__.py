@@ -19,18 +19,38 @@ A link, as every shipped flowgraph builds it:
 simulated link as a top block.
 """
 
-from semjscc.gr.burst_channel import burst_channel
-from semjscc.gr.classifier import classifier
-from semjscc.gr.image_display import image_display
-from semjscc.gr.image_source import image_source
-from semjscc.gr.jscc_decoder import jscc_decoder
-from semjscc.gr.jscc_encoder import jscc_encoder
-from semjscc.gr.link_rx import jscc_rx, separate_rx
-from semjscc.gr.link_tx import jscc_tx, separate_tx
-from semjscc.gr.metrics_sink import metrics_sink
-from semjscc.gr.rx import ofdm_rx
-from semjscc.gr.separate_blocks import separate_decoder, separate_encoder
-from semjscc.gr.tx import header_framer, ofdm_tx
+import logging as _logging
+import os as _os
+import tempfile as _tempfile
+
+
+def _writable_home() -> None:
+    """GNU Radio's FFT blocks lock and write ``$HOME/.gr_fftw_wisdom`` and raise when they cannot (a
+    read-only home): give this process a private writable HOME instead, and say so once."""
+    home = _os.environ.get("HOME")
+    if home and _os.access(home, _os.W_OK):
+        return
+    alt = _os.path.join(_tempfile.gettempdir(), f"semjscc-home-{_os.getuid()}")
+    _os.makedirs(alt, mode=0o700, exist_ok=True)
+    _os.environ["HOME"] = alt
+    _logging.getLogger("semjscc.gr").warning("HOME %s is not writable: GNU Radio's FFTW wisdom and caches go to %s",
+                                             home, alt)
+
+
+_writable_home()
+
+from semjscc.gr.burst_channel import burst_channel  # noqa: E402 (after HOME is made writable)
+from semjscc.gr.classifier import classifier  # noqa: E402
+from semjscc.gr.image_display import image_display  # noqa: E402
+from semjscc.gr.image_source import image_source  # noqa: E402
+from semjscc.gr.jscc_decoder import jscc_decoder  # noqa: E402
+from semjscc.gr.jscc_encoder import jscc_encoder  # noqa: E402
+from semjscc.gr.link_rx import jscc_rx, separate_rx  # noqa: E402
+from semjscc.gr.link_tx import jscc_tx, separate_tx  # noqa: E402
+from semjscc.gr.metrics_sink import metrics_sink  # noqa: E402
+from semjscc.gr.rx import ofdm_rx  # noqa: E402
+from semjscc.gr.separate_blocks import separate_decoder, separate_encoder  # noqa: E402
+from semjscc.gr.tx import header_framer, ofdm_tx  # noqa: E402
 
 __all__ = [
     "burst_channel",

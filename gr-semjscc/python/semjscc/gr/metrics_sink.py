@@ -20,8 +20,8 @@ the image source then finishes the flowgraph.
 from __future__ import annotations
 
 import csv
-import json
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -31,6 +31,7 @@ import pmt
 from gnuradio import gr
 
 from semjscc.errors import UsageError
+from semjscc.files import write_json
 from semjscc.gr.params import as_float, as_int
 from semjscc.gr.pdus import image_u8_from_vector, log, split_pdu
 from semjscc.link import Outcome, StreamLedger
@@ -52,9 +53,12 @@ def _output_path(block: str, name: str, value: Any, example: str) -> Path | None
     p = Path(value)
     if p.is_dir():
         raise UsageError(f"{block}: {name} {p} is a directory; give a file name such as {p / example}")
-    parent = next((a for a in p.parents if a.exists()), None)
+    parent = next((a for a in p.absolute().parents if a.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UsageError(f"{block}: {name} {p} cannot be created because {parent} is a file, not a directory; "
+                         f"choose another path")
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{block}: {name} {p} cannot be written: {parent} is not writable by this user; "
                          f"choose another path")
     return p
 
@@ -98,6 +102,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._last_rx = time.monotonic()
         self._samples: list[dict[str, Any]] = []
         self._finalized = False
+        self._write_failed = False
 
     # --- scheduler hooks ----------------------------------------------------------------------
     def start(self) -> bool:
@@ -227,10 +232,13 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         doc = {**self.summary(), **(extra or {})}
         if self.run_info:
             doc["params"] = self.run_info
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-        tmp.replace(target)
+        try:
+            write_json(target, doc, default=str)  # atomic: a reader or a crash never sees half a file
+        except OSError as e:  # a full disk: said once per run, never an exception in a GNU Radio thread
+            if not self._write_failed:
+                log.error("metrics sink: cannot write %s (%s); the summary stays in memory", target, e.strerror)
+            self._write_failed = True
+            return None
         return target
 
 

@@ -110,7 +110,8 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
                                 loop=True, max_frames=cfg.frames, frames_per_second=cfg.frames_per_second,
                                 max_in_flight=cfg.max_in_flight)
         params = cfg.params()
-        params["classifier"] = self.classifier_ref
+        params["classifier"] = self.classifier_ref  # resolved: what actually judged the images
+        params["model_path"] = str(self.link_tx.enc.encoder.path.parent)
         self.sink = metrics_sink(json_path=cfg.json_path, csv_path=cfg.csv_path, loss_timeout_s=cfg.loss_timeout_s,
                                  n_samples=cfg.n_samples, run_info=params)
         if channel is None:

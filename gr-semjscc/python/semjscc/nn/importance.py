@@ -20,6 +20,7 @@ Maps are computed once per (classifier, dataset, split, parameters) and cached a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from semjscc.files import save_npy
 from semjscc.modelcard import sha256_file
 from semjscc.paths import cache_dir
 
@@ -90,17 +92,17 @@ def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.nda
     path = cache_dir() / "importance" / f"{tag}-{h.hexdigest()[:16]}.npy"
     if path.exists():
         try:
-            return np.load(path)
-        except (OSError, ValueError):
-            pass
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == images_u8.shape[:3] and cached.dtype == np.float16 and np.isfinite(cached).all():
+                return cached
+        except (OSError, ValueError, EOFError):
+            pass  # damaged: computed again below
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     out = np.empty(images_u8.shape[:3], dtype=np.float16)
     for s in tqdm(range(0, len(labels), batch), desc=f"importance maps ({tag})", leave=False):
         x = torch.from_numpy(images_u8[s : s + batch]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
         y = torch.from_numpy(labels[s : s + batch]).to(device)
         out[s : s + batch] = importance_maps(model, x, y, cfg, gen).cpu().numpy().astype(np.float16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
+    with contextlib.suppress(OSError):  # a read-only or full cache only costs time
+        save_npy(path, out)
     return out

@@ -191,7 +191,13 @@ def load_classifier(path: Path, device: str | torch.device = "cpu") -> Classifie
         from semjscc.errors import ModelError
 
         raise ModelError(f"{path} is a {ck.get('kind')!r} checkpoint, not a classifier")
-    check_architecture(ck["config"], path)
-    model = Classifier(width=ck["config"]["width"])
-    model.load_state_dict(ck["model"])
+    from semjscc.errors import ModelError
+
+    try:
+        check_architecture(ck["config"], path)
+        model = Classifier(width=int(ck["config"]["width"]))
+        model.load_state_dict(ck["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # missing keys, wrong shapes
+        raise ModelError(f"{path} is not a complete classifier checkpoint of this version ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:160]}); retrain it with `semjscc train classifier`") from None
     return model.to(device).eval()

@@ -235,8 +235,12 @@ def load_jscc(path: Path, device: str | torch.device = "cpu") -> tuple[JSCC, dic
     ck = load_checkpoint(path)
     if ck.get("kind") != "jscc":
         raise ModelError(f"{path} is a {ck.get('kind')!r} checkpoint, not a deep JSCC model")
-    c = ck["config"]
-    check_architecture(c, path)
-    model = JSCC(c["kn"], c["width"], c["snr_adaptive"])
-    model.load_state_dict(ck["model"])
+    try:
+        c = ck["config"]
+        check_architecture(c, path)
+        model = JSCC(float(c["kn"]), int(c["width"]), bool(c["snr_adaptive"]))
+        model.load_state_dict(ck["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # missing keys, wrong shapes
+        raise ModelError(f"{path} is not a complete deep JSCC checkpoint of this version ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:160]}); retrain it with `semjscc train jscc`") from None
     return model.to(device).eval(), ck

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import random
 import signal
@@ -122,10 +121,10 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor
 
 def save_checkpoint(path: Path, **state: Any) -> None:
     """Atomic save: a crash mid-write never leaves a half checkpoint behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    from semjscc.files import atomic_writer
+
+    with atomic_writer(path, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -261,10 +260,9 @@ def set_rng_state(state: dict[str, Any], gen: torch.Generator, device: torch.dev
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    from semjscc import files
+
+    files.write_json(path, obj)
 
 
 class Timer:

@@ -11,9 +11,12 @@ and ``STEM.sigmf-meta``:
 * one annotation per frame sent: where the receiver found it (a lost frame is annotated at the window
   start, without a length), its status, SNR estimate, label and prediction; header CRC failures too.
 
-Crash safety: each batch is appended to the data file and then the metadata file is replaced
-atomically, so after Ctrl-C (or a crash) the pair on disk is always a valid recording of every batch
-completed; :meth:`RecordingWriter.close` trims data written after the last metadata update.
+Crash safety, at any instant (SIGKILL included): each batch is appended to the data file and fsynced,
+then the metadata file is replaced atomically (written beside it, fsynced, renamed). The metadata
+records how many samples it covers (``semjscc:samples``) and the sha512 of exactly those bytes, so a
+data file longer than its metadata (a batch appended, the process killed before the metadata was
+replaced) is still a valid recording of every batch committed: :func:`open_recording` checks the
+hash over the committed bytes and ignores the rest; :meth:`RecordingWriter.close` trims it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from semjscc.errors import UsageError
 
 EXTENSION = {"name": "semjscc", "version": "1.0.0", "optional": True}
 DATATYPE = "cf32_le"
+SAMPLES_KEY = "semjscc:samples"  # samples the metadata covers (and core:sha512 hashes)
+ITEM_BYTES = 8  # one cf32_le sample
 
 
 def _sigmf() -> Any:
@@ -83,9 +88,16 @@ class RecordingWriter:
 
     def _write_meta(self) -> None:
         self.meta.set_global_field("core:sha512", self._hash.hexdigest())
-        tmp_stem = self.stem.with_name(self.stem.name + ".tmp")
-        self.meta.tofile(tmp_stem, overwrite=True)  # validates against the SigMF schema
-        os.replace(tmp_stem.with_name(tmp_stem.name + ".sigmf-meta"), self.meta_path)
+        self.meta.set_global_field(SAMPLES_KEY, self.samples)
+        tmp_stem = self.stem.with_name(f".{self.stem.name}.{os.getpid()}.tmp")
+        tmp = tmp_stem.with_name(tmp_stem.name + ".sigmf-meta")
+        try:
+            self.meta.tofile(tmp_stem, overwrite=True)  # validates against the SigMF schema
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.meta_path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Trim anything past the last committed capture (an interrupted append)."""
@@ -95,19 +107,55 @@ class RecordingWriter:
 
 
 def open_recording(path: str | Path) -> Any:
-    """A SigMFFile from a .sigmf-meta (or .sigmf-data / stem) path, checksum verified."""
+    """A SigMFFile from a .sigmf-meta (or .sigmf-data / stem) path: cf32_le only, the checksum verified
+    over the samples the metadata covers (trailing bytes of a batch interrupted by a crash are ignored,
+    with a warning), every capture inside the data."""
+    import logging
+
     sigmf, _ = _sigmf()
     p = Path(path)
     if not (p.is_file() or p.with_name(p.name + ".sigmf-meta").is_file()):
         raise UsageError(f"{p}: no such recording (pass the .sigmf-meta file)")
     try:
-        rec = sigmf.sigmffile.fromfile(str(p))
+        rec = sigmf.sigmffile.fromfile(str(p), skip_checksum=True)
     except Exception as e:  # the library raises its own error types, jsonschema's and OSError
-        raise UsageError(f"{p}: not a readable SigMF recording ({type(e).__name__}: {e})") from None
-    if getattr(rec, "data_file", None) is None:  # the library reads a lone .sigmf-meta as metadata-only
-        data = sigmf.sigmffile.get_sigmf_filenames(str(p))["data_fn"]
-        raise UsageError(f"{data} is missing: the samples of {p.name} live there; put the .sigmf-data back beside "
+        raise UsageError(f"{p}: not a readable SigMF recording ({type(e).__name__}: {str(e)[:200]})") from None
+    data_fn = Path(sigmf.sigmffile.get_sigmf_filenames(str(p))["data_fn"])
+    if getattr(rec, "data_file", None) is None or not data_fn.is_file():  # a lone .sigmf-meta: metadata only
+        raise UsageError(f"{data_fn} is missing: the samples of {p.name} live there; put the .sigmf-data back beside "
                          f"the .sigmf-meta (a .sigmf-meta alone cannot be replayed)")
+    datatype = rec.get_global_field("core:datatype")
+    if datatype != DATATYPE:
+        raise UsageError(f"{p}: samples are {datatype}; semjscc recordings are {DATATYPE} (complex float32, "
+                         f"little-endian), as `semjscc ota` writes them")
+    size = data_fn.stat().st_size
+    committed = rec.get_global_field(SAMPLES_KEY)
+    n_bytes = int(committed) * ITEM_BYTES if isinstance(committed, int) and committed >= 0 else size
+    if n_bytes > size:
+        raise UsageError(f"{p}: the metadata covers {n_bytes // ITEM_BYTES} samples but {data_fn.name} holds "
+                         f"{size // ITEM_BYTES}: the data file was truncated; the recording cannot be replayed")
+    h = hashlib.sha512()
+    with open(data_fn, "rb") as f:
+        left = n_bytes
+        while left:
+            chunk = f.read(min(left, 1 << 22))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
+    if h.hexdigest() != rec.get_global_field("core:sha512"):
+        raise UsageError(f"{p}: the sha512 of {data_fn.name} does not match its metadata: the samples were changed "
+                         f"or belong to another recording")
+    if n_bytes < size:
+        logging.getLogger("semjscc.ota").warning(
+            "%s: %d bytes after the last committed batch (an interrupted run) are ignored", data_fn, size - n_bytes)
+        rec.set_data_file(str(data_fn), size_bytes=n_bytes, skip_checksum=True)
+    caps = rec.get_captures()
+    total = n_bytes // ITEM_BYTES
+    for i, c in enumerate(caps):
+        if not 0 <= int(c.get("core:sample_start", -1)) <= total:
+            raise UsageError(f"{p}: capture {i} starts at sample {c.get('core:sample_start')}, outside the "
+                             f"{total} samples recorded")
     return rec
 
 

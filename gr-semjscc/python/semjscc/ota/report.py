@@ -4,12 +4,12 @@ versus measured SNR next to the simulated curve."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from semjscc import files
 from semjscc.ota.link import FrameResult, summarize
 
 CSV_FIELDS = ("point", "target_snr_db", "tx_atten_db", "frame", "air_frame_number", "image_index", "status", "label",
@@ -65,10 +65,7 @@ def totals(frames_by_point: dict[int, list[FrameResult]], failures_by_point: dic
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False, default=_json_default) + "\n")
-    tmp.replace(path)
+    files.write_json(path, doc, allow_nan=False, default=_json_default)
 
 
 def _json_default(v: Any) -> Any:

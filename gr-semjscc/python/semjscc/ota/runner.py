@@ -121,10 +121,18 @@ def _model_info(models: Models, model: str) -> dict[str, Any]:
 
     info: dict[str, Any] = {"model": model, "n_symbols": models.n_symbols}
     for role in ("encoder", "decoder", "classifier"):
-        path = getattr(models, role).path
-        info[role] = str(path)
-        info[f"{role}_sha256"] = sha256_file(path)
+        m = getattr(models, role)
+        info[role] = str(m.path)
+        info[f"{role}_sha256"] = sha256_file(m.path)
+        info[f"{role}_export_id"] = m.card.export_id
     return info
+
+
+def images_digest(images: np.ndarray) -> str:
+    """sha256 of the images sent (uint8 NHWC): replay checks it reloads the same pictures."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()
 
 
 def run_experiment(exp: Experiment) -> dict[str, Any]:
@@ -200,8 +208,8 @@ def _experiment_meta(exp: Experiment, rx: Radio, tx: Radio, models: Models, tx_r
         "radio": f"{rx_info.driver} {rx_info.serial}", "rx": rx_info.to_dict(),
         "tx": tx.info().to_dict() if tx is not rx else "same radio (loopback)",
         "model": exp.model, "models": _model_info(models, exp.model),
-        "images": {"source": exp.data, "split": exp.split, "start": exp.start, "count": exp.n_images,
-                   "shuffle_seed": exp.shuffle_seed},
+        "images": {"source": _source_record(exp.data), "split": exp.split, "start": exp.start,
+                   "count": exp.n_images, "shuffle_seed": exp.shuffle_seed},
         "freq_hz": exp.freq_hz, "sample_rate": exp.sample_rate, "rf_bandwidth": exp.rf_bandwidth or exp.sample_rate,
         "rx_gain_mode": exp.rx_gain_mode, "tx_rms_dbfs": tx_rms, "batch": exp.batch,
         "calibration": {**profiles, "rx_ppm": ppm["rx"], "tx_ppm": ppm["tx"]},
@@ -312,6 +320,7 @@ def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.n
     meta = _experiment_meta(exp, rx, tx, models, tx_rms, {"rx": rx_profile_path, "tx": tx_profile_path},
                             {"rx": rx_profile.ppm if rx_profile else None, "tx": tx_profile.ppm if tx_profile else None})
     meta["images"]["count"] = len(labels)
+    meta["images"]["sha256"] = images_digest(images)
     writer = RecordingWriter(out / RECORDING, _recording_globals(exp, rx, tx, meta, points, scale))
     sweep = _Sweep(exp, rx, tx, points, images, labels, models, scale, writer, FrameLog(out / "frames.csv"))
     doc: dict[str, Any] = {}
@@ -439,6 +448,14 @@ def clean_accuracy(models: Models, images: np.ndarray, labels: np.ndarray) -> fl
     from semjscc.link import clean_accuracy as accuracy_before_transmission
 
     return accuracy_before_transmission(models.classifier.run, images, labels)
+
+
+def _source_record(data: str | None) -> str:
+    """Where the images came from, as a path a replay can reload: the default source resolved now
+    ($SEMJSCC_DATA or the shared archive), not null."""
+    from semjscc.paths import default_data_source
+
+    return str(Path(data).resolve() if data and "," not in data else data or default_data_source().resolve())
 
 
 def _author() -> str:

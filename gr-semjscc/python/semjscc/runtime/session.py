@@ -173,6 +173,14 @@ class OnnxModel:
         names = list(IO_NAMES[self.role][0])
         if self._in_names != names:
             raise ModelError(f"{self.label}: graph inputs {self._in_names}, expected {names}; re-export the model")
+        outs = self.session.get_outputs()
+        tail = self.output_tail()
+        if not outs or outs[0].type != "tensor(float)":
+            raise ModelError(f"{self.label}: the graph has no float32 output; re-export the model")
+        declared = tuple(outs[0].shape[1:])
+        if len(declared) != len(tail) or any(isinstance(d, int) and d != t for d, t in zip(declared, tail, strict=False)):
+            raise ModelError(f"{self.label}: the graph outputs {outs[0].shape} but its card says (B, "
+                             f"{', '.join(map(str, tail))}); re-export the model or restore card.yaml")
         for inp, tail in zip(self.session.get_inputs(), self._in_tails, strict=True):
             fixed = tuple(inp.shape[1:])
             if fixed != tail or inp.type != "tensor(float)":
@@ -201,7 +209,11 @@ class OnnxModel:
         feed, batch = self._feed(arrays)
         if batch == 0:  # ORT rejects empty batches on some kernels; the answer is known anyway
             return np.zeros((0, *self.output_tail()), dtype=np.float32)
-        return self.session.run(self._out_names, feed)[0]
+        out = self.session.run(self._out_names, feed)[0]
+        if out.shape != (batch, *self.output_tail()):  # a graph whose dims are symbolic can still lie
+            raise ModelError(f"{self.label} returned {out.shape} for a batch of {batch}, but its card says (B, "
+                             f"{', '.join(map(str, self.output_tail()))}); re-export the model or restore card.yaml")
+        return out
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path} on {self.provider}>"

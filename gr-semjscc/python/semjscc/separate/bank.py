@@ -9,6 +9,7 @@ configuration chosen there on validation images, from ``semjscc eval --separate`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from semjscc.errors import UsageError
+from semjscc.files import save_npy
 from semjscc.imaging import to_float_nchw, to_uint8_nhwc
 from semjscc.symbols import from_pairs, to_pairs
 
@@ -81,8 +83,6 @@ def decode_bank(images_u8: np.ndarray, snr_db: np.ndarray, configs: dict[float, 
             y = z + std * (rng.standard_normal(z.shape) + 1j * rng.standard_normal(z.shape))
             out[part] = to_uint8_nhwc(scheme.decode(to_pairs(y), np.asarray(snr_db[part], np.float32)))
     if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npy")
-        np.save(tmp, out)
-        tmp.replace(path)
+        with contextlib.suppress(OSError):  # a read-only or full cache only costs time
+            save_npy(path, out)
     return out
