@@ -48,6 +48,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" !
     echo "$extras" >"$stamp"
 fi
 
+# grcc and gnuradio-companion are scripts for Debian's python3, which lacks semjscc: with the venv
+# activated, these shims run them under the venv's Python (the flowgraphs' imports need it)
+for tool in grcc gnuradio-companion; do
+    real=$(PATH=/usr/bin:/bin command -v "$tool" || true)
+    if [ -n "$real" ] && [ ! -x "$venv/bin/$tool" ]; then
+        printf '#!/bin/sh\n# %s under this venv'"'"'s Python (written by scripts/setup.sh)\nexec "$(dirname "$0")/python" %s "$@"\n' \
+            "$tool" "$real" >"$venv/bin/$tool"
+        chmod +x "$venv/bin/$tool"
+    fi
+done
+
 "$venv/bin/python" -m semjscc.grc_path --install
 "$venv/bin/python" - <<'PY'
 from gnuradio import gr

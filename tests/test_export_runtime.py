@@ -124,7 +124,9 @@ def test_card_yaml_and_onnx_metadata_agree(zoo: dict) -> None:
     embedded, role = ModelCard.from_metadata(props, "decoder.onnx")
     assert role == "decoder"
     assert embedded.files == {}  # a file cannot hold its own hash: only card.yaml has them
-    assert embedded.to_dict() == {**card.to_dict(), "files": {}}
+    assert embedded.to_dict() == {k: v for k, v in {**card.to_dict(), "files": {}}.items()
+                                  if k not in ("weights", "weights_sha256")}
+    assert card.weights == "jscc.pt" and (d / "jscc.pt").is_file()  # the weights-only checkpoint beside them
     fixed = ModelCard.load(zoo["root"] / "jscc-kn12")
     assert fixed.snr_adaptive is False and fixed.snr_db == [10.0, 10.0] and "--fixed-snr 10" in fixed.train_command
     clf_card = ModelCard.load(zoo["root"] / "classifier")

@@ -56,7 +56,8 @@ class ExportResult:
     card: ModelCard
 
 
-def export_jscc(checkpoint: Path, name: str, *, classifier: str | None, out_dir: Path | None = None,
+def export_jscc(checkpoint: Path, name: str, *, classifier: str | None, receiver: str | None = None,
+                out_dir: Path | None = None,
                 eval_json: Path | None = None, train_command: str | None = None,
                 export_command: str | None = None, force: bool = False, opset: int = OPSET) -> ExportResult:
     """Deep JSCC checkpoint -> ``out_dir/name/{encoder,decoder}.onnx + card.yaml``.
@@ -70,11 +71,12 @@ def export_jscc(checkpoint: Path, name: str, *, classifier: str | None, out_dir:
     model, ck = load_jscc(Path(checkpoint))
     c = ck["config"]
     classifier_rel = _classifier_ref(classifier, out_dir, target, ck.get("classifier")) if classifier else None
+    receiver_rel = _classifier_ref(receiver, out_dir, target, None, "--receiver-dir") if receiver else None
     enc, dec = model.encoder, model.decoder
     card = ModelCard(
         name=name, kind="jscc", width=int(c["width"]), kn=float(c["kn"]), n_symbols=int(enc.k),
         snr_adaptive=bool(c["snr_adaptive"]), snr_db=[float(c["snr_min"]), float(c["snr_max"])],
-        loss=str(c["loss"]), channel=str(c.get("channel", "awgn")), classifier=classifier_rel,
+        loss=str(c["loss"]), channel=str(c.get("channel", "awgn")), classifier=classifier_rel, receiver=receiver_rel,
         source=_source(Path(checkpoint), ck),
         train_command=train_command or _jscc_train_command(c, Path(checkpoint), ck.get("classifier")),
         eval=_read_eval(eval_json) if eval_json is not None else None,
@@ -90,7 +92,7 @@ def export_jscc(checkpoint: Path, name: str, *, classifier: str | None, out_dir:
                 rng.uniform(lo, hi, b).astype(np.float32))
 
     return _export(card, {"encoder": (enc, enc_inputs), "decoder": (dec, dec_inputs)}, target,
-                   export_command, opset)
+                   export_command, opset, weights=(ck, "jscc.pt"))
 
 
 def export_classifier(checkpoint: Path, name: str, *, out_dir: Path | None = None, eval_json: Path | None = None,
@@ -111,19 +113,28 @@ def export_classifier(checkpoint: Path, name: str, *, out_dir: Path | None = Non
         train_command=train_command or _classifier_train_command(c, Path(checkpoint)),
         eval=_read_eval(eval_json) if eval_json is not None else None,
     )
+    if ck.get("kind") == "receiver":
+        card.adapted = {k: c.get(k) for k in ("sources", "from", "jscc", "separate_configs", "snr_min", "snr_max")}
     if card.eval is None and ck.get("history"):
-        card.eval = {"test_acc": ck["history"][-1].get("test_acc"), "epoch": ck["history"][-1].get("epoch")}
+        last = ck["history"][-1]
+        card.eval = {k: v for k, v in last.items() if k.startswith(("test_acc", "val_")) or k == "epoch"}
 
     def inputs(b: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         return (rng.random((b, 3, 32, 32), dtype=np.float32),)
 
-    return _export(card, {"classifier": (model, inputs)}, target, export_command, opset)
+    return _export(card, {"classifier": (model, inputs)}, target, export_command, opset, weights=(ck, "classifier.pt"))
 
 
 # --- the export itself ---------------------------------------------------------------------------
 
+# what a weights-only checkpoint keeps of a training checkpoint (no optimizer, schedule or random state)
+WEIGHT_KEYS = ("kind", "config", "model", "epoch", "history", "classifier", "schedule_changes")
+
+
 def _export(card: ModelCard, modules: dict[str, tuple[Any, Any]], target: Path, export_command: str | None,
-            opset: int) -> ExportResult:
+            opset: int, weights: tuple[dict[str, Any], str] | None = None) -> ExportResult:
+    """Write the ONNX files, a weights-only torch checkpoint (``weights``: the training checkpoint and
+    the file name; the importance maps and parity checks need the torch model) and the card."""
     import torch
 
     card.opset = opset
@@ -145,6 +156,10 @@ def _export(card: ModelCard, modules: dict[str, tuple[Any, Any]], target: Path, 
             fname = KIND_FILES[card.kind][role]
             (scratch / fname).write_bytes(data)
             card.files[role] = ModelFile(file=fname, sha256=sha256_bytes(data), bytes=len(data))
+        if weights is not None:
+            ck, fname = weights
+            torch.save({k: ck[k] for k in WEIGHT_KEYS if k in ck}, scratch / fname)
+            card.weights, card.weights_sha256 = fname, sha256_file(scratch / fname)
         card.save(scratch)
         _move_into_place(scratch, target)
     finally:
@@ -243,18 +258,19 @@ def _move_into_place(scratch: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _classifier_ref(ref: str, out_dir: Path, target: Path, trained_with: str | None) -> str:
+def _classifier_ref(ref: str, out_dir: Path, target: Path, trained_with: str | None,
+                    option: str = "--classifier-dir") -> str:
     """Resolve --classifier-dir (a path, or a name under the output directory) to a path
     relative to the new model directory, checking it holds a classifier (and, when the JSCC
     checkpoint records the classifier it was trained with, warning if this is another one)."""
     p = Path(ref)
     cand = p if p.is_dir() else out_dir / ref
     if not (cand / CARD_FILE).is_file():
-        raise UsageError(f"--classifier-dir {ref}: no {CARD_FILE} in {cand}; export the classifier first "
-                         f"(semjscc export --classifier CKPT --name classifier)")
+        raise UsageError(f"{option} {ref}: no {CARD_FILE} in {cand}; export the classifier first "
+                         f"(semjscc export --classifier CHECKPOINT --name NAME)")
     card = ModelCard.load(cand)
     if card.kind != "classifier":
-        raise UsageError(f"--classifier-dir {ref}: {cand} holds a {card.kind} model, not a classifier")
+        raise UsageError(f"{option} {ref}: {cand} holds a {card.kind} model, not a classifier")
     exported_from = (card.source or {}).get("checkpoint")
     if trained_with and exported_from and Path(trained_with).resolve() != Path(exported_from).resolve():
         log.warning("the JSCC checkpoint was trained with classifier %s but --classifier-dir %s was exported "
@@ -291,9 +307,20 @@ def _jscc_train_command(c: dict[str, Any], checkpoint: Path, classifier: str | N
         parts.append(f"--mix {c['mix']:g}")
     parts += [f"--epochs {c['epochs']}", f"--batch {c['batch']}", f"--lr {c['lr']:g}", f"--seed {c['seed']}",
               f"--out {checkpoint}"]
+    if c.get("clip_grad") is not None:
+        parts.insert(-2, f"--clip-grad {c['clip_grad']:g}")
     return " ".join(parts)
 
 
 def _classifier_train_command(c: dict[str, Any], checkpoint: Path) -> str:
+    if "sources" in c:  # a receiver: fine-tuned from a clean classifier on decodes
+        parts = [f"semjscc train receiver --from {c['from']}"]
+        parts += [f"--jscc {label}={path}" for label, path in (c.get("jscc") or {}).items()]
+        if c.get("separate_configs"):
+            parts.append(f"--separate-configs {c['separate_configs']}")
+        parts += [f"--epochs {c['epochs']}", f"--batch {c['batch']}", f"--lr {c['lr']:g}",
+                  f"--snr-range {c['snr_min']:g} {c['snr_max']:g}", f"--separate-images {c['separate_images']}",
+                  f"--seed {c['seed']}", f"--out {checkpoint}"]
+        return " ".join(parts)
     return (f"semjscc train classifier --epochs {c['epochs']} --batch {c['batch']} --lr {c['lr']:g} "
             f"--width {c['width']} --seed {c['seed']} --out {checkpoint}")

@@ -270,6 +270,7 @@ class StreamLedger(FrameLedger):
         self.end: int | None = None  # one past the source's last real frame, once known
         self.late_frames = 0
         self.length_mismatch = 0
+        self.flush_received = 0  # flush frames that arrived (the receiver counts them among its good headers)
 
     def on_sent(self, meta: dict[str, Any], image: np.ndarray | None, now: float) -> None:
         """A PDU the source sent: its metadata (``frame_number``, ``label``, ``last`` / ``flush``)."""
@@ -299,6 +300,7 @@ class StreamLedger(FrameLedger):
         for older in [f for f in self.flush if f <= r]:
             del self.flush[older]
         if is_flush:
+            self.flush_received += 1
             return
         snr, cfo = _float_or_none(meta.get("snr_est_db")), _float_or_none(meta.get("cfo_hz"))
         if meta.get("corrupt") or image is None:
@@ -343,7 +345,8 @@ class StreamLedger(FrameLedger):
         return self.end is not None and self.next >= self.end and not any(r < self.end for r in self.pending)
 
     def summary(self) -> dict[str, Any]:
-        return {**super().summary(), "late_frames": self.late_frames, "length_mismatch": self.length_mismatch}
+        return {**super().summary(), "late_frames": self.late_frames, "length_mismatch": self.length_mismatch,
+                "flush_frames_received": self.flush_received}
 
 
 def _int_or(value: Any, default: int) -> int:

@@ -31,6 +31,7 @@ from semjscc.errors import ModelError
 from semjscc.imaging import IMAGE_SHAPE
 
 CARD_FILE = "card.yaml"
+SIBLING_FIELDS = ("files", "weights", "weights_sha256")  # what only card.yaml knows: the files beside the ONNX
 CARD_VERSION = 1
 MAX_CARD_BYTES = 1 << 20  # a card is a few KB
 META_PREFIX = "semjscc."
@@ -80,6 +81,9 @@ class ModelCard:
     channel: str | None = None  # training channel: awgn, rayleigh or ofdm
     classifier: str | None = None  # the clean classifier it was trained against: its model directory, relative
     receiver: str | None = None  # the receiver classifier it is meant for (adapted to decodes), relative
+    weights: str | None = None  # the weights-only torch checkpoint beside the ONNX files (gradients, parity)
+    weights_sha256: str | None = None
+    adapted: dict[str, Any] | None = None  # a receiver classifier: what it was fine-tuned on (sources, start)
     # classifier only
     num_classes: int | None = None
     # provenance
@@ -213,7 +217,7 @@ class ModelCard:
             raise ValueError(f"a {self.kind} model has no {role} file")
         props = {META_PREFIX + "role": role}
         for k, v in self.to_dict().items():
-            if k == "files":  # a file cannot carry its own hash; the card holds them
+            if k in SIBLING_FIELDS:  # a file cannot carry its own hash (nor its siblings'); the card holds them
                 continue
             props[META_PREFIX + k] = v if k in _STR_FIELDS else json.dumps(v, sort_keys=True)
         return props

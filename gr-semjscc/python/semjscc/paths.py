@@ -51,6 +51,31 @@ def resolve_model_dir(ref: str | os.PathLike[str]) -> Path:
                      f"points elsewhere; a path needs a directory part such as ./{text}){hint}")
 
 
+def model_checkpoint(ref: str | os.PathLike[str], default_file: str) -> Path:
+    """The weights-only torch checkpoint of a model: ``ref`` itself when it is a ``.pt`` file, else the
+    ``weights`` file its card names (or ``default_file``) inside the model directory ``ref`` resolves to."""
+    from semjscc.errors import ModelError
+
+    text = os.fspath(ref)
+    if text.endswith(".pt"):
+        p = Path(text)
+        if not p.is_file():
+            raise ModelError(f"checkpoint {p} not found")
+        return p
+    directory = resolve_model_dir(ref)
+    name = default_file
+    card = directory / "card.yaml"
+    if card.is_file():
+        from semjscc.modelcard import ModelCard
+
+        name = ModelCard.load(directory).weights or default_file
+    p = directory / name
+    if not p.is_file():
+        raise ModelError(f"{directory} has no torch checkpoint {name} (the weights-only .pt next to the ONNX files): "
+                         f"pass the checkpoint's path")
+    return p
+
+
 def default_data_source() -> Path:
     """The dataset to use when none is given: $SEMJSCC_DATA, else the shared CIFAR-10 archive."""
     env = os.environ.get(DATA_ENV)

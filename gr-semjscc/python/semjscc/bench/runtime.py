@@ -117,6 +117,8 @@ def _checkpoint_for(card: ModelCard, model_dir: Path, explicit: Path | None) -> 
         if not Path(explicit).is_file():
             raise ModelError(f"checkpoint {explicit} not found")
         return Path(explicit), f"checkpoint {explicit}"
+    if card.weights and (model_dir / card.weights).is_file():  # the weights-only .pt shipped beside the ONNX files
+        return model_dir / card.weights, f"checkpoint {model_dir / card.weights} (the card's weights)"
     src = card.source or {}
     p = Path(src["checkpoint"]) if src.get("checkpoint") else None
     if p is not None and not p.is_absolute() and not p.is_file():

@@ -58,10 +58,11 @@ def _add_runtime(what: argparse._SubParsersAction) -> None:
     r.add_argument("--batch", type=positive_int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
     r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help="threads for both ONNX Runtime (intra-op) and torch (default %(default)s, as in a flowgraph)")
-    r.add_argument("--device", default="auto", help="ONNX Runtime device: auto, cpu, cuda, cuda:N (torch: CPU)")
+    r.add_argument("--device", default="auto",
+                   help="ONNX Runtime device: auto, cpu, cuda, cuda:N; torch runs on the CPU (default %(default)s)")
     r.add_argument("--snr", type=finite_float, default=10.0, metavar="DB", help="channel SNR (default %(default)s)")
-    r.add_argument("--jscc-ckpt", type=Path, default=None, metavar="CKPT", help="torch weights for the JSCC model")
-    r.add_argument("--classifier-ckpt", type=Path, default=None, metavar="CKPT", help="torch weights for the classifier")
+    r.add_argument("--jscc-ckpt", type=Path, default=None, metavar="CHECKPOINT", help="torch weights for the JSCC model")
+    r.add_argument("--classifier-ckpt", type=Path, default=None, metavar="CHECKPOINT", help="torch weights for the classifier")
     r.set_defaults(func=_run_runtime)
 
 
@@ -92,7 +93,7 @@ def _add_throughput(what: argparse._SubParsersAction) -> None:
                    help="Es/N0 per subcarrier (default %(default)s)")
     t.add_argument("--cfo", type=finite_float, default=0.0, metavar="HZ",
                    help="carrier frequency offset, |HZ| < 46875 (3 subcarriers; default %(default)s)")
-    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--seed", type=int, default=1, help="channel noise and payloads (default %(default)s)")
     t.set_defaults(func=_run_throughput)
 
 
@@ -207,7 +208,7 @@ def _add_garbage(what: argparse._SubParsersAction) -> None:
     g.add_argument("--samples", type=positive_int, default=10_000_000, help="samples per kind (default %(default)s)")
     g.add_argument("--kinds", default=",".join(GARBAGE_KINDS), metavar="K1,K2",
                    help="comma-separated kinds (default: all of %(default)s)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="of the random input (default %(default)s)")
     g.set_defaults(func=_run_garbage)
 
 

@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="channel SNRs in dB (default %(default)s)")
     p.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm", "phy"), default="awgn",
                    help="awgn, rayleigh (block fading), ofdm (differentiable multipath OFDM model), or phy: the "
-                        "radio's own numpy OFDM TX/RX with a 3 kHz frequency offset, as in the GNU Radio flowgraph")
+                        "radio's own numpy OFDM TX/RX with a 3 kHz frequency offset, as in the GNU Radio flowgraph "
+                        "(default %(default)s)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="test (the 10,000 test images; final tables) or val (the 5,000 training images held out "
                         "for choices; default %(default)s)")

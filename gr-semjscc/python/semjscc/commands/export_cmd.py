@@ -19,10 +19,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "written. Export the classifier first: a deep JSCC card refers to it.")
     what = p.add_mutually_exclusive_group(required=True)
     # plain Path here, checked in run(): a UsageError raised inside argparse's type= would escape main()
-    what.add_argument("--jscc", type=Path, metavar="CKPT", help="deep JSCC checkpoint (runs/jscc-*.pt)")
-    what.add_argument("--classifier", type=Path, metavar="CKPT", help="classifier checkpoint")
+    what.add_argument("--jscc", type=Path, metavar="CHECKPOINT", help="deep JSCC checkpoint (runs/jscc-*.pt)")
+    what.add_argument("--classifier", type=Path, metavar="CHECKPOINT", help="classifier checkpoint")
     p.add_argument("--classifier-dir", metavar="DIR_OR_NAME",
                    help="with --jscc: the receiver's exported classifier (a directory, or a name under --out)")
+    p.add_argument("--receiver-dir", metavar="DIR_OR_NAME",
+                   help="with --jscc: the receiver classifier (adapted to decodes) the model is meant for; run, demo, "
+                        "ota and eval use it by default")
     p.add_argument("--name", required=True, help="model directory name, e.g. jscc-mse-kn6 or classifier")
     p.add_argument("--out", type=Path, default=None, help="models directory (default: models/ or $SEMJSCC_MODELS)")
     p.add_argument("--eval-json", type=Path, default=None, metavar="PATH",
@@ -45,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     if args.jscc is not None:
         if not args.classifier_dir:
             raise UsageError("--jscc needs --classifier-dir DIR_OR_NAME (export the classifier first with "
-                             "semjscc export --classifier CKPT --name classifier)")
-        result = export_jscc(args.jscc, args.name, classifier=args.classifier_dir, **common)
+                             "semjscc export --classifier CHECKPOINT --name classifier)")
+        result = export_jscc(args.jscc, args.name, classifier=args.classifier_dir, receiver=args.receiver_dir, **common)
     else:
-        if args.classifier_dir:
-            raise UsageError("--classifier-dir goes with --jscc, not with --classifier")
+        if args.classifier_dir or args.receiver_dir:
+            raise UsageError("--classifier-dir and --receiver-dir go with --jscc, not with --classifier")
         result = export_classifier(args.classifier, args.name, **common)
     card = result.card
     for role, f in card.files.items():
@@ -66,7 +69,8 @@ def _command_line(args: argparse.Namespace) -> str:
     have been called with an argv other than sys.argv)."""
     parts = ["semjscc", "export"]
     parts += ["--jscc", str(args.jscc)] if args.jscc is not None else ["--classifier", str(args.classifier)]
-    for opt, value in (("--classifier-dir", args.classifier_dir), ("--name", args.name), ("--out", args.out),
+    for opt, value in (("--classifier-dir", args.classifier_dir), ("--receiver-dir", args.receiver_dir),
+                       ("--name", args.name), ("--out", args.out),
                        ("--eval-json", args.eval_json), ("--train-command", args.train_command)):
         if value is not None:
             parts += [opt, str(value)]

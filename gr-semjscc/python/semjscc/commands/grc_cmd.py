@@ -20,6 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="*", type=Path, metavar="FILE.grc", help="flowgraphs to open")
     p.add_argument("--print-command", action="store_true",
                    help="print the environment and command instead of launching (for scripts and debugging)")
+    p.add_argument("--compile", action="store_true",
+                   help="compile FILE.grc to a Python script with grcc under this venv's Python (which the flowgraphs' "
+                        "imports need) instead of opening GRC; run the script with .venv/bin/python")
+    p.add_argument("--out", type=Path, default=Path("build"), metavar="DIR",
+                   help="with --compile: where the scripts go (default %(default)s, outside the tracked files)")
     p.set_defaults(func=run)
 
 
@@ -34,6 +39,14 @@ def run(args: argparse.Namespace) -> int:
         if f.suffix != ".grc":
             raise UsageError(f"{f} is not a .grc flowgraph: GNU Radio Companion opens FILE.grc")
         read_grc(f)
+    if args.compile:
+        from semjscc.grc_run import compile_grc
+
+        if not args.files:
+            raise UsageError("--compile needs the flowgraphs to compile: semjscc grc --compile FILE.grc [--out DIR]")
+        for f in map(Path, files):
+            print(f"wrote {compile_grc(f, args.out)}")
+        return 0
     companion = shutil.which("gnuradio-companion")
     if companion is None:
         raise UsageError("gnuradio-companion not found: install GNU Radio (scripts/setup.sh)")

@@ -10,19 +10,27 @@ from semjscc.commands.common import add_data_arg, positive_int
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from semjscc.nn.config import JSCCConfig
+    from semjscc.shipped import CLASSIFIER
 
     d = JSCCConfig()
     p = sub.add_parser("importance", help="render a PNG grid of images beside their importance maps",
                        description="Compute SmoothGrad importance maps (see docs/method.md) of test images with a "
                                    "classifier checkpoint and draw image | map | image x map for each.")
     add_data_arg(p)
-    p.add_argument("--classifier", type=Path, default=Path("runs/classifier.pt"), help="classifier checkpoint")
+    p.add_argument("--classifier", default=CLASSIFIER, metavar="NAME_OR_DIR",
+                   help="the classifier whose gradients mark importance: a name under models/, a model directory, or "
+                        "a checkpoint (.pt); default %(default)s (its weights-only checkpoint)")
     p.add_argument("--n", type=positive_int, default=8, help="number of images (default %(default)s)")
-    p.add_argument("--samples", type=positive_int, default=d.importance_samples, help="SmoothGrad copies")
-    p.add_argument("--sigma", type=float, default=d.importance_sigma, help="SmoothGrad noise std")
-    p.add_argument("--clip", type=float, default=d.importance_clip, help="max weight (x image mean)")
-    p.add_argument("--blur", type=float, default=d.importance_blur, help="Gaussian blur std (px)")
-    p.add_argument("--out", type=Path, default=Path("results/importance.png"))
+    p.add_argument("--samples", type=positive_int, default=d.importance_samples,
+                   help="SmoothGrad copies (default %(default)s)")
+    p.add_argument("--sigma", type=float, default=d.importance_sigma,
+                   help="SmoothGrad noise std, pixels in [0, 1] (default %(default)s)")
+    p.add_argument("--clip", type=float, default=d.importance_clip,
+                   help="largest weight, in multiples of the image's mean (default %(default)s)")
+    p.add_argument("--blur", type=float, default=d.importance_blur,
+                   help="Gaussian blur std in pixels, 0 = none (default %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("results/importance.png"), metavar="PNG",
+                   help="picture to write (default %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -37,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from semjscc.data import load_cifar10
     from semjscc.nn.importance import ImportanceConfig, importance_maps
     from semjscc.nn.train_classifier import load_classifier
+    from semjscc.shipped import classifier_checkpoint
 
-    model = load_classifier(args.classifier)
+    model = load_classifier(classifier_checkpoint(args.classifier))
     test = load_cifar10(args.data, "test")
     idx = np.random.default_rng(0).choice(len(test), size=args.n, replace=False)
     x = torch.from_numpy(test.images[idx]).permute(0, 3, 1, 2).float() / 255.0

@@ -29,23 +29,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=JSCC_SEMANTIC, help=f"deep JSCC model (default {JSCC_SEMANTIC})")
     p.add_argument("--classifier", default=None, help="classifier model (default: the one the model's card names)")
     add_data_arg(p)
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="CIFAR-10 split the images come from (default %(default)s)")
     p.add_argument("--start", type=int, default=0, help="first image index")
     p.add_argument("--shuffle-seed", type=int, default=None, help="random image order with this seed")
     p.add_argument("--freq", type=float, default=2.45e9, help="RF centre frequency in Hz (default 2.45e9)")
-    p.add_argument("--rate", type=float, default=1e6, help="sample rate in S/s, 521e3 .. 61.44e6 (default 1e6)")
+    p.add_argument("--rate", type=float, default=1e6,
+                   help="sample rate in S/s, the Pluto's 521e3 .. 61.44e6; the PHY's numerology is defined at 1 MS/s "
+                        "(CFO limits scale with the rate), captures are one-shot buffers so USB speed is no limit "
+                        "(default 1e6)")
     p.add_argument("--rf-bw", type=float, default=None, help="RF bandwidth in Hz (default: the sample rate)")
-    p.add_argument("--rx-gain-mode", default="manual", choices=("manual", "slow_attack", "fast_attack", "hybrid"))
+    p.add_argument("--rx-gain-mode", default="manual", choices=("manual", "slow_attack", "fast_attack", "hybrid"),
+                   help="RX gain control; the calibration's SNR table is measured in manual (default %(default)s)")
     p.add_argument("--rx-gain", type=float, default=40.0, help="manual RX gain in dB (default 40)")
     p.add_argument("--calibration", default="auto",
-                   help="profile of the receiving radio: a path, auto (calibration/<serial>.yaml if there) or none")
-    p.add_argument("--tx-calibration", default="auto", help="profile of the --tx-uri radio (same forms)")
+                   help="profile of the receiving radio: a path, auto (calibration/<serial>.yaml if there) or none "
+                        "(default %(default)s)")
+    p.add_argument("--tx-calibration", default="auto",
+                   help="profile of the --tx-uri radio, for its LO correction (same forms; default %(default)s)")
     p.add_argument("--design-snr", type=finite_float, default=10.0,
                    help="encoder SNR for --tx-atten sweeps without a profile prediction (default 10)")
     p.add_argument("--no-sim", action="store_true", help="skip the simulated reference curve")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated curve's noise")
     p.add_argument("--out", type=Path, default=None, help="output directory (default results/ota-DATE-TIME)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=run)
 
 

@@ -51,10 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epsilon", type=float, default=None, help="sample clock ratio (default 1.0)")
     p.add_argument("--seed", type=int, default=None, help="channel noise and image order seed (default 0)")
     p.add_argument("--source", default=None, metavar="PATH", help="images (default: the CIFAR-10 test split)")
-    p.add_argument("--device", default=None, help="ONNX Runtime device: auto, cpu, cuda, cuda:N")
+    p.add_argument("--device", default=None, help="ONNX Runtime device: auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE", dest="set_params",
-                   help="any other GRC parameter of a .grc flowgraph, by its id (repeatable), e.g. "
-                        "--set codec=webp --set rate=1/2 for flowgraphs/sim_separate.grc")
+                   help="any other GRC parameter of a .grc flowgraph, by its id (repeatable; default none), e.g. "
+                        "--set codec=webp --set code_rate=1/2 for flowgraphs/sim_separate.grc")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="give up after S seconds (default %(default)s)")
     p.set_defaults(func=run)
 

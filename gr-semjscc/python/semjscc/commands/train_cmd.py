@@ -63,22 +63,34 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     from semjscc.nn.config import JSCCConfig
 
     d = asdict(JSCCConfig())
-    j = what.add_parser("jscc", help="a deep JSCC encoder/decoder with the MSE or the semantic loss")
+    j = what.add_parser("jscc", help="a deep JSCC encoder/decoder with the MSE or the semantic loss",
+                        description="Train a deep JSCC encoder and decoder (GDN + residual blocks, SNR attention) over "
+                                    "a differentiable channel with the MSE loss or the semantic (importance-weighted) "
+                                    "loss, whose importance maps come from --classifier. Both losses share the "
+                                    "architecture, seed, SNR draws and schedule. Validation every --val-every epochs: "
+                                    "PSNR, SSIM and (with --classifier) accuracy at 0/10/20 dB, kept in the "
+                                    "checkpoint's history and drawn next to it (CHECKPOINT.png).")
     add_data_arg(j)
-    j.add_argument("--loss", choices=("mse", "semantic"), default="mse")
+    j.add_argument("--loss", choices=("mse", "semantic"), default="mse",
+                   help="distortion measure: mse, or semantic (importance-weighted, needs --classifier); "
+                        "default %(default)s")
     j.add_argument("--classifier", type=Path, default=None,
                    help="classifier checkpoint: gives the importance maps (semantic loss) and validation accuracy")
     j.add_argument("--out", type=Path, default=None, help="checkpoint (default runs/jscc-LOSS.pt)")
-    j.add_argument("--kn", type=_ratio, default=d["kn"], help="bandwidth ratio k/n, e.g. 1/6 or 1/12")
-    j.add_argument("--width", type=positive_int, default=d["width"])
+    j.add_argument("--kn", type=_ratio, default=d["kn"], metavar="K/N",
+                   help="bandwidth ratio k/n, e.g. 1/6 or 1/12 (default 1/6: 512 symbols per image)")
+    j.add_argument("--width", type=positive_int, default=d["width"],
+                   help="channels of the first stage, the others have 2x (default %(default)s)")
     j.add_argument("--fixed-snr", type=finite_float, default=None, metavar="DB",
                    help="train at one SNR without SNR attention (default: SNR-adaptive over --snr-range)")
     j.add_argument("--snr-range", type=finite_float, nargs=2, default=(d["snr_min"], d["snr_max"]), metavar=("LO", "HI"),
                    help="training SNRs are drawn uniformly from [LO, HI] dB, LO <= HI (default %(default)s)")
-    j.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm"), default=d["channel"])
+    j.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm"), default=d["channel"],
+                   help="training channel (default %(default)s)")
     j.add_argument("--mix", type=float, default=d["mix"], help="semantic loss: weight = mix + (1-mix)*importance")
-    j.add_argument("--epochs", type=positive_int, default=d["epochs"])
-    j.add_argument("--batch", type=positive_int, default=d["batch"])
+    j.add_argument("--epochs", type=positive_int, default=d["epochs"],
+                   help="length of the whole one-cycle schedule (default %(default)s)")
+    j.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
     j.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate of the one-cycle schedule "
                    "(default %(default)s)")
     j.add_argument("--warmup", type=float, default=d["warmup"],
@@ -90,11 +102,11 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--val-every", type=positive_int, default=5, metavar="EPOCHS",
                    help="validate (PSNR, SSIM, accuracy at 0/10/20 dB) every EPOCHS epochs and after the last "
                         "(default %(default)s)")
-    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--seed", type=int, default=0, help="weights, batches, SNR draws and noise (default %(default)s)")
     j.add_argument("--limit", type=positive_int, default=None, help="use only N training images (smoke runs)")
     j.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     j.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    j.add_argument("--fresh", action="store_true")
+    j.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     j.set_defaults(func=run_jscc)
 
 
@@ -142,7 +154,7 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
     from semjscc.nn.train_receiver import ReceiverConfig
 
     d = asdict(ReceiverConfig())
-    r = what.add_parser("receiver", help="fine-tune the clean classifier on what the channel delivers",
+    r = what.add_parser("receiver", help="fine-tune the clean classifier on what the channel delivers (the receiver)",
                         description="Fine-tune the receiver's classifier from the clean one on an equal mix of clean "
                                     "training images, the decodes of each deep JSCC model (random SNR in --snr-range, "
                                     "AWGN) and separate coding's decodes (configuration per SNR from an `eval "
@@ -152,7 +164,7 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
     r.add_argument("--from", dest="start", type=Path, required=True, metavar="CHECKPOINT",
                    help="the clean classifier's checkpoint to start from")
     r.add_argument("--jscc", action="append", default=[], metavar="LABEL=CHECKPOINT",
-                   help="a deep JSCC checkpoint whose decodes go into the mix (repeatable)")
+                   help="a deep JSCC checkpoint whose decodes go into the mix (repeatable; default none)")
     r.add_argument("--separate-configs", type=Path, default=None, metavar="JSON",
                    help="separate coding's configuration per SNR: the STEM-separate.json of `semjscc eval --separate`")
     r.add_argument("--out", type=Path, default=Path("runs/receiver.pt"), help="checkpoint (default %(default)s)")
@@ -163,7 +175,8 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
                    metavar=("LO", "HI"), help="SNRs of the decodes, drawn uniformly in dB (default %(default)s)")
     r.add_argument("--separate-images", type=positive_int, default=d["separate_images"], metavar="N",
                    help="training images decoded by separate coding (default %(default)s)")
-    r.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32")
+    r.add_argument("--no-bf16", dest="bf16", action="store_false",
+                   help="train in float32 (default: bfloat16 autocast)")
     r.add_argument("--seed", type=int, default=0, help="default %(default)s")
     r.add_argument("--limit", type=positive_int, default=None, help="use only N images (smoke runs)")
     r.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")

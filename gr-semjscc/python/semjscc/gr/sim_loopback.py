@@ -164,6 +164,9 @@ def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None
         tb.wait()
 
     def finalize(outcome: RunOutcome) -> None:
+        final = tb.sink.summary()
+        if progress is not None and final["frames_received"] + final["frames_lost"] > shown["accounted"]:
+            progress(final)  # the last word: every frame accounted for, not the count of 5 s ago
         extra: dict[str, Any] = {**tb.rx_stats(), "interrupted": outcome.interrupted}
         if outcome.interrupted:
             extra["stopped_by"] = outcome.stopped_by

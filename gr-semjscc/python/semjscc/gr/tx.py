@@ -32,6 +32,15 @@ from semjscc.phy.frame import (
 FRAME_NUMBER_KEY = "frame_number"
 
 
+def min_output_buffer(block: gr.basic_block, items: int) -> None:
+    """``set_min_output_buffer`` without GNU Radio's info line about it (six of them per flowgraph
+    otherwise, in every ``run`` and ``demo``)."""
+    level = block.log_level()
+    block.set_log_level("warn")
+    block.set_min_output_buffer(items)
+    block.set_log_level(level)
+
+
 class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
     """Tagged stream of JSCC symbols -> tagged stream of [96 BPSK header symbols, payload].
 
@@ -52,7 +61,7 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self.max_payload_len = max_payload_len
         self.frames_framed = 0
         self.frames_too_long = 0  # packets longer than max_payload_len, dropped (logged once)
-        self.set_min_output_buffer(2 * (self.max_payload_len + self._hdr_len))
+        min_output_buffer(self, 2 * (self.max_payload_len + self._hdr_len))
         # Only run once there is room for a longest packet: downstream tagged-stream blocks free
         # one packet at a time, and waking per packet would cost a Python call per packet.
         self.set_min_noutput_items(self.max_payload_len + self._hdr_len)
@@ -149,14 +158,14 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
         self.ifft = fft.fft_vcc(num.fft_len, False, [1.0 / np.sqrt(num.fft_len)] * num.fft_len, False, 1)
         self.prefixer = digital.ofdm_cyclic_prefixer(num.fft_len, num.symbol_len, 0, len_tag_key)
         self.shaper = digital.burst_shaper_cc([], pad_before, pad_after, False, len_tag_key)
-        self.allocator.set_min_output_buffer(2 * max_syms)
-        self.ifft.set_min_output_buffer(2 * max_syms)
-        self.prefixer.set_min_output_buffer(2 * max_syms * num.symbol_len)
-        self.shaper.set_min_output_buffer(2 * (max_syms * num.symbol_len + pad_before + pad_after))
+        min_output_buffer(self.allocator, 2 * max_syms)
+        min_output_buffer(self.ifft, 2 * max_syms)
+        min_output_buffer(self.prefixer, 2 * max_syms * num.symbol_len)
+        min_output_buffer(self.shaper, 2 * (max_syms * num.symbol_len + pad_before + pad_after))
         if input_type == "pdu":
             self.message_port_register_hier_in("pdus")
             self.to_stream = pdu.pdu_to_tagged_stream(gr.types.complex_t, len_tag_key)
-            self.to_stream.set_min_output_buffer(2 * max_payload_len)
+            min_output_buffer(self.to_stream, 2 * max_payload_len)
             self.msg_connect(self, "pdus", self.to_stream, "pdus")
             self.connect(self.to_stream, self.framer)
         else:
