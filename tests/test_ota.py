@@ -155,6 +155,12 @@ def test_two_radios_need_the_oscillator_correction(env: dict[str, Path], tmp_pat
     assert main(["ota", *common, "--tx-atten", "40", "--calibration", "none", "--out", str(tmp_path / "raw")]) == 0
     raw = json.loads((tmp_path / "raw" / "summary.json").read_text())
     assert raw["frames_received"] == 0 and raw["frames_lost"] == 6
+    # the summary says why: the signal sits ~61 kHz off the LO, outside the search range
+    hint = raw["meta"]["hints"]["0"]
+    assert "off the LO, beyond the receiver's" in hint and "--peer" in hint, hint
+    offset_khz = float(hint.split("centred ")[1].split(" kHz")[0])
+    # 25 ppm of 2.45 GHz; the band sits only ~6 dB above the floor here, so allow two 3.9 kHz bins
+    assert abs(abs(offset_khz) - 61.25) < 8, hint
     assert main(["calibrate", "--uri", rx, "--peer", tx, "--rx-gains", "40", "--tx-attens", "30", "40", "50",
                  "--out", str(tmp_path / "cal"), "--quiet"]) == 0
     profile = tmp_path / "cal" / "sim-1.yaml"

@@ -382,3 +382,23 @@ def test_pluto_layer_attribute_names_and_scaling(monkeypatch: pytest.MonkeyPatch
     radio.transmit(np.zeros(8, np.complex64))
     radio.close()  # stops the cyclic transmission and releases the RX buffer
     assert [e[0] for e in sdr.log[-3:]] == ["tx", "tx_destroy_buffer", "rx_destroy_buffer"]
+
+
+@pytest.mark.parametrize("offset_hz", [-140e3, -61.25e3, 0.0, 20e3, 95e3])
+def test_spectral_offset_finds_a_band_beyond_the_cfo_search(offset_hz: float) -> None:
+    """The no-frames hint's estimator: an OFDM burst shifted by far more than the receiver's search
+    range, with LO leakage at DC, is located to one 3.9 kHz bin; noise alone is flagged as no signal."""
+    from semjscc.phy.tx import modulate_stream
+    from semjscc.radio.capture import spectral_offset
+
+    rng = np.random.default_rng(5)
+    payloads = random_payloads(3, 600, seed=5)
+    x, _ = modulate_stream(payloads)
+    fs = 1e6
+    y = x * np.exp(2j * np.pi * offset_hz / fs * np.arange(len(x)))
+    y = y + 0.05 * (rng.standard_normal(len(y)) + 1j * rng.standard_normal(len(y))) + 0.3  # noise + DC leak
+    found, excess_db = spectral_offset(y, fs)
+    assert abs(found - offset_hz) <= fs / 256, (found, offset_hz)
+    assert excess_db > 10
+    noise = rng.standard_normal(len(y)) + 1j * rng.standard_normal(len(y))
+    assert spectral_offset(noise, fs)[1] < 1.0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from semjscc.commands.common import positive_int
 from semjscc.errors import ModelError, UsageError
+from semjscc.files import write_json
 
 N_SHOWN = 10
 
@@ -78,28 +78,38 @@ def run(args: argparse.Namespace) -> int:
         summary["model"], summary["classifier"] = ref, tb.classifier_ref
         results[label], samples[label] = summary, tb.sink.samples()
         classifier_ref = classifier_ref or tb.classifier_ref
-    clean = _clean_accuracy(classifier_ref, args)
+    clean, clean_preds = _clean_accuracy(classifier_ref, args, samples[next(iter(samples))])
     _print_table(results, clean)
+    curve = _offline_curve(models, classifier_ref, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     png, js = args.out.with_suffix(".png"), args.out.with_suffix(".json")
-    _plot(samples, png, args)
-    js.write_text(json.dumps({"params": {"frames": args.frames, "snr_db": args.snr, "cfo_hz": args.cfo,
-                                         "multipath": args.multipath, "seed": args.seed, "source": args.source},
-                              "clean_accuracy": clean, "results": results}, indent=2, default=str) + "\n")
+    _plot(samples, results, clean, curve, clean_preds, png, args)
+    write_json(js, {"params": {"frames": args.frames, "snr_db": args.snr, "cfo_hz": args.cfo,
+                               "multipath": args.multipath, "seed": args.seed, "source": args.source},
+                    "classifier": classifier_ref, "clean_accuracy": clean, "results": results,
+                    "offline_awgn": curve}, default=str)
     print(f"wrote {png} and {js}")
     return 0
 
 
-def _clean_accuracy(classifier_ref: str | None, args: argparse.Namespace) -> float | None:
-    """The classifier on the very images sent, without the channel: the ceiling for the link."""
+def _clean_accuracy(classifier_ref: str | None, args: argparse.Namespace,
+                    shown: list[dict[str, Any]]) -> tuple[float | None, list[int | None]]:
+    """The classifier on the very images sent, without the channel (the ceiling for the link), and its
+    prediction for each image shown."""
     if classifier_ref is None:
-        return None
+        return None, []
+    import numpy as np
+
+    from semjscc.imaging import to_float_nchw
     from semjscc.link import clean_accuracy
     from semjscc.runtime import load_classifier
     from semjscc.sources import load_images
 
+    clf = load_classifier(classifier_ref)
     images, labels = load_images(args.source or None, "test", args.frames, 0, args.seed)
-    return clean_accuracy(load_classifier(classifier_ref).run, images, labels)
+    sent = [s["sent"] for s in shown if s["sent"] is not None]
+    preds = [int(p) for p in clf.predict(to_float_nchw(np.stack(sent)))] if sent else []
+    return clean_accuracy(clf.run, images, labels), preds
 
 
 def _print_table(results: dict[str, dict[str, Any]], clean: float | None) -> None:
@@ -118,7 +128,38 @@ def _print_table(results: dict[str, dict[str, Any]], clean: float | None) -> Non
         print(f"\nclassifier on the same images before transmission: accuracy {clean:.3f}")
 
 
-def _plot(samples: dict[str, list[dict[str, Any]]], path: Path, args: argparse.Namespace) -> None:
+def _offline_curve(models: list[tuple[str, str]], classifier_ref: str | None, args: argparse.Namespace,
+                   snrs: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)) -> dict[str, list[dict[str, float]]]:
+    """The same images, models and classifier over AWGN at several SNRs (ONNX Runtime, no flowgraph):
+    the context the demo's one SNR sits in. label -> rows {snr_db, accuracy, ci_low, ci_high}."""
+    if classifier_ref is None:
+        return {}
+    from semjscc.data import Dataset
+    from semjscc.evaluation import sweep
+    from semjscc.runtime import OnnxScheme, load_classifier
+    from semjscc.sources import load_images
+
+    images, labels = load_images(args.source or None, "test", args.frames, 0, args.seed)
+    known = labels >= 0
+    if not known.any():
+        return {}
+    data = Dataset(images[known], labels[known])
+    schemes = [OnnxScheme(label, ref) for label, ref in models]
+    sw = sweep(schemes, {"demo": load_classifier(classifier_ref).run}, data, list(snrs), "awgn", seed=args.seed,
+               progress=False)
+    out: dict[str, list[dict[str, float]]] = {}
+    for r in sw.rows:
+        out.setdefault(r.scheme, []).append({"snr_db": r.snr_db, "accuracy": r.accuracy, "ci_low": r.ci_low,
+                                             "ci_high": r.ci_high})
+    return out
+
+
+def _plot(samples: dict[str, list[dict[str, Any]]], results: dict[str, dict[str, Any]], clean: float | None,
+          curve: dict[str, list[dict[str, float]]], clean_preds: list[int | None], path: Path,
+          args: argparse.Namespace) -> None:
+    """Sent images (true label, the classifier's prediction on the clean image), each model's received
+    images (prediction, green right / red wrong) with the model's accuracy over the whole run, and the
+    accuracy of both models over SNR on the same images (offline, AWGN) with 95 % intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,6 +167,7 @@ def _plot(samples: dict[str, list[dict[str, Any]]], path: Path, args: argparse.N
     import numpy as np
 
     from semjscc.data import CIFAR10_CLASSES
+    from semjscc.stats import wilson
 
     def name(k: Any) -> str:
         return CIFAR10_CLASSES[int(k)] if k is not None and 0 <= int(k) < len(CIFAR10_CLASSES) else "?"
@@ -134,15 +176,24 @@ def _plot(samples: dict[str, list[dict[str, Any]]], path: Path, args: argparse.N
     n = max((len(s) for s in samples.values()), default=0)
     if n == 0:
         return
-    fig, axes = plt.subplots(1 + len(labels), n, figsize=(1.5 * n, 1.75 * (1 + len(labels))), squeeze=False)
+    rows = 1 + len(labels)
+    fig = plt.figure(figsize=(1.2 * n + 5.0, 1.75 * rows + 0.8))
+    grid = fig.add_gridspec(rows, n + 4, wspace=0.08)
     first = samples[labels[0]]
     for j in range(n):
-        ax = axes[0, j]
-        if j < len(first) and first[j]["sent"] is not None:
-            ax.imshow(first[j]["sent"])
-            ax.set_title(f"sent: {name(first[j]['label'])}", fontsize=7)
+        ax = fig.add_subplot(grid[0, j])
+        s0 = first[j] if j < len(first) else None
+        if s0 is not None and s0["sent"] is not None:
+            ax.imshow(s0["sent"])
+            cp = clean_preds[j] if j < len(clean_preds) else None
+            ok = cp is not None and cp == s0["label"]
+            ax.set_title(f"{name(s0['label'])}\nclean: {name(cp)}", fontsize=7, color="black" if ok else "red")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if j == 0:
+            ax.set_ylabel("sent\n(label,\nclean pred.)", fontsize=8)
         for i, label in enumerate(labels, start=1):
-            ax = axes[i, j]
+            ax = fig.add_subplot(grid[i, j])
             s = samples[label][j] if j < len(samples[label]) else None
             if s is None or s["received"] is None:
                 ax.imshow(np.full((32, 32, 3), 40, np.uint8))
@@ -150,14 +201,37 @@ def _plot(samples: dict[str, list[dict[str, Any]]], path: Path, args: argparse.N
             else:
                 ax.imshow(s["received"])
                 ok = s["pred"] is not None and int(s["pred"]) == s["label"]
-                ax.set_title(f"{name(s['pred'])}", fontsize=7, color="green" if ok else "red")
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for i, label in enumerate(["sent", *labels]):
-        axes[i, 0].set_ylabel(label, fontsize=8)
+                ax.set_title(name(s["pred"]), fontsize=7, color="green" if ok else "red")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                r = results[label]
+                acc = r.get("accuracy_sent")
+                n_sent = r.get("frames_sent") or 0
+                lo, hi = wilson(round((acc or 0) * n_sent), n_sent)
+                ax.set_ylabel(f"{label}\n{100 * (acc or 0):.1f} %\n[{100 * lo:.0f}, {100 * hi:.0f}]\n"
+                              f"of {n_sent}", fontsize=8)
+    ax = fig.add_subplot(grid[:, n + 1:])
+    colors = {label: f"C{i}" for i, label in enumerate(labels)}
+    for label, pts in curve.items():
+        x = [p["snr_db"] for p in pts]
+        y = np.array([100 * p["accuracy"] for p in pts])
+        err = np.array([[100 * (p["accuracy"] - p["ci_low"]) for p in pts], [100 * (p["ci_high"] - p["accuracy"])
+                                                                            for p in pts]])
+        ax.errorbar(x, y, yerr=err, fmt="o-", capsize=3, color=colors.get(label), label=f"{label} (AWGN, offline)")
+    for label, r in results.items():
+        if r.get("accuracy_sent") is not None:
+            ax.plot([args.snr], [100 * r["accuracy_sent"]], "*", ms=13, color=colors.get(label), mec="k",
+                    label=f"{label}: this run (GNU Radio)")
+    if clean is not None:
+        ax.axhline(100 * clean, color="k", ls="--", lw=1, label="clean images")
+    ax.set(xlabel="SNR (dB, Es/N0 per subcarrier)", ylabel="accuracy (%)", ylim=(0, 100),
+           title=f"the same {args.frames} images, 95 % intervals")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Simulated OFDM link: {args.snr:g} dB Es/N0, CFO {args.cfo:g} Hz, multipath {args.multipath}; "
-                 f"received titles = classifier prediction (green right, red wrong)", fontsize=8)
+                 f"received titles = classifier prediction (green right, red wrong); row accuracy counts lost "
+                 f"frames as wrong", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -247,6 +247,7 @@ class _Sweep:
         self.images, self.labels, self.models, self.scale = images, labels, models, scale
         self.writer, self.log = writer, log
         self.frames_by_point: dict[int, list[FrameResult]] = {}
+        self.hints: dict[int, str] = {}  # point -> why a whole batch may have been lost
         self.failures_by_point: dict[int, int] = {}
         self.jobs = [(p, b0) for p in points for b0 in range(0, len(labels), exp.batch)]
         self.done_jobs = 0
@@ -272,6 +273,8 @@ class _Sweep:
         self.tx.stop_transmit()
         res = decode_capture(iq, batch.window, sent, self.images, self.models)
         k = p["index"]
+        if not any(f.status == "received" for f in res.frames) and k not in self.hints:
+            self.hints[k] = _no_frames_hint(iq, exp.sample_rate, self.tx is not self.rx, p)
         with deferred_signals():  # a batch is committed to CSV and recording together, or not at all
             start = self.writer.append(iq, _capture_meta(exp, p, batch, sent, self.rx),
                                        _annotations(res, batch.window, self.models.n_symbols))
@@ -304,6 +307,34 @@ class _Sweep:
             self.log.close()
 
 
+def _no_frames_hint(iq: np.ndarray, sample_rate: float, two_radios: bool, point: dict[str, Any]) -> str:
+    """Why a batch may have been lost entirely, logged once per point: no signal above the noise, a
+    signal far off the LO (two radios' oscillators, beyond the receiver's search range), or neither."""
+    import logging
+
+    from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
+    from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+    from semjscc.radio.capture import spectral_offset
+
+    search = MAX_CFO_SUBCARRIERS * sample_rate / DEFAULT_NUMEROLOGY.fft_len
+    offset, excess_db = spectral_offset(iq, sample_rate)
+    where = f"no frame found at point {point['index']}"
+    if excess_db < 1.0:
+        hint = (f"{where}: nothing stands above the noise floor ({excess_db:.1f} dB in the OFDM band): is the "
+                f"transmitter on, on the same LO frequency, and the TX attenuation / RX gain / cabling right?")
+    elif abs(offset) > search:
+        hint = (f"{where}: the signal ({excess_db:.0f} dB above the floor) is centred {offset / 1e3:+.1f} kHz off "
+                f"the LO, beyond the receiver's +-{search / 1e3:.1f} kHz search range"
+                + ("; the two radios' oscillators differ: calibrate the receiver against the transmitter "
+                   "(`semjscc calibrate --uri RX --peer TX`, or on two hosts see docs/hardware.md) and pass "
+                   "--calibration/--tx-calibration" if two_radios else "; re-calibrate the radio"))
+    else:
+        hint = (f"{where} though a signal stands {excess_db:.0f} dB above the floor, {offset / 1e3:+.1f} kHz "
+                f"from the LO: check for clipping (lower the RX gain / raise the TX attenuation) and multipath")
+    logging.getLogger("semjscc.ota").warning("%s", hint)
+    return hint
+
+
 def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.ndarray,
          models: Models) -> dict[str, Any]:
     """The sweep (:class:`_Sweep`) in the one run loop; Ctrl-C / SIGTERM or a radio failure stop it after the
@@ -329,6 +360,8 @@ def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.n
         interrupted = outcome.interrupted or outcome.error is not None
         if interrupted:
             meta["stopped_by"] = outcome.stopped_by or outcome.error
+        if sweep.hints:
+            meta["hints"] = {str(k): v for k, v in sweep.hints.items()}
         doc.update(_summary(exp, meta, points, sweep.frames_by_point, sweep.failures_by_point, interrupted, images,
                             labels, models, stop_requested=lambda: bool(outcome.held)))
 

@@ -70,6 +70,35 @@ def frames_in_window(iq: np.ndarray, window: tuple[int, int]) -> list[ReceivedFr
     return [f for f in receive(x) if w0 <= f.start < w1]
 
 
+def spectral_offset(iq: np.ndarray, sample_rate: float, oversample: int = 4) -> tuple[float, float]:
+    """Where a capture's OFDM band sits, however far from the LO (the receiver searches only
+    +-MAX_CFO_SUBCARRIERS): the circular shift that best aligns the averaged power spectrum with the
+    numerology's occupied band. Returns (offset in Hz, in-band power over the out-of-band floor in dB;
+    near 0 dB means no signal stands above the noise and the offset means nothing)."""
+    from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+
+    num = DEFAULT_NUMEROLOGY
+    nfft = num.fft_len * oversample
+    x = np.asarray(iq, dtype=np.complex64)
+    n = len(x) // nfft
+    if n == 0:
+        return 0.0, 0.0
+    spec = (np.abs(np.fft.fft(x[: n * nfft].reshape(n, nfft), axis=1)) ** 2).mean(axis=0)
+    spec[0] = np.median(spec)  # the DC bin holds a radio's LO leakage, not the signal
+    edge = max(abs(k) for k in (*num.data_carriers, *num.pilot_carriers)) * oversample
+    mask = np.zeros(nfft)
+    mask[np.r_[0: edge + 1, nfft - edge: nfft]] = 1.0
+    # circular cross-correlation of spectrum and mask: score[s] = sum_k spec[k] * mask[k - s]
+    score = np.real(np.fft.ifft(np.fft.fft(spec) * np.conj(np.fft.fft(mask))))
+    shift = int(np.argmax(score))
+    inside = np.roll(mask, shift) > 0
+    floor = float(np.median(spec[~inside])) if (~inside).any() else 0.0
+    band = float(spec[inside].mean())
+    excess_db = 10 * np.log10(band / floor) if floor > 0 and band > 0 else 0.0
+    signed = shift if shift < nfft // 2 else shift - nfft
+    return float(signed * sample_rate / nfft), float(excess_db)
+
+
 def random_payloads(n_frames: int, n_symbols: int, seed: int) -> list[np.ndarray]:
     """Unit-power complex Gaussian payloads (calibration traffic: the receiver's SNR estimate uses only
     the preamble and the header, so the content does not matter)."""
