@@ -13,7 +13,11 @@ venv=${SEMJSCC_VENV:-$top/.venv}
 say() { printf '[setup] %s\n' "$*"; }
 
 # 1. Distribution packages. GNU Radio is built for /usr/bin/python3, hence the venv below.
-apt_pkgs=(gnuradio libiio-utils python3-venv)
+# GNU Radio Companion needs GTK's introspection data and QT GUI flowgraphs PyQt5's SVG module
+# (without it every start warns about matplotlib); neither is a hard dependency of `gnuradio`.
+# The tests screenshot the Qt GUI and lay out GRC canvases on a virtual X server (xvfb).
+apt_pkgs=(gnuradio libiio-utils python3-venv gir1.2-gtk-3.0 python3-pyqt5.qtsvg)
+[ "$profile" = dev ] && apt_pkgs+=(xvfb)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from conftest import fake_split, write_pickles
 from gr_tiny_zoo import tiny_zoo
 from semjscc.cli import main
 from semjscc.errors import ModelError, UsageError
-from semjscc.grc_path import blocks_dir, grc_env, install, merge_blocks_path
+from semjscc.grc_path import blocks_dir, gnuradio_script, grc_env, install, merge_blocks_path
 from semjscc.grc_run import FLOWGRAPHS_DIR, error_line, run_script
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
 
@@ -69,7 +68,7 @@ def grcc_runs(tmp_path_factory: pytest.TempPathFactory, home: Path) -> dict[str,
     env = {**os.environ, "HOME": str(home), "GRC_BLOCKS_PATH": str(blocks_dir())}
 
     def start(grc: Path) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, shutil.which("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
+        return subprocess.Popen([sys.executable, gnuradio_script("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env)
 

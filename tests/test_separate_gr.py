@@ -101,7 +101,9 @@ def test_corrupted_payload_gives_counted_fallback() -> None:
 
 @pytest.mark.slow
 def test_sim_separate_grc_compiles(tmp_path: Path) -> None:
-    grcc = shutil.which("grcc")
+    from semjscc.grc_path import gnuradio_script
+
+    grcc = gnuradio_script("grcc")
     if grcc is None:
         pytest.skip("grcc not installed")
     env = {**os.environ, "HOME": str(tmp_path), "GRC_BLOCKS_PATH": str(REPO / "gr-semjscc" / "grc")}

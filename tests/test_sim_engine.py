@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from conftest import fake_split, write_pickles
 from gr_tiny_zoo import tiny_zoo
 from semjscc.cli import main
 from semjscc.errors import ModelError
-from semjscc.grc_path import blocks_dir
+from semjscc.grc_path import blocks_dir, gnuradio_script
 from semjscc.grc_run import FLOWGRAPHS_DIR
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
 
@@ -65,7 +64,7 @@ def grcc_runs(tmp_path_factory: pytest.TempPathFactory, home: Path) -> dict[str,
     env = {**os.environ, "HOME": str(home), "GRC_BLOCKS_PATH": str(blocks_dir())}
 
     def start(grc: Path) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, shutil.which("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
+        return subprocess.Popen([sys.executable, gnuradio_script("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env)
 

@@ -29,6 +29,23 @@ def blocks_dir() -> Path:
     return BLOCKS_DIR
 
 
+SHIM_MARK = b"written by scripts/setup.sh"
+
+
+def gnuradio_script(name: str) -> str | None:
+    """GNU Radio's own ``grcc`` / ``gnuradio-companion`` (Python scripts) on PATH, skipping the venv
+    shims that scripts/setup.sh writes (shell scripts that call back into this): callers run the
+    real one under ``sys.executable``, which a shell script would fail under."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        f = Path(d or ".") / name
+        try:
+            if f.is_file() and os.access(f, os.X_OK) and SHIM_MARK not in f.read_bytes()[:512]:
+                return str(f)
+        except OSError:
+            continue
+    return None
+
+
 def config_path() -> Path:
     """GNU Radio's per-user configuration file."""
     return Path.home() / ".gnuradio" / "config.conf"

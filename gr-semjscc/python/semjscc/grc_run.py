@@ -117,7 +117,9 @@ def compiled_script(grc: Path, timeout_s: float = 180.0) -> Path:
 def compile_grc(grc: Path, out_dir: Path, timeout_s: float = 180.0) -> Path:
     """grcc ``grc`` into ``out_dir``; the generated Python script. When grcc fails, every line it
     printed about the problem goes into the error (GRC lists one error per line)."""
-    grcc = shutil.which("grcc")
+    from semjscc.grc_path import gnuradio_script
+
+    grcc = gnuradio_script("grcc")
     if grcc is None:
         raise UsageError("grcc not found: GNU Radio is not installed (run scripts/setup.sh)")
     out_dir.mkdir(parents=True, exist_ok=True)

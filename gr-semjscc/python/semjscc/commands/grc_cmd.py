@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -47,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         for f in map(Path, files):
             print(f"wrote {compile_grc(f, args.out)}")
         return 0
-    companion = shutil.which("gnuradio-companion")
+    from semjscc.grc_path import gnuradio_script
+
+    companion = gnuradio_script("gnuradio-companion")
     if companion is None:
         raise UsageError("gnuradio-companion not found: install GNU Radio (scripts/setup.sh)")
     env = grc_env()

@@ -4,6 +4,11 @@ Message handlers run in GNU Radio's threads and Qt widgets may only be touched f
 thread, so the handlers just store the newest pair under a lock and a QTimer in the GUI thread
 repaints at ``update_hz`` (a modest rate: a person cannot follow 100 frames/s anyway).
 Works under ``QT_QPA_PLATFORM=offscreen``.
+
+Accuracy is shown per *setting* (a label such as "SNR 10 dB, CFO 0 Hz" that the flowgraph updates
+when a slider moves, :meth:`image_display.set_setting`): a running total would mix channel
+conditions. Only frames *sent* after the last change count towards it, so frames already in flight
+on the old channel do not; the running total over everything is shown beside it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from gnuradio import gr
 from semjscc.data import CIFAR10_CLASSES
 from semjscc.gr.pdus import finite_or, image_u8_from_vector, split_pdu
 from semjscc.phy.frame import MAX_FRAME_NUMBER
+from semjscc.stats import wilson
 
 PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")
@@ -29,23 +35,38 @@ class image_display(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
     PDUs: 16-bit frame_number, pred, confidence, image). :meth:`widget` is the QWidget to place
     (GRC does it through the GUI hint). Create it after the QApplication exists."""
 
-    def __init__(self, scale: int = 4, update_hz: float = 5.0, history: int = 512, title: str = "") -> None:
+    def __init__(self, scale: int = 4, update_hz: float = 5.0, history: int = 512, title: str = "",
+                 setting: str = "") -> None:
         gr.basic_block.__init__(self, name="semjscc_image_display", in_sig=None, out_sig=None)
         for port, handler in ((PORT_SENT, self._on_sent), (PORT_RECEIVED, self._on_received)):
             self.message_port_register_in(port)
             self.set_msg_handler(port, handler)
         self._lock = threading.Lock()
-        self._sent: OrderedDict[int, tuple[np.ndarray, int]] = OrderedDict()  # air frame number -> image, label
+        # air frame number -> (image, label, setting epoch at sending)
+        self._sent: OrderedDict[int, tuple[np.ndarray, int, int]] = OrderedDict()
         self._history = max(1, int(history))
         self._latest: dict[str, Any] | None = None
         self._dirty = False
         self.shown = 0  # pairs received (not all are repainted)
         self.correct = 0
+        self.setting = str(setting)
+        self._epoch = 0
+        self.setting_shown = 0  # pairs sent and received under the current setting
+        self.setting_correct = 0
         self.repaints = 0
         self._widget = _ImageWidget(self, max(1, int(scale)), float(update_hz), title)
 
     def widget(self) -> Any:
         return self._widget.qt
+
+    def set_setting(self, setting: str) -> None:
+        """The channel setting changed (GRC callback): restart the per-setting accuracy."""
+        with self._lock:
+            if str(setting) == self.setting:
+                return
+            self.setting, self._epoch = str(setting), self._epoch + 1
+            self.setting_shown = self.setting_correct = 0
+            self._dirty = self._latest is not None
 
     # --- message handlers (GNU Radio threads) -----------------------------------------------------
     def _on_sent(self, msg: Any) -> None:
@@ -58,7 +79,7 @@ class image_display(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             return
         air = int(finite_or(meta.get("frame_number"), 0)) % (MAX_FRAME_NUMBER + 1)
         with self._lock:
-            self._sent[air] = (img, int(finite_or(meta.get("label"), -1)))
+            self._sent[air] = (img, int(finite_or(meta.get("label"), -1)), self._epoch)
             self._sent.move_to_end(air)
             while len(self._sent) > self._history:
                 self._sent.popitem(last=False)
@@ -73,10 +94,14 @@ class image_display(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             return
         air = int(finite_or(meta.get("frame_number"), -1))
         with self._lock:
-            tx, label = self._sent.pop(air, (None, -1))
+            tx, label, epoch = self._sent.pop(air, (None, -1, -1))
             pred = meta.get("pred")
+            right = int(pred is not None and label >= 0 and int(pred) == label)
             self.shown += 1
-            self.correct += int(pred is not None and label >= 0 and int(pred) == label)
+            self.correct += right
+            if epoch == self._epoch and label >= 0:
+                self.setting_shown += 1
+                self.setting_correct += right
             self._latest = {"tx": tx, "rx": rx, "label": label, "pred": pred, "confidence": meta.get("confidence"),
                             "frame": air, "snr": meta.get("snr_est_db")}
             self._dirty = True
@@ -87,7 +112,8 @@ class image_display(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             if not self._dirty:
                 return None
             self._dirty = False
-            return dict(self._latest or {}, shown=self.shown, correct=self.correct)
+            return dict(self._latest or {}, shown=self.shown, correct=self.correct, setting=self.setting,
+                        setting_shown=self.setting_shown, setting_correct=self.setting_correct)
 
 
 def _class_name(k: Any) -> str:
@@ -148,7 +174,19 @@ class _ImageWidget:
         mark = "" if d["pred"] is None or d["label"] < 0 else (" ✓" if int(d["pred"]) == d["label"] else " ✗")
         self.captions[1].setText(f"pred: {_class_name(d['pred'])}"
                                  + (f" ({100 * float(conf):.0f}%)" if conf is not None else "") + mark)
-        snr = d.get("snr")
-        acc = f", accuracy {100 * d['correct'] / d['shown']:.0f}%" if d["shown"] else ""
-        self.status.setText(f"{d['shown']} frames received{acc}" + (f", SNR est. {float(snr):.1f} dB" if snr is not None else ""))
+        self.status.setText(status_text(d))
         self.block.repaints += 1
+
+
+def status_text(d: dict[str, Any]) -> str:
+    """Two lines: accuracy under the current setting with its 95 % interval, then the running total."""
+    n, k = d.get("setting_shown", 0), d.get("setting_correct", 0)
+    where = f"at {d['setting']}" if d.get("setting") else "accuracy"
+    if n:
+        lo, hi = wilson(k, n)
+        first = f"{where}: {100 * k / n:.0f}% of {n} frames (95% CI {100 * lo:.0f}-{100 * hi:.0f}%)"
+    else:
+        first = f"{where}: waiting for frames sent since the change"
+    total = f"all: {d['shown']} frames received" + (f", {100 * d['correct'] / d['shown']:.0f}% right" if d["shown"] else "")
+    snr = d.get("snr")
+    return first + "\n" + total + (f", SNR est. {float(snr):.1f} dB" if snr is not None else "")
