@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from semjscc.errors import UsageError
-from semjscc.pacing import MAX_WINDOW, AdaptiveWindow
+from semjscc.pacing import MAX_WINDOW, AdaptiveWindow, BatchCosts
 
 
 def _simulate(win: AdaptiveWindow, seconds: float, service_s: float, base_latency_s: float,
@@ -50,8 +50,8 @@ def test_window_settles_near_twice_the_bandwidth_delay_product() -> None:
     win = AdaptiveWindow(1024, floor=16)
     trace = _simulate(win, 20.0, service_s=0.001, base_latency_s=0.05)
     late = [size for t, size, _ in trace if t > 5.0]
-    assert 90 <= sorted(late)[len(late) // 2] and max(late) <= 250  # 2 x 50 frames, give or take the filters
-    assert win.probes >= 3
+    assert sorted(late)[len(late) // 2] >= 90 and max(late) <= 250  # 2 x 50 frames, give or take the filters
+    assert win.drains >= 3
     s = win.stats(20.0)
     assert s.rate_fps == pytest.approx(1000, rel=0.15) and 0.05 <= s.min_latency_s < 0.08
 
@@ -67,3 +67,26 @@ def test_window_limits_are_checked() -> None:
         with pytest.raises(UsageError, match=f"max_in_flight must lie in 1..{MAX_WINDOW}"):
             AdaptiveWindow(cap)
     assert AdaptiveWindow(10, floor=64).size == 10  # the floor never exceeds the cap
+
+
+def test_batch_costs_wait_only_when_the_fixed_cost_matters() -> None:
+    rng = __import__("numpy").random.default_rng(0)
+
+    def costs(fixed: float, per_frame: float) -> BatchCosts:
+        c = BatchCosts()
+        for n in rng.integers(1, 40, 60):
+            c.add(int(n), fixed + per_frame * n + rng.normal(0, 1e-6))
+        return c
+
+    cheap_call = costs(fixed=30e-6, per_frame=150e-6)  # an ONNX Runtime convnet: the call costs little
+    fit = cheap_call.fit()
+    assert fit is not None and fit[0] == pytest.approx(30e-6, abs=5e-6) and fit[1] == pytest.approx(150e-6, rel=0.05)
+    assert cheap_call.waiting_pays(1, 3)  # a lone frame: 4 frames per call save 22 us of its 180 (> 10 %)
+    assert not cheap_call.waiting_pays(8, 4)  # a batch of 8 already: 1.3 us of 154 saved
+    costly_call = costs(fixed=2e-3, per_frame=50e-6)
+    assert costly_call.waiting_pays(1, 3) and costly_call.waiting_pays(20, 10)
+    assert not costly_call.waiting_pays(1, 0.5)  # no frame expected within the cap
+    same_size = BatchCosts()
+    for _ in range(20):
+        same_size.add(8, 1e-3)
+    assert same_size.fit() is None and not same_size.waiting_pays(8, 8)  # fixed and per-frame cannot be told apart

@@ -89,7 +89,7 @@ class AdaptiveWindow:
         self.probe_every_s, self.probe_min_s, self.probe_max_s = probe_every_s, probe_min_s, probe_max_s
         self._last_probe: float | None = None  # when the last drain ended (None: not started)
         self._probe: tuple[float, float | None] | None = None  # (started, when in flight reached the floor)
-        self.probes = 0
+        self.drains = 0
 
     @property
     def in_flight(self) -> int:
@@ -124,7 +124,7 @@ class AdaptiveWindow:
         rate, latency = self._rate.value(now), self._latency.value(now)
         if self._probe is None and self._last_probe is not None and now - self._last_probe >= self.probe_every_s:
             self._probe = (now, None)
-            self.probes += 1
+            self.drains += 1
         if self._probe is not None:
             started, drained = self._probe
             if drained is None and self.in_flight <= self.floor:
@@ -140,3 +140,42 @@ class AdaptiveWindow:
 
     def stats(self, now: float) -> WindowStats:
         return WindowStats(self.size, self._rate.value(now), self._latency.value(now))
+
+
+class BatchCosts:
+    """Whether waiting for more frames pays, from what a block's calls cost.
+
+    Each call's CPU time is fitted as ``fixed + per_frame * n`` (least squares over the recent calls,
+    older ones weighing less). Waiting while ``more`` frames arrive turns ``n`` frames into
+    ``n + more`` for one fixed cost instead of two: it pays when that saves at least
+    ``min_saving`` of what a frame costs now. A model's fixed cost (an ONNX Runtime call, the
+    Python around it) is small next to a convnet's per-image cost, so this rarely holds for
+    the shipped models; it does for a cheap per-frame step behind a costly call."""
+
+    def __init__(self, decay: float = 0.95, min_saving: float = 0.1) -> None:
+        self.decay, self.min_saving = decay, min_saving
+        self._s = [0.0] * 5  # weighted sums of 1, n, n^2, t, n t
+
+    def add(self, n: int, seconds: float) -> None:
+        s, d = self._s, self.decay
+        for i, v in enumerate((1.0, n, n * n, seconds, n * seconds)):
+            s[i] = s[i] * d + v
+
+    def fit(self) -> tuple[float, float] | None:
+        """(fixed, per_frame) seconds, or None until the calls have had different sizes."""
+        s1, sn, snn, st, snt = self._s
+        det = s1 * snn - sn * sn
+        if s1 < 3 or det <= 0.25 * s1 * s1:  # batch sizes must vary (variance >= 1/4) to tell the two apart
+            return None
+        fixed = (st * snn - sn * snt) / det
+        per_frame = (s1 * snt - sn * st) / det
+        return max(fixed, 0.0), max(per_frame, 0.0)
+
+    def waiting_pays(self, n: int, more: float) -> bool:
+        """Would ``more`` frames (expected while waiting) on top of ``n`` save enough per frame?"""
+        fit = self.fit()
+        if fit is None or more < 1 or n < 1:
+            return False
+        fixed, per_frame = fit
+        saving = fixed / n - fixed / (n + more)
+        return saving >= self.min_saving * (fixed / n + per_frame)

@@ -60,7 +60,12 @@ def _block_report(tb: Any) -> dict[str, Any]:
     out["ofdm_rx"] = {"frames": rx.frames_ok + rx.frames_failed,
                       "cpu_ms_per_frame": 1e3 * rx.cpu_s / max(rx.frames_ok + rx.frames_failed, 1)}
     sessions = {"encoder": tb.link_tx.enc.encoder, "decoder": tb.link_rx.dec.decoder, "classifier": tb.link_rx.clf.model}
-    return {"blocks": out, "models": {name: s.settings() for name, s in sessions.items()}}
+    s = tb.sink.summary()
+    # where frames went: the sink's loss causes and the receiver's own counters
+    losses = {k: s[k] for k in ("lost_by_gap", "lost_by_timeout", "lost_at_stop", "corrupt", "late_frames",
+                                "header_crc_failures")}
+    losses.update({f"rx_{k}": v for k, v in vars(rx.rx.stats).items()})
+    return {"blocks": out, "models": {name: x.settings() for name, x in sessions.items()}, "losses": losses}
 
 
 class _Clock:

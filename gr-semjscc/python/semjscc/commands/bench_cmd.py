@@ -205,6 +205,13 @@ def _run_full_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _losses(losses: dict[str, int]) -> str:
+    """The loss causes that are not zero, e.g. 'lost_by_timeout 3, late_frames 3', or 'none'."""
+    keys = ("lost_by_gap", "lost_by_timeout", "lost_at_stop", "corrupt", "late_frames", "header_crc_failures",
+            "rx_cut_short")
+    return ", ".join(f"{k} {losses[k]}" for k in keys if losses.get(k)) or "no loss causes"
+
+
 def _full_table(rows: list[dict[str, Any]], phy: dict[str, Any], chain: dict[str, Any], rt: dict[str, Any] | None) -> str:
     def f(v: Any, spec: str, scale: float = 1.0) -> str:
         return "-" if v is None else format(v * scale, spec)
@@ -220,6 +227,7 @@ def _full_table(rows: list[dict[str, Any]], phy: dict[str, Any], chain: dict[str
     for name, b in chain["blocks"].items():
         lines.append(f"| {name} | {b['frames']} | {f(b.get('mean_batch'), '.1f')} | {b['cpu_ms_per_frame']:.3f} |")
     lines.append(f"| whole process | {chain['frames_sent']} | | {f(chain['cpu_ms_per_frame'], '.3f')} |")
+    lines.append(f"\nwhole chain: {chain['frames_lost']} frames lost ({_losses(chain['losses'])})")
     m = chain["models"]["classifier"]
     lines.append(f"\nONNX Runtime: {m['provider']}, intra-op threads {m['intra_op_threads']}, inter-op "
                  f"{m['inter_op_threads']}, graph optimisation {m['graph_optimization']}, {m['execution_mode']} "
@@ -230,8 +238,8 @@ def _full_table(rows: list[dict[str, Any]], phy: dict[str, Any], chain: dict[str
         lines.append(f"\nreal time: throttle fed at {f(rt['steady_rate_mean'], '.0f')} samples/s on average "
                      f"(lowest 1 s: {f(rt['steady_rate_min'], '.0f')}), receive backlog at most "
                      f"{f(rt['rx_backlog_max_frames'], '.0f')} frames, trend {f(rt['rx_backlog_slope_frames_per_s'], '+.2f')} "
-                     f"frames/s; {rt['frames_lost']} of {rt['frames_sent']} frames lost; wall / air time "
-                     f"{rt['wall_over_air']:.3f}")
+                     f"frames/s; {rt['frames_lost']} of {rt['frames_sent']} frames lost ({_losses(rt['losses'])}); "
+                     f"wall / air time {rt['wall_over_air']:.3f}")
         lines += ["", "| t s | frames sent | Msamples through throttle | TX backlog frames | RX backlog frames | window |",
                   "|---:|---:|---:|---:|---:|---:|"]
         step = max(1, len(rt["series"]) // 12)

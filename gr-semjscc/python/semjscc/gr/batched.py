@@ -7,10 +7,13 @@ order, and each output keeps its input's metadata. An unexpected exception in :m
 logged and the batch dropped: a message handler that raises would take the whole flowgraph down.
 
 Latency cap: when frames trickle in (a source paced by acks or a radio's sample clock sends them
-one by one), a batch of one would pay a whole call's overhead per frame. So the handler may wait,
-at most ``max_wait_s`` after its first frame, for more -- only while they keep coming: it waits
-when the arrival rate it measures promises another frame within the cap, and stops as soon as
-twice the mean gap passes without one (the end of a burst) or ``max_batch`` frames are in.
+one by one), a small batch pays a whole call's fixed cost for few frames. So the handler may wait,
+at most ``max_wait_s`` after its first frame, for more -- only when it pays: when the frames the
+measured arrival rate promises within the cap would save at least a tenth of a frame's CPU cost
+(:class:`semjscc.pacing.BatchCosts` fits each call's cost as fixed + per frame), and only while
+they keep coming (it stops once twice the mean gap passes without one, or at ``max_batch``).
+Measured on the shipped models, the fixed cost is too small for waiting to pay (docs/results.md,
+Throughput): batches form anyway, from the receiver's bursts and the source's window.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pmt
 from gnuradio import gr
 
 from semjscc.gr.pdus import c32_array, drain, empty_like_u8, image_from_vector, log, make_pdu, split_pdu
+from semjscc.pacing import BatchCosts
 from semjscc.runtime.blas import limit_blas_threads
 
 PORT_IN = pmt.intern("in")
@@ -61,6 +65,7 @@ class BatchedPduBlock(gr.basic_block):
         self.waited_s = 0.0  # time spent waiting for a batch to fill (see the module docstring)
         self._rate = 0.0  # arrival rate, frames/s (smoothed)
         self._last_handle: float | None = None
+        self.costs = BatchCosts()
 
     def _collect(self, first: Any) -> list[Any]:
         """``first``, what is queued behind it, and what arrives while waiting pays (module docstring)."""
@@ -69,7 +74,8 @@ class BatchedPduBlock(gr.basic_block):
         if self._last_handle is not None and t0 > self._last_handle:
             self._rate += _RATE_SMOOTHING * (len(msgs) / (t0 - self._last_handle) - self._rate)
         self._last_handle = t0
-        if self.max_wait_s <= 0 or len(msgs) >= self.max_batch or self._rate * self.max_wait_s < 1.0:
+        expected = min(self.max_batch - len(msgs), self._rate * self.max_wait_s)
+        if self.max_wait_s <= 0 or not self.costs.waiting_pays(len(msgs), expected):
             return msgs
         gap = 1.0 / self._rate
         deadline, last_arrival = t0 + self.max_wait_s, t0
@@ -106,7 +112,9 @@ class BatchedPduBlock(gr.basic_block):
             return
         finally:
             self.busy_s += time.perf_counter() - t0
-            self.cpu_s += time.thread_time() - c0
+            cpu = time.thread_time() - c0
+            self.cpu_s += cpu
+            self.costs.add(len(items), cpu)
         for o in out:
             self.message_port_pub(PORT_OUT, o)
 
@@ -114,9 +122,13 @@ class BatchedPduBlock(gr.basic_block):
         raise NotImplementedError
 
     def batch_stats(self) -> dict[str, Any]:
-        """Frames and calls so far, the mean batch, and time per frame in process() (wall and CPU)."""
+        """Frames and calls so far, the mean batch, time per frame in process() (wall and CPU), and the
+        recent calls' CPU cost fitted as fixed + per frame (None until batch sizes have varied)."""
         n = max(self.frames_in, 1)
+        fit = self.costs.fit()
         return {"frames": self.frames_in, "batches": self.batches,
+                "call_fixed_ms": None if fit is None else 1e3 * fit[0],
+                "call_per_frame_ms": None if fit is None else 1e3 * fit[1],
                 "mean_batch": self.frames_in / self.batches if self.batches else None,
                 "busy_ms_per_frame": 1e3 * self.busy_s / n, "cpu_ms_per_frame": 1e3 * self.cpu_s / n,
                 "waited_s": self.waited_s}

@@ -118,7 +118,7 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             s = self.window.stats(time.monotonic())
             return {"window": s.size if self.max_in_flight else None, "delivery_rate_fps": s.rate_fps,
                     "min_latency_s": s.min_latency_s, "frames_sent": self._sent, "frames_acked": self._acked,
-                    "ack_timeouts": self.ack_timeouts, "drains": self.window.probes}
+                    "ack_timeouts": self.ack_timeouts, "drains": self.window.drains}
 
     # --- ack ------------------------------------------------------------------------------------
     def _on_ack(self, msg: object) -> None:

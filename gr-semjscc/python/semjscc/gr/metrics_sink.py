@@ -24,6 +24,7 @@ import json
 import math
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,6 +42,7 @@ PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")
 PORT_ACK = pmt.intern("ack")
 _WRAP = MAX_FRAME_NUMBER + 1
+LATENCY_WINDOW = 1 << 17  # received frames whose latency is kept for percentiles (~3 min at 658 frames/s)
 CSV_FIELDS = ("frame", "air_frame_number", "status", "label", "pred", "confidence", "psnr_db", "snr_est_db",
               "cfo_hz", "latency_s")
 
@@ -98,7 +100,9 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._t_end: float | None = None
         self._last_rx = time.monotonic()
         self._samples: list[dict[str, Any]] = []
-        self._latencies: list[float] = []  # of received frames, sent -> accounted, for percentiles
+        # latencies of the last LATENCY_WINDOW received frames (sent -> accounted), for percentiles;
+        # bounded: a radio link runs for days
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._finalized = False
         self._ack: tuple[int, bool] = (-1, False)
 
@@ -152,6 +156,12 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             self._after_change()
 
     def _on_received(self, msg: Any) -> None:
+        # A frame's "sent" PDU is always queued before its "received" one, but GNU Radio empties one
+        # port's queue before the next: a sink that fell behind (a loaded machine) handled frames
+        # received before it knew they were sent, and counted them late and then lost. So whatever
+        # is queued on "sent" goes first.
+        while (sent := self.delete_head_nowait(PORT_SENT)) is not None:
+            self._on_sent(sent)
         pdu = split_pdu(msg)
         if pdu is None:
             return
@@ -221,7 +231,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             return s
 
     def latency_percentiles(self, percents: tuple[float, ...] = (50.0, 99.0)) -> dict[str, float | None]:
-        """Percentiles of the received frames' latency (source -> sink, seconds): {'p50': ..., ...}."""
+        """Percentiles of the latency (source -> sink, seconds) of the last ``LATENCY_WINDOW`` received
+        frames: {'p50': ..., 'p99': ...} (None before any)."""
         with self._lock:
             lat = np.asarray(self._latencies)
         return {f"p{p:g}": float(np.percentile(lat, p)) if len(lat) else None for p in percents}
