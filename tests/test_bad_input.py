@@ -118,8 +118,8 @@ def test_tx_logs_packets_longer_than_its_frame(caplog: pytest.LogCaptureFixture)
         tb.start()
         try:
             for i in range(3):
-                tx.to_stream.to_basic_block()._post(pmt.intern("pdus"),
-                                                    pmt.cons(pmt.to_pmt({"frame_number": i}), c32_vector(sym)))
+                tx.framer.to_basic_block()._post(pmt.intern("pdus"),
+                                                 pmt.cons(pmt.to_pmt({"frame_number": i}), c32_vector(sym)))
             t0 = time.monotonic()
             while tx.framer.frames_too_long < 3 and time.monotonic() - t0 < 10:
                 time.sleep(0.01)

@@ -90,6 +90,34 @@ def test_bench_throughput_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "ratio" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_bench_throughput_full_chain(zoo: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--chain full: the PHY comparison, the whole link and the throttled real-time check in one report,
+    every frame accounted for; figures are whatever this machine gives (benchmarks, not assertions
+    on speed)."""
+    out = tmp_path / "full.json"
+    assert main(["bench", "throughput", "--chain", "full", "--json", str(out), "--frames", "30", "--model",
+                 str(zoo / "jscc-kn6"), "--source", str(data), "--realtime-s", "1", "--rate", "2e6"]) == 0
+    doc = json.loads(out.read_text())
+    chain, rt = doc["chain"], doc["realtime"]
+    assert [r["chain"].split(" (")[0] for r in doc["rows"][:2]] == ["semjscc analog OFDM", "GNU Radio digital OFDM"]
+    assert chain["frames_sent"] == 30 == chain["frames_received"] + chain["frames_lost"]
+    assert chain["samples_per_s"] > 0 and chain["latency_p50_s"] <= chain["latency_p99_s"]
+    assert set(chain["blocks"]) == {"encoder", "decoder", "classifier", "ofdm_rx"}
+    assert chain["models"]["classifier"]["execution_mode"] == "sequential"
+    assert rt["frames_sent"] == int(1.0 * 2e6 / rt["samples_per_frame"]) == rt["frames_received"] + rt["frames_lost"]
+    assert rt["series"] and rt["series"][-1]["samples_through_throttle"] >= rt["frames_sent"] * rt["samples_per_frame"] * 0.9
+    assert "real time: throttle fed at" in capsys.readouterr().out
+
+
+def test_bench_throughput_full_chain_refuses_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for extra, text in ((["--realtime-s", "-1"], "--realtime-s must be >= 0"), (["--max-wait", "2"], "--max-wait must lie in 0..1 s")):
+        assert main(["bench", "throughput", "--chain", "full", "--json", str(tmp_path / "x.json"), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and text in err[0]
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_bench_throughput_limits(tmp_path: Path) -> None:
     """What the chains cannot run is refused before a flowgraph is built: more symbols than GNU Radio's
     reference chain fits in its buffers (it used to hang in tb.run()), a CFO beyond the receiver's

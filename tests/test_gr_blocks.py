@@ -83,6 +83,40 @@ def rx_images(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
 
+# --- PDU conventions (semjscc.gr.pdus) ------------------------------------------------------------
+
+def test_pdu_vectors_and_metadata_convert_like_pmts_own_functions() -> None:
+    """The whole-buffer conversions give exactly what pmt's element-wise ones give (the fast path is
+    on in this GNU Radio), for every type, length and special value; metadata reads one key at a
+    time and adds keys without touching the PDU it came from."""
+    from semjscc.gr import pdus
+
+    assert pdus._U8.fast and pdus._F32.fast and pdus._C32.fast
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 3, 512, 3072):
+        u8 = rng.integers(0, 256, n).astype(np.uint8)
+        f32 = np.where(rng.random(n) < 0.1, np.nan, rng.standard_normal(n)).astype(np.float32)
+        c32 = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+        for arr, make, init, read, elements in (
+                (u8, u8_vector, pmt.init_u8vector, pdus.u8_array, pmt.u8vector_elements),
+                (f32, f32_vector, pmt.init_f32vector, pdus.f32_array, pmt.f32vector_elements),
+                (c32, c32_vector, pmt.init_c32vector, pdus.c32_array, pmt.c32vector_elements)):
+            vec = make(arr)
+            assert pmt.equal(vec, init(n, arr.tolist())) or np.isnan(arr.real).any()  # NaN != NaN in pmt.equal
+            back = read(init(n, arr.tolist()))
+            assert back.dtype == arr.dtype
+            np.testing.assert_array_equal(back, arr)
+            np.testing.assert_array_equal(np.asarray(elements(vec), dtype=arr.dtype), arr)
+    original = pmt.to_pmt({"frame_number": 7, "snr_est_db": 9.5, "header_ok": True, "name": "x"})
+    meta, _ = pdus.split_pdu(pmt.cons(original, u8_vector(np.zeros(3, np.uint8))))
+    assert (meta.get("frame_number"), meta.get("snr_est_db"), meta.get("header_ok"), meta.get("name")) == (7, 9.5, True, "x")
+    assert meta.get("absent", -1) == -1 and "frame_number" in meta and "absent" not in meta
+    assert dict(meta) == {"frame_number": 7, "snr_est_db": 9.5, "header_ok": True, "name": "x"}
+    out = pmt.to_python(pmt.car(pdus.make_pdu(meta, u8_vector(np.zeros(3, np.uint8)), pred=np.int64(3), confidence=0.5)))
+    assert out == {"frame_number": 7, "snr_est_db": 9.5, "header_ok": True, "name": "x", "pred": 3, "confidence": 0.5}
+    assert pmt.to_python(original) == {"frame_number": 7, "snr_est_db": 9.5, "header_ok": True, "name": "x"}
+
+
 # --- image_source --------------------------------------------------------------------------------
 
 def test_image_source_window_flush_and_finish(data: Path) -> None:
@@ -301,6 +335,29 @@ def test_metrics_sink_accounting(tmp_path: Path) -> None:
     samples = tb.sink.samples()
     assert [x["status"] for x in samples] == ["received", "received", "lost", "lost"]
     np.testing.assert_array_equal(samples[0]["received"], imgs[0])
+
+
+def test_metrics_sink_takes_sent_frames_first() -> None:
+    """A sink that falls behind finds both ports' queues full, and GNU Radio empties "received" before
+    "sent": frames then arrived before the sink knew they were sent, and counted as late, then lost
+    (20 of 10,000 on a loaded machine). Whatever is queued on "sent" is now taken first."""
+    tb = gr.top_block()
+    tb.sink = metrics_sink(loss_timeout_s=60.0)
+    tb.acks = blocks.message_debug()
+    tb.msg_connect(tb.sink, "ack", tb.acks, "store")
+    img = np.zeros(3072, np.uint8)
+    for i in range(5):  # queued before start: the sink finds both ports full
+        post(tb.sink, "received", pdu({"frame_number": i, "header_ok": True, "pred": 1}, u8_vector(img)))
+    for i in range(5):
+        post(tb.sink, "sent", pdu({"frame_number": i, "label": 1, **({"last": True} if i == 4 else {})}, u8_vector(img)))
+    tb.start()
+    try:
+        assert wait_for(lambda: tb.sink.done_event.is_set(), timeout=5.0)
+    finally:
+        tb.stop()
+        tb.wait()
+    s = tb.sink.summary()
+    assert (s["frames_sent"], s["frames_received"], s["frames_lost"], s["late_frames"]) == (5, 5, 0, 0)
 
 
 def test_metrics_sink_stop_counts_in_flight_as_lost(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ pytest.importorskip("gnuradio.gr")
 import pmt
 from gnuradio import blocks, channels, gr
 from semjscc.gr import ofdm_rx, ofdm_tx
+from semjscc.gr.pdus import c32_vector, u8_vector
 from semjscc.phy import DEFAULT_NUMEROLOGY as NUM
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
 from semjscc.phy.tx import modulate_burst
@@ -66,6 +67,38 @@ def test_tx_block_matches_numpy_reference() -> None:
     assert tb.tx.frames_framed == 4
 
 
+def test_pdu_tx_frames_a_queued_batch_like_the_numpy_reference() -> None:
+    """PDUs that arrive together (an encoder's batch) are all framed, in order, sample for sample as
+    modulate_burst makes them; a PDU without frame_number takes the counter's next number, and a
+    message that is not a PDU of complex symbols is counted, not sent."""
+    rng = np.random.default_rng(4)
+    n = 120
+    sent = [cn(rng, 512 if i % 7 else 100) for i in range(n)]
+    fns = [(65500 + i) % 65536 for i in range(n)]
+    tb = gr.top_block()
+    tb.tx = ofdm_tx(input_type="pdu", max_payload_len=512)
+    tb.snk = blocks.vector_sink_c()
+    tb.connect(tb.tx, tb.snk)
+    port = pmt.intern("pdus")
+    for i, (s, fn) in enumerate(zip(sent, fns, strict=True)):  # queued before start: one batch
+        meta = {} if i == 5 else {"frame_number": fn}
+        tb.tx.framer.to_basic_block()._post(port, pmt.cons(pmt.to_pmt(meta), c32_vector(s)))
+        if i == 50:
+            tb.tx.framer.to_basic_block()._post(port, pmt.cons(pmt.to_pmt({"frame_number": 1}), u8_vector([1, 2])))
+    tb.start()
+    try:
+        wait_for(lambda: tb.tx.frames_framed == n)
+        wait_for(lambda: len(tb.snk.data()) >= sum(len(modulate_burst(s, 0)) for s in sent) - FMT.pad_after)
+    finally:
+        tb.stop()
+        tb.wait()
+    assert tb.tx.frames_framed == n and tb.tx.framer.frames_not_symbols == 1
+    out = np.asarray(tb.snk.data(), dtype=np.complex64)
+    ref = np.concatenate([modulate_burst(s, fn) for s, fn in zip(sent, fns, strict=True)])  # 5: the counter's fns[5]
+    assert len(out) == len(ref) - FMT.pad_after
+    assert np.max(np.abs(out - ref[:len(out)])) < 1e-5
+
+
 def test_channel_model_noise_convention() -> None:
     """channel_model's noise_voltage is the std of the complex noise per sample (E|n|^2 = v^2)."""
     v = NUM.noise_std_for_snr(10.0)
@@ -99,8 +132,8 @@ def test_pdu_tx_channel_rx_flowgraph() -> None:
     try:
         for fn, sym in sent.items():
             meta = pmt.to_pmt({"frame_number": fn})
-            tb.tx.to_stream.to_basic_block()._post(pmt.intern("pdus"),
-                                                   pmt.cons(meta, pmt.init_c32vector(512, sym.tolist())))
+            tb.tx.framer.to_basic_block()._post(pmt.intern("pdus"),
+                                                pmt.cons(meta, pmt.init_c32vector(512, sym.tolist())))
         wait_for(lambda: tb.dbg.num_messages() >= len(sent))
     finally:
         tb.stop()

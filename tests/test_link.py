@@ -123,6 +123,27 @@ def test_stream_ledger_maps_air_numbers_and_gaps() -> None:
     assert (s["late_frames"], s["header_crc_failures"]) == (1, 1)
 
 
+def test_stream_ledger_gives_the_same_account_whatever_order_frames_were_numbered_in() -> None:
+    """The ledger skips its scans while frames are sent in order (a window of thousands of frames);
+    a source that numbers out of order gets the scanning rules, and both account alike."""
+    img = np.zeros((32, 32, 3), np.uint8)
+
+    def account(order: list[int]) -> dict[str, object]:
+        led = StreamLedger()
+        for r in order:
+            led.on_sent({"frame_number": r, "label": 1, **({"last": True} if r == 9 else {})}, img, 0.0)
+        for r in (0, 1, 4, 5, 8):  # 2, 3 lost by gap; 6, 7 by gap when 8 arrives; 9 by the timeout
+            led.on_received({"frame_number": r, "pred": 1}, img, 0.1)
+        assert not led.done
+        led.expire(now=5.0, timeout_s=1.0)
+        assert led.done
+        return led.summary()
+
+    in_order, shuffled = account(list(range(10))), account([1, 0, 2, 3, 5, 4, 6, 7, 9, 8])
+    assert in_order == shuffled
+    assert (in_order["frames_received"], in_order["lost_by_gap"], in_order["lost_by_timeout"]) == (5, 4, 1)
+
+
 def test_clean_accuracy_counts_labelled_images_only() -> None:
     images = np.zeros((4, 32, 32, 3), np.uint8)
     logits = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])

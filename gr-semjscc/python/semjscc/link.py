@@ -12,7 +12,7 @@ demo and the evaluation are thin adapters over them. No GNU Radio and no torch h
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,10 +271,15 @@ class StreamLedger(FrameLedger):
         self.late_frames = 0
         self.length_mismatch = 0
         self.flush_received = 0  # flush frames that arrived (the receiver counts them among its good headers)
+        # frames are sent in order, so ``pending`` (insertion-ordered) starts with its oldest frame
+        # and the per-frame look-ups below need not scan it (a window holds thousands of frames);
+        # a source that numbers out of order turns this off and the scans come back
+        self._ordered = True
 
-    def on_sent(self, meta: dict[str, Any], image: np.ndarray | None, now: float) -> None:
+    def on_sent(self, meta: Mapping[str, Any], image: np.ndarray | None, now: float) -> None:
         """A PDU the source sent: its metadata (``frame_number``, ``label``, ``last`` / ``flush``)."""
         r = _int_or(meta.get("frame_number"), self.next)
+        self._ordered = self._ordered and r >= self.next
         self.next = max(self.next, r + 1)
         if meta.get("flush"):
             self.flush[r] = now
@@ -285,7 +290,7 @@ class StreamLedger(FrameLedger):
         if meta.get("last"):
             self.end = r + 1
 
-    def on_received(self, meta: dict[str, Any], image: np.ndarray | None, now: float) -> None:
+    def on_received(self, meta: Mapping[str, Any], image: np.ndarray | None, now: float) -> None:
         """A PDU from the receive chain: a header failure, a corrupt frame or a decoded image."""
         if not meta.get("header_ok", True):
             self.header_failure()  # its frame shows up as lost
@@ -295,7 +300,7 @@ class StreamLedger(FrameLedger):
         if not is_flush and r not in self.pending:
             self.late_frames += 1  # given up on already, a duplicate, or no frame of ours
             return
-        for older in [p for p in self.pending if p < r]:
+        for older in self._older(r):
             self.lose(older, "gap")
         for older in [f for f in self.flush if f <= r]:
             del self.flush[older]
@@ -312,13 +317,29 @@ class StreamLedger(FrameLedger):
                      confidence=_float_or_none(meta.get("confidence")), snr_est_db=snr, cfo_hz=cfo, now=now,
                      fallback=bool(meta.get("fallback")))
 
+    def _older(self, r: int) -> list[int]:
+        """Pending frames sent before ``r``."""
+        if not self._ordered:
+            return [p for p in self.pending if p < r]
+        out = []
+        for p in self.pending:
+            if p >= r:
+                break
+            out.append(p)
+        return out
+
+    def _oldest_pending(self) -> int | None:
+        if not self.pending:
+            return None
+        return next(iter(self.pending)) if self._ordered else min(self.pending)
+
     def running(self, air: int) -> int:
         """The in-flight running frame number congruent to a 16-bit air frame number (-1: none)."""
         from semjscc.phy.frame import MAX_FRAME_NUMBER
 
         if air < 0:
             return -1
-        live = [*self.pending, *self.flush]
+        live = [r for r in (self._oldest_pending(), min(self.flush, default=None)) if r is not None]
         ref = min(live) if live else self.next
         return ref + (air - ref) % (MAX_FRAME_NUMBER + 1)
 
@@ -342,7 +363,8 @@ class StreamLedger(FrameLedger):
 
     @property
     def done(self) -> bool:
-        return self.end is not None and self.next >= self.end and not any(r < self.end for r in self.pending)
+        oldest = self._oldest_pending()
+        return self.end is not None and self.next >= self.end and (oldest is None or oldest >= self.end)
 
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "late_frames": self.late_frames, "length_mismatch": self.length_mismatch,

@@ -226,3 +226,77 @@ def markdown_table(doc: dict[str, Any]) -> str:
                      f"{r['torch_ms_per_image']:.3f} | {r['ort_ms_per_image']:.3f} | {r['torch_images_per_s']:.0f} | "
                      f"{r['ort_images_per_s']:.0f} | {diff} |")
     return "\n".join(lines)
+
+
+# --- session options ----------------------------------------------------------------------------------
+
+# (label, intra-op threads, inter-op threads, graph optimisation, execution mode); the first is the default
+SESSION_GRID = tuple(
+    (f"{opt}/{mode}/intra{intra}" + (f"+inter{inter}" if inter > 1 else ""), intra, inter, opt, mode)
+    for opt in ("all", "extended", "basic")
+    for intra, inter, mode in ((1, 1, "sequential"), (2, 1, "sequential"), (1, 2, "parallel"))
+)
+
+
+def bench_session_options(model: str | Path, *, classifier: str | Path | None = None,
+                          batches: tuple[int, ...] = (1, 32), repeat: int = 30, warmup: int = 3,
+                          device: str = "auto", seed: int = 0) -> dict[str, Any]:
+    """Wall and process-CPU time per image of each model under every ONNX Runtime session option set
+    of :data:`SESSION_GRID` (threads, graph optimisation, execution mode), calls interleaved across
+    the option sets so that other load hits them alike; ``vs_default`` is each set's median wall
+    time over the default's. CPU time counts every thread of the process (a second intra-op
+    thread's work shows there even when the wall time gains nothing)."""
+    from semjscc.runtime.session import RuntimeOptions
+    from semjscc.runtime.zoo import load_decoder, load_encoder
+
+    model_dir = resolve_model_dir(model)
+    cdir = resolve_model_dir(resolve_classifier(model_dir, classifier))
+    sessions: dict[str, dict[str, Any]] = {}
+    for label, intra, inter, opt, mode in SESSION_GRID:
+        o = RuntimeOptions.make(device, intra, inter, graph_optimization=opt, execution_mode=mode)
+        sessions[label] = {"encoder": load_encoder(model_dir, options=o), "decoder": load_decoder(model_dir, options=o),
+                           "classifier": load_classifier(cdir, options=o)}
+    default = SESSION_GRID[0][0]
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, Any]] = []
+    for b in batches:
+        x = rng.random((b, 3, 32, 32), dtype=np.float32)
+        snr = np.full(b, 10.0, dtype=np.float32)
+        z = sessions[default]["encoder"].run(x, snr)
+        args = {"encoder": (x, snr), "decoder": (z, snr), "classifier": (x,)}
+        for stage in ("encoder", "decoder", "classifier"):
+            cpu: dict[str, list[float]] = {k: [] for k in sessions}
+
+            def call(label: str, stage: str = stage, inputs: tuple[np.ndarray, ...] = args[stage],
+                     cpu: dict[str, list[float]] = cpu) -> Any:
+                c0 = time.process_time()
+                out = sessions[label][stage].run(*inputs)
+                cpu[label].append(time.process_time() - c0)
+                return out
+
+            t = time_calls({label: (lambda label=label: call(label)) for label in sessions}, repeat, warmup)
+            base = statistics.median(t[default])
+            for label, intra, inter, opt, mode in SESSION_GRID:
+                wall = statistics.median(t[label])
+                rows.append({"stage": stage, "batch": b, "options": label, "intra_op_threads": intra,
+                             "inter_op_threads": inter, "graph_optimization": opt, "execution_mode": mode,
+                             "ms_per_image": round(wall * 1e3 / b, 4),
+                             "cpu_ms_per_image": round(statistics.median(cpu[label][warmup:]) * 1e3 / b, 4),
+                             "vs_default": round(wall / base, 3)})
+    meta = {**machine_info(), "model": str(model_dir), "classifier": str(cdir), "device": device,
+            "repeat": repeat, "warmup": warmup, "batches": list(batches), "default": default,
+            "providers": sorted({s.provider for d in sessions.values() for s in d.values()}),
+            "units": "ms_per_image: median wall time of a call / batch; cpu_ms_per_image: the same in process CPU "
+                     "time (all threads); vs_default: median wall time over the default option set's"}
+    return {"benchmark": "runtime-session-options", "meta": meta, "rows": rows}
+
+
+def session_options_table(doc: dict[str, Any]) -> str:
+    m = doc["meta"]
+    lines = [f"ONNX Runtime session options ({', '.join(m['providers'])}), {m['cpu']} ({m['cpu_count']} cores, load "
+             f"{m.get('loadavg_1_5_15')}), median of {m['repeat']}, default {m['default']}", "",
+             "| stage | batch | graph opt / execution / intra-op threads | ms/img | CPU ms/img | vs default |",
+             "|---|---:|---|---:|---:|---:|"]
+    lines += [f"| {r['stage']} | {r['batch']} | {r['options']} | {r['ms_per_image']:.3f} | {r['cpu_ms_per_image']:.3f} | "
+              f"{r['vs_default']:.2f} |" for r in doc["rows"]]
+    return "\n".join(lines)

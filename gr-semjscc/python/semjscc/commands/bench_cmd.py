@@ -63,11 +63,21 @@ def _add_runtime(what: argparse._SubParsersAction) -> None:
     r.add_argument("--snr", type=finite_float, default=10.0, metavar="DB", help="channel SNR (default %(default)s)")
     r.add_argument("--jscc-ckpt", type=Path, default=None, metavar="CHECKPOINT", help="torch weights for the JSCC model")
     r.add_argument("--classifier-ckpt", type=Path, default=None, metavar="CHECKPOINT", help="torch weights for the classifier")
+    r.add_argument("--session-sweep", action="store_true",
+                   help="instead of torch: time each ONNX Runtime model under every session option set (intra-op "
+                        "threads 1/2, inter-op 2 in parallel execution, graph optimisation all/extended/basic), "
+                        "calls interleaved; the figures behind the defaults")
     r.set_defaults(func=_run_runtime)
 
 
 def _run_runtime(args: argparse.Namespace) -> int:
-    from semjscc.bench.runtime import bench_runtime, markdown_table
+    from semjscc.bench.runtime import bench_runtime, bench_session_options, markdown_table, session_options_table
+
+    if args.session_sweep:
+        doc = bench_session_options(args.model, classifier=args.classifier, batches=tuple(args.batch),
+                                    repeat=args.repeat, warmup=args.warmup, device=args.device)
+        _write_report(args.json, doc, session_options_table(doc), args)
+        return 0
 
     doc = bench_runtime(args.model, classifier=args.classifier, batches=tuple(args.batch), repeat=args.repeat,
                         warmup=args.warmup, threads=args.threads, device=args.device, jscc_ckpt=args.jscc_ckpt,
@@ -79,13 +89,28 @@ def _run_runtime(args: argparse.Namespace) -> int:
 # --- bench throughput ------------------------------------------------------------------------------
 
 def _add_throughput(what: argparse._SubParsersAction) -> None:
-    t = what.add_parser("throughput", help="complex samples/s of the analog OFDM PHY vs GNU Radio's own OFDM chain",
-                        description="Runs TX -> channel_model -> RX for the SemJSCC analog-payload OFDM blocks and for "
-                                    "GNU Radio's digital.ofdm_tx/ofdm_rx (QPSK, bursts of the same length and padding), "
-                                    "one after the other, and reports samples and frames per second of each and their "
-                                    "ratio (semjscc.bench.throughput).")
+    from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
+    from semjscc.gr.image_source import DEFAULT_MAX_IN_FLIGHT
+    from semjscc.shipped import JSCC_SEMANTIC
+
+    t = what.add_parser("throughput", help="complex samples/s of the analog OFDM PHY vs GNU Radio's own OFDM chain, "
+                                           "and of the whole link (--chain full)",
+                        description="--chain phy: runs TX -> channel_model -> RX for the SemJSCC analog-payload OFDM "
+                                    "blocks and for GNU Radio's digital.ofdm_tx/ofdm_rx (QPSK, bursts of the same "
+                                    "length and padding), one after the other, and reports samples and frames per "
+                                    "second of each and their ratio (semjscc.bench.throughput). --chain full: that, "
+                                    "then the whole link in one flowgraph (image source -> JSCC encoder -> OFDM TX -> "
+                                    "channel -> OFDM RX -> decoder -> classifier -> metrics sink) as fast as it goes: "
+                                    "samples/s, frames/s, latency p50/p99, CPU used and per block; then the real-time "
+                                    "check: a blocks.throttle at --rate after the TX for --realtime-s seconds of frames "
+                                    "back to back, with the backlogs every second (semjscc.bench.chain).")
     t.add_argument("--json", type=Path, required=True, metavar="PATH", help="report to write")
-    t.add_argument("--frames", type=positive_int, default=2000, help="frames per chain (default %(default)s)")
+    t.add_argument("--chain", choices=("phy", "full"), default="phy",
+                   help="phy: the PHY against GNU Radio's; full: also the whole link and the real-time check "
+                        "(default %(default)s)")
+    t.add_argument("--frames", type=positive_int, default=None,
+                   help="frames per chain (default 2000; with --chain full 10000 for the whole link, 3000 for the "
+                        "PHY comparison)")
     t.add_argument("--symbols", type=positive_int, default=512,
                    help="JSCC symbols per frame, at most 2256 (GNU Radio's chain stalls on longer bursts; default "
                         "%(default)s: one 32x32 image at k/n = 1/6)")
@@ -94,17 +119,39 @@ def _add_throughput(what: argparse._SubParsersAction) -> None:
     t.add_argument("--cfo", type=finite_float, default=0.0, metavar="HZ",
                    help="carrier frequency offset, |HZ| < 46875 (3 subcarriers; default %(default)s)")
     t.add_argument("--seed", type=int, default=1, help="channel noise and payloads (default %(default)s)")
+    full = t.add_argument_group("--chain full")
+    full.add_argument("--model", default=JSCC_SEMANTIC, metavar="NAME_OR_DIR", help="deep JSCC model (default %(default)s)")
+    full.add_argument("--classifier", default="", metavar="NAME_OR_DIR",
+                      help="classifier (default: the one the model's card names)")
+    full.add_argument("--source", default="", metavar="PATH", help="images (default: the CIFAR-10 test split)")
+    full.add_argument("--device", default="cpu", help="ONNX Runtime device (default %(default)s)")
+    full.add_argument("--realtime-s", type=float, default=60.0, metavar="S",
+                      help="air time of the throttled real-time check, 0 = skip it (default %(default)s)")
+    full.add_argument("--rate", type=positive_float, default=1e6, metavar="SPS",
+                      help="the throttle's sample rate (default %(default)g: the PHY's)")
+    full.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, metavar="N",
+                      help="the image source's window cap (default %(default)s)")
+    full.add_argument("--fixed-window", action="store_true", help="a window of --max-in-flight frames, not adaptive")
+    full.add_argument("--max-wait", type=float, default=DEFAULT_MAX_WAIT_S, metavar="S",
+                      help="the model blocks' batch wait cap, 0 = never wait (default %(default)s)")
     t.set_defaults(func=_run_throughput)
+
+
+def _phy_rows(r: dict[str, Any], frames: int) -> list[dict[str, Any]]:
+    return [{"chain": name, "samples_per_s": r[f"{key}_samples_per_s"], "samples_per_cpu_s": r[f"{key}_samples_per_cpu_s"],
+             "frames_per_s": r[f"{key}_frames_per_s"], "frames_ok": r[f"{key}_frames_ok"], "frames_sent": frames,
+             "wall_s": r[f"{key}_wall_s"]}
+            for name, key in (("semjscc analog OFDM", "ours"), ("GNU Radio digital OFDM (QPSK)", "gr_ofdm"))]
 
 
 def _run_throughput(args: argparse.Namespace) -> int:
     from semjscc.bench.throughput import run_throughput
 
-    r = run_throughput(n_frames=args.frames, n_symbols=args.symbols, snr_db=args.snr, cfo_hz=args.cfo, seed=args.seed)
-    rows = [{"chain": name, "samples_per_s": r[f"{key}_samples_per_s"], "samples_per_cpu_s": r[f"{key}_samples_per_cpu_s"],
-             "frames_per_s": r[f"{key}_frames_per_s"], "frames_ok": r[f"{key}_frames_ok"], "frames_sent": args.frames,
-             "wall_s": r[f"{key}_wall_s"]}
-            for name, key in (("semjscc analog OFDM", "ours"), ("GNU Radio digital OFDM (QPSK)", "gr_ofdm"))]
+    if args.chain == "full":
+        return _run_full_chain(args)
+    frames = args.frames or 2000
+    r = run_throughput(n_frames=frames, n_symbols=args.symbols, snr_db=args.snr, cfo_hz=args.cfo, seed=args.seed)
+    rows = _phy_rows(r, frames)
     doc = {**r, "meta": {"benchmark": "throughput", "ofdm_symbols_per_frame": r["ofdm_symbols_per_frame"],
                          "gr_packet_bytes": r["gr_packet_bytes"]}, "rows": rows}
     lines = ["| chain | Msamples/s | Msamples/CPU-s | frames/s | frames ok | wall s |", "|---|---:|---:|---:|---:|---:|"]
@@ -114,6 +161,90 @@ def _run_throughput(args: argparse.Namespace) -> int:
                  f"{r['ofdm_symbols_per_frame']} OFDM symbols per frame in both chains")
     _write_report(args.json, doc, "\n".join(lines), args)
     return 0
+
+
+def _run_full_chain(args: argparse.Namespace) -> int:
+    from semjscc.bench.chain import run_chain, run_realtime
+    from semjscc.bench.runtime import machine_info
+    from semjscc.bench.throughput import run_throughput
+    from semjscc.errors import UsageError
+
+    if not (math.isfinite(args.realtime_s) and args.realtime_s >= 0):
+        raise UsageError(f"--realtime-s must be >= 0 seconds (0 = skip the real-time check), got {args.realtime_s:g}")
+    if not (math.isfinite(args.max_wait) and 0 <= args.max_wait <= 1):
+        raise UsageError(f"--max-wait must lie in 0..1 s, got {args.max_wait:g}")
+    window = {"max_in_flight": args.max_in_flight, "adaptive_window": not args.fixed_window, "max_wait_s": args.max_wait}
+    chain_kw = {"model": args.model, "classifier": args.classifier, "seed": args.seed, "device": args.device,
+                "source": args.source, **window}
+    load_before = machine_info().get("loadavg_1_5_15")
+    phy_frames = min(args.frames, 3000) if args.frames else 3000
+    phy = run_throughput(n_frames=phy_frames, snr_db=args.snr, cfo_hz=args.cfo, seed=args.seed)
+    chain = run_chain(frames=args.frames or 10_000, snr_db=args.snr, **chain_kw)
+    rt = run_realtime(duration_s=args.realtime_s, rate=args.rate, snr_db=args.snr, **chain_kw) if args.realtime_s else None
+    rows = _phy_rows(phy, phy_frames)
+    for x in rows:
+        x["chain"] += " (PHY only)"
+    label = f"whole chain ({Path(chain['model']).name} + {Path(chain['classifier']).name})"
+    rows.append({"chain": label, "samples_per_s": chain["samples_per_s"], "frames_per_s": chain["frames_per_s"],
+                 "latency_p50_s": chain["latency_p50_s"], "latency_p99_s": chain["latency_p99_s"],
+                 "cpu_cores": chain["cpu_cores"], "frames_ok": chain["frames_received"],
+                 "frames_sent": chain["frames_sent"], "wall_s": chain["wall_s"]})
+    if rt is not None:
+        rows.append({"chain": f"whole chain, throttled to {args.rate / 1e6:g} MS/s", "samples_per_s": rt["steady_rate_mean"],
+                     "frames_per_s": rt["frames_received"] / rt["wall_s"] if rt["wall_s"] else None,
+                     "latency_p50_s": rt["latency_p50_s"], "latency_p99_s": rt["latency_p99_s"],
+                     "cpu_cores": rt["cpu_cores"], "frames_ok": rt["frames_received"], "frames_sent": rt["frames_sent"],
+                     "wall_s": rt["wall_s"]})
+    meta = {"benchmark": "throughput-full", **machine_info(), "loadavg_before": load_before,
+            "ofdm_symbols_per_frame": phy["ofdm_symbols_per_frame"], "gr_packet_bytes": phy["gr_packet_bytes"],
+            "models": chain["models"], **window}
+    doc = {"meta": meta, "rows": rows, "phy": phy, "chain": chain, "realtime": rt}
+    _write_report(args.json, doc, _full_table(rows, phy, chain, rt), args)
+    return 0
+
+
+def _losses(losses: dict[str, int]) -> str:
+    """The loss causes that are not zero, e.g. 'lost_by_timeout 3, late_frames 3', or 'none'."""
+    keys = ("lost_by_gap", "lost_by_timeout", "lost_at_stop", "corrupt", "late_frames", "header_crc_failures",
+            "rx_cut_short")
+    return ", ".join(f"{k} {losses[k]}" for k in keys if losses.get(k)) or "no loss causes"
+
+
+def _full_table(rows: list[dict[str, Any]], phy: dict[str, Any], chain: dict[str, Any], rt: dict[str, Any] | None) -> str:
+    def f(v: Any, spec: str, scale: float = 1.0) -> str:
+        return "-" if v is None else format(v * scale, spec)
+
+    lines = ["| chain | Msamples/s | frames/s | latency p50 / p99 ms | CPU cores | frames ok | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {x['chain']} | {f(x['samples_per_s'], '.2f', 1e-6)} | {f(x['frames_per_s'], '.0f')} | "
+              f"{f(x.get('latency_p50_s'), '.0f', 1e3)} / {f(x.get('latency_p99_s'), '.0f', 1e3)} | "
+              f"{f(x.get('cpu_cores'), '.2f')} | {x['frames_ok']}/{x['frames_sent']} | {f(x['wall_s'], '.1f')} |"
+              for x in rows]
+    lines.append(f"\nPHY ratio (semjscc / GNU Radio, samples per wall second, same run): {phy['ratio']:.2f}")
+    lines += ["", "| block (whole chain) | frames | mean batch | CPU ms/frame |", "|---|---:|---:|---:|"]
+    for name, b in chain["blocks"].items():
+        lines.append(f"| {name} | {b['frames']} | {f(b.get('mean_batch'), '.1f')} | {b['cpu_ms_per_frame']:.3f} |")
+    lines.append(f"| whole process | {chain['frames_sent']} | | {f(chain['cpu_ms_per_frame'], '.3f')} |")
+    lines.append(f"\nwhole chain: {chain['frames_lost']} frames lost ({_losses(chain['losses'])})")
+    m = chain["models"]["classifier"]
+    lines.append(f"\nONNX Runtime: {m['provider']}, intra-op threads {m['intra_op_threads']}, inter-op "
+                 f"{m['inter_op_threads']}, graph optimisation {m['graph_optimization']}, {m['execution_mode']} "
+                 f"execution; window at the end {chain['window']['window']} frames (delivery "
+                 f"{f(chain['window']['delivery_rate_fps'], '.0f')} frames/s, min latency "
+                 f"{f(chain['window']['min_latency_s'], '.0f', 1e3)} ms)")
+    if rt is not None:
+        lines.append(f"\nreal time: throttle fed at {f(rt['steady_rate_mean'], '.0f')} samples/s on average "
+                     f"(lowest 1 s: {f(rt['steady_rate_min'], '.0f')}), receive backlog at most "
+                     f"{f(rt['rx_backlog_max_frames'], '.0f')} frames, trend {f(rt['rx_backlog_slope_frames_per_s'], '+.2f')} "
+                     f"frames/s; {rt['frames_lost']} of {rt['frames_sent']} frames lost ({_losses(rt['losses'])}); "
+                     f"wall / air time {rt['wall_over_air']:.3f}")
+        lines += ["", "| t s | frames sent | Msamples through throttle | TX backlog frames | RX backlog frames | window |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        step = max(1, len(rt["series"]) // 12)
+        lines += [f"| {r['t_s']:.0f} | {r['frames_sent']} | {r['samples_through_throttle'] / 1e6:.2f} | "
+                  f"{r['tx_backlog_frames']:.0f} | {r['rx_backlog_frames']:.0f} | {r['window']} |"
+                  for r in rt["series"][::step]]
+    return "\n".join(lines)
 
 
 # --- bench soak ------------------------------------------------------------------------------------

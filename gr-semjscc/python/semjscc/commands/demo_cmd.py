@@ -218,6 +218,7 @@ def _plot(samples: dict[str, list[dict[str, Any]]], results: dict[str, dict[str,
         y = np.array([100 * p["accuracy"] for p in pts])
         err = np.array([[100 * (p["accuracy"] - p["ci_low"]) for p in pts], [100 * (p["ci_high"] - p["accuracy"])
                                                                             for p in pts]])
+        err = np.clip(err, 0.0, None)  # rounding leaves -1e-15 where the interval ends at the estimate
         ax.errorbar(x, y, yerr=err, fmt="o-", capsize=3, color=colors.get(label), label=f"{label} (AWGN, offline)")
     for label, r in results.items():
         if r.get("accuracy_sent") is not None:

@@ -12,7 +12,7 @@ A link, as every shipped flowgraph builds it:
     image_source -> jscc_tx ~~ channel ~~ jscc_rx -> metrics_sink (+ the source's PDUs; acks back)
 
 ``jscc_tx`` is ``jscc_encoder`` -> ``ofdm_tx`` and ``jscc_rx`` is ``ofdm_rx`` -> ``jscc_decoder`` ->
-``classifier`` (hier blocks; the parts are blocks of their own too, with ``header_framer``).
+``classifier`` (hier blocks; the parts are blocks of their own too, with ``header_framer`` / ``pdu_framer``).
 ``separate_tx`` / ``separate_rx`` are the same halves around ``separate_encoder`` /
 ``separate_decoder`` (image codec + LDPC + QAM, the baseline). ``image_display`` is the Qt view;
 ``burst_channel`` a simulated channel that changes with every burst. ``sim_loopback`` is the whole
@@ -50,7 +50,7 @@ from semjscc.gr.link_tx import jscc_tx, separate_tx  # noqa: E402
 from semjscc.gr.metrics_sink import metrics_sink  # noqa: E402
 from semjscc.gr.rx import ofdm_rx  # noqa: E402
 from semjscc.gr.separate_blocks import separate_decoder, separate_encoder  # noqa: E402
-from semjscc.gr.tx import header_framer, ofdm_tx  # noqa: E402
+from semjscc.gr.tx import header_framer, ofdm_tx, pdu_framer  # noqa: E402
 
 __all__ = [
     "burst_channel",
@@ -65,6 +65,7 @@ __all__ = [
     "metrics_sink",
     "ofdm_rx",
     "ofdm_tx",
+    "pdu_framer",
     "separate_decoder",
     "separate_encoder",
     "separate_rx",

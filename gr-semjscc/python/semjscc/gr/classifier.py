@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from semjscc.errors import ModelError
-from semjscc.gr.batched import BatchedPduBlock, ort_threads
-from semjscc.gr.params import as_int
+from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads
+from semjscc.gr.params import as_float, as_int
 from semjscc.gr.pdus import image_from_vector, make_pdu
 from semjscc.imaging import IMAGE_SHAPE
 from semjscc.runtime import load_classifier
@@ -17,11 +17,13 @@ from semjscc.runtime import load_classifier
 class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     """Input ``in``: image PDUs (u8vector HWC or f32vector CHW). Output ``out``: the same vector
     with ``pred`` (class index) and ``confidence`` (softmax probability of it) added to the
-    metadata. PDUs without an image (header failures, corrupt frames) pass through unchanged."""
+    metadata. PDUs without an image (header failures, corrupt frames) pass through unchanged.
+    ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait)."""
 
     def __init__(self, model: str = "classifier", device: str = "auto", threads: int = 0,
-                 max_batch: int = 64) -> None:
-        super().__init__("semjscc_classifier", as_int("classifier", "max_batch", max_batch, 1))
+                 max_batch: int = 64, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+        super().__init__("semjscc_classifier", as_int("classifier", "max_batch", max_batch, 1),
+                         as_float("classifier", "max_wait_s", max_wait_s, 0.0, 1.0))
         self.model = load_classifier(model, device=device or None,
                                      threads=ort_threads(as_int("classifier", "threads", threads)))
         if tuple(self.model.card.image_shape) != IMAGE_SHAPE:
@@ -44,6 +46,6 @@ class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
             pred = p.argmax(axis=1)
             for i, k, conf in zip(rows, pred, p[np.arange(len(rows)), pred], strict=True):
                 _msg, meta, vec = items[i]
-                out[i] = make_pdu({**meta, "pred": int(k), "confidence": float(conf)}, vec)
+                out[i] = make_pdu(meta, vec, pred=int(k), confidence=float(conf))
             self.classified += len(rows)
         return out

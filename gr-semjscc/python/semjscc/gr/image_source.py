@@ -5,8 +5,12 @@ a whole dataset in front of the encoder in milliseconds. Two pacing mechanisms, 
 
 * ``frames_per_second`` > 0: a fixed frame rate (for a GUI, or a radio's air time);
 * ``max_in_flight`` > 0: a window of frames sent but not yet accounted for by the metrics sink,
-  whose ``ack`` messages (``{accounted: n, done: bool}``) open it again. If no ack progress comes
-  for ``ack_timeout_s`` one more frame is let through, so a lost ack cannot stall the source.
+  whose ``ack`` messages (``{accounted: n, done: bool}``) open it again. With ``adaptive_window``
+  (the default) the window is sized from what the link delivers, the highest recent frame rate
+  times the lowest recent latency, doubled (:class:`semjscc.pacing.AdaptiveWindow`), between 64
+  frames and ``max_in_flight``: just enough to keep the slowest block busy, so frames do not queue
+  in front of it; without, it is ``max_in_flight``, fixed. If no ack progress comes for
+  ``ack_timeout_s`` one more frame is let through, so a lost ack cannot stall the source.
 
 Stop mode (``loop`` False, or ``max_frames`` reached): the last real frame carries ``last: True``;
 then ``flush_frames`` extra frames (``flush: True``) follow. They push the last real burst through
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pmt
@@ -28,12 +33,14 @@ from gnuradio import gr
 from semjscc.data.cifar10 import SPLITS
 from semjscc.errors import UsageError
 from semjscc.gr.params import as_float, as_int, one_of
-from semjscc.gr.pdus import finite_or, log, u8_vector
+from semjscc.gr.pdus import PduMeta, finite_or, log, make_pdu, u8_vector
+from semjscc.pacing import MAX_WINDOW, AdaptiveWindow
 from semjscc.sources import load_images
 
 PORT_OUT = pmt.intern("pdus")
 PORT_ACK = pmt.intern("ack")
 _DONE_MSG = pmt.cons(pmt.intern("done"), pmt.from_long(1))
+DEFAULT_MAX_IN_FLIGHT = 1024  # the adaptive window's cap (see semjscc.pacing)
 
 
 class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
@@ -43,14 +50,15 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, source: str = "", split: str = "test", count: int = 0, start: int = 0,
                  shuffle_seed: int = -1, loop: bool = False, max_frames: int = 0, frames_per_second: float = 0.0,
-                 max_in_flight: int = 32, ack_timeout_s: float = 5.0, flush_frames: int = 2,
-                 end_timeout_s: float = 10.0) -> None:
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, ack_timeout_s: float = 5.0, flush_frames: int = 2,
+                 end_timeout_s: float = 10.0, adaptive_window: bool = True) -> None:
         name = "image_source"
         count, start = as_int(name, "count", count, 0), as_int(name, "start", start, 0)
         shuffle_seed = as_int(name, "shuffle_seed", -1 if shuffle_seed is None else shuffle_seed)
         self.loop, self.max_frames = bool(loop), as_int(name, "max_frames", max_frames, 0)
         self.frames_per_second = as_float(name, "frames_per_second", frames_per_second, 0.0)
-        self.max_in_flight = as_int(name, "max_in_flight", max_in_flight, 0)
+        self.max_in_flight = as_int(name, "max_in_flight", max_in_flight, 0, MAX_WINDOW,
+                                    hint=" (the window; 0 = off, pace with frames_per_second)")
         self.ack_timeout_s = as_float(name, "ack_timeout_s", ack_timeout_s, 0.0, lo_open=True)
         self.flush_frames = as_int(name, "flush_frames", flush_frames, 0)
         self.end_timeout_s = as_float(name, "end_timeout_s", end_timeout_s, 0.0, lo_open=True)
@@ -74,6 +82,7 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._sent = 0  # real frames published
         self._acked = 0  # frames the sink has accounted for
         self._floor = 0  # frames presumed accounted after ack timeouts
+        self.window = AdaptiveWindow(self.max_in_flight or 1, adaptive=bool(adaptive_window))
         self._last_ack = time.monotonic()
         self._done = False
         self._stop = False
@@ -103,16 +112,26 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         """Real frames published (flush frames excluded)."""
         return self._sent
 
+    def window_stats(self) -> dict[str, Any]:
+        """The window now, the delivery rate and latency it was sized from, and the ack timeouts."""
+        with self._cond:
+            s = self.window.stats(time.monotonic())
+            return {"window": s.size if self.max_in_flight else None, "delivery_rate_fps": s.rate_fps,
+                    "min_latency_s": s.min_latency_s, "frames_sent": self._sent, "frames_acked": self._acked,
+                    "ack_timeouts": self.ack_timeouts, "drains": self.window.drains}
+
     # --- ack ------------------------------------------------------------------------------------
     def _on_ack(self, msg: object) -> None:
         body = pmt.car(msg) if pmt.is_pair(msg) and not pmt.is_dict(msg) else msg
-        info = pmt.to_python(body) if pmt.is_dict(body) else None
-        if not isinstance(info, dict):
+        if not pmt.is_dict(body):
             return
+        info = PduMeta(body)  # two keys read, not the whole dict converted (an ack per frame)
+        now = time.monotonic()
         with self._cond:
             self._acked = max(self._acked, int(finite_or(info.get("accounted"), 0)))
             self._done = self._done or bool(info.get("done", False))
-            self._last_ack = time.monotonic()
+            self._last_ack = now
+            self.window.on_ack(self._acked, now)
             self._cond.notify_all()
 
     # --- the sending thread -----------------------------------------------------------------------
@@ -128,14 +147,16 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             meta = {"frame_number": i, "label": int(self.labels[idx]), "image_index": idx}
             if self.total is not None and i == self.total - 1:
                 meta["last"] = True
-            self.message_port_pub(PORT_OUT, pmt.cons(pmt.to_pmt(meta), u8_vector(self.images[idx])))
+            with self._cond:
+                self.window.on_send(time.monotonic())
+            self.message_port_pub(PORT_OUT, make_pdu(meta, u8_vector(self.images[idx])))
             i += 1
             with self._cond:
                 self._sent = i
         blank = u8_vector(np.zeros_like(self.images[0]))
         for j in range(self.flush_frames):
             meta = {"frame_number": i + j, "label": -1, "image_index": -1, "flush": True, "frames_sent": i}
-            self.message_port_pub(PORT_OUT, pmt.cons(pmt.to_pmt(meta), blank))
+            self.message_port_pub(PORT_OUT, make_pdu(meta, blank))
         with self._cond:
             # the sink says when every frame is accounted for; without a sink, give up once acks stop
             while not self._stop and not self._done and time.monotonic() - self._last_ack < self.end_timeout_s:
@@ -155,7 +176,7 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                 acked = max(self._acked, self._floor)
                 if acked != seen:
                     seen, progress = acked, time.monotonic()
-                if self._sent - acked < self.max_in_flight:
+                if self._sent - acked < self.window.size:
                     return True
                 left = self.ack_timeout_s - (time.monotonic() - progress)
                 if left <= 0:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.errors import ModelError
-from semjscc.gr.batched import BatchedPduBlock, ort_threads, triage_received
+from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads, triage_received
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import check_image_format, image_vector, make_pdu
 from semjscc.link import decoder_snr, to_pairs
@@ -27,16 +27,18 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
       'fixed': always ``snr_db``. Fixed-SNR models always get their training SNR.
     * A PDU with ``header_ok`` False passes through unchanged (the sink counts header failures).
     * A vector that is not ``n_symbols`` complex values is published with ``corrupt: True`` and an
-      empty vector, and counted in ``corrupt``: never an exception."""
+      empty vector, and counted in ``corrupt``: never an exception.
+    * ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_mode: str = "estimate", snr_db: float = 10.0,
                  output: str = "u8", device: str = "auto", threads: int = 0, max_batch: int = 64,
-                 max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
+                 max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         name = "jscc_decoder"
         snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)
         snr_db = as_float(name, "snr_db", snr_db)
         max_payload_len = payload_limit(name, max_payload_len)
-        super().__init__("semjscc_jscc_decoder", as_int(name, "max_batch", max_batch, 1))
+        super().__init__("semjscc_jscc_decoder", as_int(name, "max_batch", max_batch, 1),
+                         as_float(name, "max_wait_s", max_wait_s, 0.0, 1.0))
         self.output = check_image_format(output)
         self.decoder = load_decoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)))
         self.n_symbols = self.decoder.n_symbols
@@ -55,6 +57,5 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         if rows:
             images = self.decoder.run(to_pairs(np.stack(ys)), np.asarray(snrs, dtype=np.float32))
             for i, img, snr in zip(rows, images, snrs, strict=True):
-                meta = items[i][1]
-                out[i] = make_pdu({**meta, "decoder_snr_db": snr}, image_vector(img, self.output))
+                out[i] = make_pdu(items[i][1], image_vector(img, self.output), decoder_snr_db=snr)
         return out

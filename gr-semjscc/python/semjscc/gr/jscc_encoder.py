@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.errors import ModelError
-from semjscc.gr.batched import BatchedPduBlock, collect_images, ort_threads
+from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, collect_images, ort_threads
 from semjscc.gr.params import as_float, as_int, payload_limit
 from semjscc.gr.pdus import c32_vector, make_pdu
 from semjscc.imaging import IMAGE_SHAPE
@@ -22,14 +22,17 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     per image, as the encoder normalises them).
 
     ``snr_db`` is the channel SNR the transmitter designs for; SNR-adaptive models use it, fixed-SNR
-    models always get their training SNR. ``max_payload_len`` is the OFDM TX/RX limit in symbols."""
+    models always get their training SNR. ``max_payload_len`` is the OFDM TX/RX limit in symbols.
+    ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto",
-                 threads: int = 0, max_batch: int = 64, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
+                 threads: int = 0, max_batch: int = 64, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
+                 max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         name = "jscc_encoder"
         snr_db = as_float(name, "snr_db", snr_db)
         max_payload_len = payload_limit(name, max_payload_len)
-        super().__init__("semjscc_jscc_encoder", as_int(name, "max_batch", max_batch, 1))
+        super().__init__("semjscc_jscc_encoder", as_int(name, "max_batch", max_batch, 1),
+                         as_float(name, "max_wait_s", max_wait_s, 0.0, 1.0))
         self.encoder = load_encoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)))
         card = self.encoder.card
         if tuple(card.image_shape) != IMAGE_SHAPE:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from gnuradio import gr
 
+from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
 from semjscc.gr.classifier import classifier
 from semjscc.gr.jscc_decoder import jscc_decoder
 from semjscc.gr.rx import ofdm_rx
@@ -27,13 +28,13 @@ class _LinkRX(gr.hier_block2):
 
     def __init__(self, name: str, decoder: gr.basic_block, classifier_ref: str, device: str, threads: int,
                  max_batch: int, equalizer: str, phase_tracking: str, latency_s: float,
-                 max_cfo_subcarriers: float) -> None:
+                 max_cfo_subcarriers: float, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         gr.hier_block2.__init__(self, name, gr.io_signature(1, 1, gr.sizeof_gr_complex), gr.io_signature(0, 0, 0))
         self.message_port_register_hier_out("out")
         self.message_port_register_hier_out("symbols")
         self.dec = decoder
         self.n_symbols = int(decoder.n_symbols)
-        self.clf = classifier(classifier_ref, device=device, threads=threads, max_batch=max_batch)
+        self.clf = classifier(classifier_ref, device=device, threads=threads, max_batch=max_batch, max_wait_s=max_wait_s)
         self.classifier_ref = classifier_ref
         self.rx = ofdm_rx(equalizer=equalizer, phase_tracking=phase_tracking, latency_s=latency_s,
                           max_payload_len=max(self.n_symbols, DEFAULT_MAX_PAYLOAD_LEN),
@@ -58,13 +59,13 @@ class jscc_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
     def __init__(self, model: str = "jscc-semantic-kn6", classifier: str = "", snr_mode: str = "estimate",
                  snr_db: float = 10.0, device: str = "auto", threads: int = 0, max_batch: int = 64,
                  equalizer: str = "mmse", phase_tracking: str = "linear", latency_s: float = 0.05,
-                 max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS) -> None:
+                 max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         from semjscc.link import resolve_classifier
 
         dec = jscc_decoder(model, snr_mode=snr_mode, snr_db=snr_db, device=device, threads=threads,
-                           max_batch=max_batch, max_payload_len=MAX_PAYLOAD_LEN)
+                           max_batch=max_batch, max_payload_len=MAX_PAYLOAD_LEN, max_wait_s=max_wait_s)
         super().__init__("semjscc_jscc_rx", dec, resolve_classifier(model, classifier), device, threads, max_batch,
-                         equalizer, phase_tracking, latency_s, max_cfo_subcarriers)
+                         equalizer, phase_tracking, latency_s, max_cfo_subcarriers, max_wait_s)
 
     def set_snr_db(self, snr_db: float) -> None:
         self.dec.set_snr_db(snr_db)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from gnuradio import gr
 
+from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
 from semjscc.gr.jscc_encoder import jscc_encoder
 from semjscc.gr.separate_blocks import separate_encoder
 from semjscc.gr.tx import ofdm_tx
@@ -40,9 +41,10 @@ class jscc_tx(_LinkTX):  # noqa: N801 (GNU Radio block naming)
     """Deep JSCC encoder (``model``, design SNR ``snr_db``) + OFDM TX."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto", threads: int = 0,
-                 max_batch: int = 64, pad_before: int = 160, pad_after: int = 160) -> None:
+                 max_batch: int = 64, pad_before: int = 160, pad_after: int = 160,
+                 max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         enc = jscc_encoder(model, snr_db=snr_db, device=device, threads=threads, max_batch=max_batch,
-                           max_payload_len=MAX_PAYLOAD_LEN)
+                           max_payload_len=MAX_PAYLOAD_LEN, max_wait_s=max_wait_s)
         super().__init__("semjscc_jscc_tx", enc, enc.n_symbols, pad_before, pad_after)
 
     def set_snr_db(self, snr_db: float) -> None:

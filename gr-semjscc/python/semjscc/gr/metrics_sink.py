@@ -3,7 +3,7 @@
 Inputs: ``sent`` (the image source's PDUs: running ``frame_number``, ``label``, the image) and
 ``received`` (classified PDUs from the receive chain: 16-bit ``frame_number`` from the air,
 ``header_ok``, ``snr_est_db``, ``cfo_hz``, ``pred``, ``confidence``, the decoded image).
-Output ``ack``: ``{accounted, done}`` after every change, for the image source's window.
+Output ``ack``: ``{accounted, done}`` whenever either changes, for the image source's window.
 
 The accounting is :class:`semjscc.link.StreamLedger` (GNU Radio-free, defined once): so
 ``frames_sent == frames_received + frames_lost + frames_in_flight`` at every moment, and when the
@@ -24,16 +24,18 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import pmt
 from gnuradio import gr
 
 from semjscc.errors import UsageError
 from semjscc.files import write_json
 from semjscc.gr.params import as_float, as_int
-from semjscc.gr.pdus import image_u8_from_vector, log, split_pdu
+from semjscc.gr.pdus import image_u8_from_vector, log, meta_pmt, split_pdu
 from semjscc.link import Outcome, StreamLedger
 from semjscc.phy.frame import MAX_FRAME_NUMBER
 
@@ -41,6 +43,7 @@ PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")
 PORT_ACK = pmt.intern("ack")
 _WRAP = MAX_FRAME_NUMBER + 1
+LATENCY_WINDOW = 1 << 17  # received frames whose latency is kept for percentiles (~3 min at 658 frames/s)
 CSV_FIELDS = ("frame", "air_frame_number", "status", "label", "pred", "confidence", "psnr_db", "snr_est_db",
               "cfo_hz", "latency_s")
 
@@ -101,8 +104,12 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._t_end: float | None = None
         self._last_rx = time.monotonic()
         self._samples: list[dict[str, Any]] = []
+        # latencies of the last LATENCY_WINDOW received frames (sent -> accounted), for percentiles;
+        # bounded: a radio link runs for days
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._finalized = False
         self._write_failed = False
+        self._ack: tuple[int, bool] = (-1, False)
 
     # --- scheduler hooks ----------------------------------------------------------------------
     def start(self) -> bool:
@@ -154,6 +161,12 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             self._after_change()
 
     def _on_received(self, msg: Any) -> None:
+        # A frame's "sent" PDU is always queued before its "received" one, but GNU Radio empties one
+        # port's queue before the next: a sink that fell behind (a loaded machine) handled frames
+        # received before it knew they were sent, and counted them late and then lost. So whatever
+        # is queued on "sent" goes first.
+        while (sent := self.delete_head_nowait(PORT_SENT)) is not None:
+            self._on_sent(sent)
         pdu = split_pdu(msg)
         if pdu is None:
             return
@@ -168,6 +181,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
     def _record(self, o: Outcome) -> None:
         """Every accounted frame: a kept sample (the first ``n_samples``) and a CSV row."""
         r = o.sent.frame
+        if o.latency_s is not None:
+            self._latencies.append(o.latency_s)
         if len(self._samples) < self.n_samples:
             self._samples.append({"frame": r, "sent": o.sent.image, "received": o.image, "label": o.sent.label,
                                   "pred": o.pred, "confidence": o.confidence, "status": o.status})
@@ -187,8 +202,10 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             if self._csv_file is not None:
                 self._csv_file.flush()
             log.info("metrics sink: all %d frames accounted for", self.ledger.counts["frames_sent"])
-        self.message_port_pub(PORT_ACK, pmt.to_pmt({"accounted": self.ledger.accounted,
-                                                    "done": self.done_event.is_set()}))
+        ack = (self.ledger.accounted, self.done_event.is_set())
+        if ack != self._ack:  # a sent frame changes neither: one ack per accounted frame, not two
+            self._ack = ack
+            self.message_port_pub(PORT_ACK, meta_pmt({"accounted": ack[0], "done": ack[1]}))
 
     # --- timeouts and periodic writes --------------------------------------------------------------
     def _watchdog(self) -> None:
@@ -217,6 +234,13 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             s.update(elapsed_s=elapsed, frames_per_s=self.ledger.accounted / elapsed if elapsed > 0 else None,
                      done=self.done_event.is_set())
             return s
+
+    def latency_percentiles(self, percents: tuple[float, ...] = (50.0, 99.0)) -> dict[str, float | None]:
+        """Percentiles of the latency (source -> sink, seconds) of the last ``LATENCY_WINDOW`` received
+        frames: {'p50': ..., 'p99': ...} (None before any)."""
+        with self._lock:
+            lat = np.asarray(self._latencies)
+        return {f"p{p:g}": float(np.percentile(lat, p)) if len(lat) else None for p in percents}
 
     def samples(self) -> list[dict[str, Any]]:
         """The first ``n_samples`` accounted frames: sent/received uint8 HWC images (received None

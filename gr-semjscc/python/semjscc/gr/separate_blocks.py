@@ -105,7 +105,7 @@ class separate_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
             self.stats["images"] += 1
             if n == 0:
                 self.stats["too_big"] += 1
-            out.append(make_pdu({**meta, "scheme": self.scheme.name, "payload_bytes": n}, c32_vector(s)))
+            out.append(make_pdu(meta, c32_vector(s), scheme=self.scheme.name, payload_bytes=n))
         return out
 
 
@@ -157,7 +157,7 @@ class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
                 extra: dict[str, Any] = {"decoder_snr_db": snr, "fallback": reason is not None}
                 if reason is not None:
                     extra["fallback_reason"] = reason
-                out[i] = make_pdu({**items[i][1], **extra}, image_vector(img, self.output))
+                out[i] = make_pdu(items[i][1], image_vector(img, self.output), **extra)
         return out
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gnuradio import channels, gr
+from gnuradio import blocks, channels, gr
 
 from semjscc.errors import ModelError, UsageError
-from semjscc.gr.image_source import image_source
+from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
+from semjscc.gr.image_source import DEFAULT_MAX_IN_FLIGHT, image_source
 from semjscc.gr.link_rx import jscc_rx
 from semjscc.gr.link_tx import jscc_tx
 from semjscc.gr.metrics_sink import metrics_sink
@@ -60,7 +62,11 @@ class SimConfig:
     source: str = ""  # '' = CIFAR-10 test split
     start: int = 0
     snr_mode: str = "estimate"
-    max_in_flight: int = 32
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # the cap of the source's adaptive window
+    adaptive_window: bool = True
+    max_batch: int = 64  # frames per model call at most (1: every frame on its own)
+    max_wait_s: float = DEFAULT_MAX_WAIT_S  # the model blocks' latency cap for filling a batch
+    sample_rate_limit: float = 0.0  # > 0: a blocks.throttle after the TX at this rate (a radio's sample clock)
     frames_per_second: float = 0.0
     loss_timeout_s: float = 2.0
     device: str = "auto"
@@ -77,6 +83,10 @@ class SimConfig:
         check_cfo_hz(self.cfo_hz, "--cfo")
         if not 0.9 < self.epsilon < 1.1:
             raise UsageError(f"epsilon is a sample clock ratio near 1.0, got {self.epsilon}")
+        if not (math.isfinite(self.sample_rate_limit) and self.sample_rate_limit >= 0):
+            raise UsageError(f"the sample rate limit must be >= 0 samples/s (0 = none), got {self.sample_rate_limit}")
+        if not (math.isfinite(self.max_wait_s) and self.max_wait_s >= 0):
+            raise UsageError(f"max_wait_s must be >= 0 s, got {self.max_wait_s}")
         multipath_taps(self.multipath)
         return self
 
@@ -98,9 +108,10 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
         gr.top_block.__init__(self, "semjscc sim_loopback")
         self.cfg = cfg.check()
         # models first: a bad model is reported before the dataset is decoded
-        self.link_tx = jscc_tx(cfg.model, snr_db=cfg.snr_db, device=cfg.device)
+        self.link_tx = jscc_tx(cfg.model, snr_db=cfg.snr_db, device=cfg.device, max_batch=cfg.max_batch,
+                               max_wait_s=cfg.max_wait_s)
         self.link_rx = jscc_rx(cfg.decoder_model or cfg.model, classifier=cfg.classifier, snr_mode=cfg.snr_mode,
-                               snr_db=cfg.snr_db, device=cfg.device)
+                               snr_db=cfg.snr_db, device=cfg.device, max_batch=cfg.max_batch, max_wait_s=cfg.max_wait_s)
         if self.link_rx.n_symbols != self.link_tx.n_symbols:
             raise ModelError(f"encoder {self.link_tx.enc.encoder.path} sends {self.link_tx.n_symbols} symbols per "
                              f"frame but decoder {self.link_rx.dec.decoder.path} expects {self.link_rx.n_symbols}: use "
@@ -108,17 +119,23 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
         self.classifier_ref = self.link_rx.classifier_ref
         self.src = image_source(source=cfg.source, count=cfg.frames, start=cfg.start, shuffle_seed=cfg.seed,
                                 loop=True, max_frames=cfg.frames, frames_per_second=cfg.frames_per_second,
-                                max_in_flight=cfg.max_in_flight)
+                                max_in_flight=cfg.max_in_flight, adaptive_window=cfg.adaptive_window)
         params = cfg.params()
         params["classifier"] = self.classifier_ref  # resolved: what actually judged the images
         params["model_path"] = str(self.link_tx.enc.encoder.path.parent)
         self.sink = metrics_sink(json_path=cfg.json_path, csv_path=cfg.csv_path, loss_timeout_s=cfg.loss_timeout_s,
                                  n_samples=cfg.n_samples, run_info=params)
         if channel is None:
-            self.channel = channels.channel_model(noise_voltage(cfg.snr_db), freq_offset(cfg.cfo_hz), cfg.epsilon,
-                                                  multipath_taps(cfg.multipath), cfg.seed)
+            model = channels.channel_model(noise_voltage(cfg.snr_db), freq_offset(cfg.cfo_hz), cfg.epsilon,
+                                           multipath_taps(cfg.multipath), cfg.seed)
+            parts: list[gr.basic_block] = [model]
         else:  # only the sample clock stays in the channel model
-            self.channel = _Chain(channels.channel_model(0.0, 0.0, cfg.epsilon, [1.0], cfg.seed), channel)
+            parts = [channels.channel_model(0.0, 0.0, cfg.epsilon, [1.0], cfg.seed), channel]
+        # a radio's sample clock: the channel sees samples at this rate at most (tags pass untouched)
+        self.throttle = blocks.throttle(gr.sizeof_gr_complex, cfg.sample_rate_limit, True) if cfg.sample_rate_limit else None
+        if self.throttle is not None:
+            parts.insert(0, self.throttle)
+        self.channel = parts[0] if len(parts) == 1 else _Chain(*parts)
         for a, pa, b, pb in WIRING:
             src, dst = getattr(self, a), getattr(self, b)
             if pa.isdigit():
@@ -133,12 +150,14 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
 
 
 def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None, progress_interval_s: float = 5.0,
-            channel: gr.basic_block | None = None) -> tuple[dict[str, Any], sim_loopback]:
+            channel: gr.basic_block | None = None,
+            monitor: Callable[[sim_loopback], object] | None = None) -> tuple[dict[str, Any], sim_loopback]:
     """Run the link until every frame is accounted for (or ``timeout_s`` passes: frames still in
     flight then count as lost and ``done`` is False). Returns (summary, the finished top block).
 
     ``progress``: called with the sink's summary as soon as the first frame is accounted for, then
-    at most every ``progress_interval_s`` while frames keep being accounted for.
+    at most every ``progress_interval_s`` while frames keep being accounted for. ``monitor``: called
+    with the running top block every ~50 ms (benchmarks sample backlogs with it).
 
     Ctrl-C / SIGTERM / SIGHUP (once the flowgraph is built) stop the flowgraph the same way: frames
     in flight count as lost, the JSON is written with ``interrupted: true`` and ``stopped_by``, and
@@ -150,6 +169,8 @@ def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None
     summary: dict[str, Any] = {}
 
     def poll() -> None:
+        if monitor is not None:
+            monitor(tb)
         if progress is None:
             return
         s = tb.sink.summary()

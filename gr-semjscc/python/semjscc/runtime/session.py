@@ -27,9 +27,16 @@ DEVICE_ENV = "SEMJSCC_ORT_DEVICE"
 THREADS_ENV = "SEMJSCC_ORT_THREADS"
 # One intra-op thread by default: a flowgraph runs several blocks (and GNU Radio's own
 # scheduler threads) at once, and these small convnets gain little from more threads at
-# batch 1, so larger pools only steal cores from the rest of the radio.
+# batch 1, so larger pools only steal cores from the rest of the radio. The other session
+# options were chosen by `semjscc bench runtime --session-sweep` (docs/results.md, Throughput):
+# full graph optimisation, sequential execution (the parallel executor only adds scheduling for
+# these chain-shaped graphs; inter-op threads matter only to it).
 DEFAULT_THREADS = 1
 DEFAULT_INTER_THREADS = 1
+GRAPH_OPTIMIZATIONS = ("all", "extended", "basic", "none")
+EXECUTION_MODES = ("sequential", "parallel")
+DEFAULT_GRAPH_OPTIMIZATION = "all"
+DEFAULT_EXECUTION_MODE = "sequential"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
@@ -44,10 +51,13 @@ class RuntimeOptions:
     threads: int = DEFAULT_THREADS
     inter_threads: int = DEFAULT_INTER_THREADS
     verify: bool = True
+    graph_optimization: str = DEFAULT_GRAPH_OPTIMIZATION  # one of GRAPH_OPTIMIZATIONS
+    execution_mode: str = DEFAULT_EXECUTION_MODE  # one of EXECUTION_MODES
 
     @classmethod
     def make(cls, device: str | None = None, threads: int | None = None, inter_threads: int | None = None,
-             verify: bool = True) -> RuntimeOptions:
+             verify: bool = True, graph_optimization: str = DEFAULT_GRAPH_OPTIMIZATION,
+             execution_mode: str = DEFAULT_EXECUTION_MODE) -> RuntimeOptions:
         """Options from arguments, falling back to $SEMJSCC_ORT_DEVICE / $SEMJSCC_ORT_THREADS."""
         device = device or os.environ.get(DEVICE_ENV) or "auto"
         if threads is None:
@@ -59,8 +69,11 @@ class RuntimeOptions:
         inter_threads = DEFAULT_INTER_THREADS if inter_threads is None else inter_threads
         if threads < 1 or inter_threads < 1:
             raise UsageError(f"thread counts must be >= 1 (got threads={threads}, inter_threads={inter_threads})")
+        if graph_optimization not in GRAPH_OPTIMIZATIONS or execution_mode not in EXECUTION_MODES:
+            raise UsageError(f"graph optimisation must be one of {', '.join(GRAPH_OPTIMIZATIONS)} and execution mode "
+                             f"one of {', '.join(EXECUTION_MODES)}, got {graph_optimization!r}, {execution_mode!r}")
         device = check_device(device)
-        return cls(device, threads, inter_threads, verify)
+        return cls(device, threads, inter_threads, verify, graph_optimization, execution_mode)
 
 
 def _requested_providers(device: str) -> tuple[list[Any], bool, str]:
@@ -88,8 +101,12 @@ def open_session(data: bytes, label: str, options: RuntimeOptions) -> Any:
     so = ort.SessionOptions()
     so.intra_op_num_threads = options.threads
     so.inter_op_num_threads = options.inter_threads
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
+                         "parallel": ort.ExecutionMode.ORT_PARALLEL}[options.execution_mode]
+    so.graph_optimization_level = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                   "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                                   "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}[options.graph_optimization]
     # Idle pool threads must sleep, not spin: spinning burns the cores the flowgraph needs.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -108,8 +125,9 @@ def open_session(data: bytes, label: str, options: RuntimeOptions) -> Any:
         # Asked for explicitly -> error; under device=auto with onnxruntime-gpu installed -> warning.
         (log.error if explicit_cuda else log.warning)(
             "%s: CUDA requested (device=%s) but NOT active, RUNNING ON CPU: %s", label, options.device, why)
-    log.info("%s: running on %s (intra_op_threads=%d, inter_op_threads=%d)", label, active[0],
-             options.threads, options.inter_threads)
+    log.info("%s: running on %s (intra_op_threads=%d, inter_op_threads=%d, graph optimisation %s, %s execution)",
+             label, active[0], options.threads, options.inter_threads, options.graph_optimization,
+             options.execution_mode)
     return sess
 
 
@@ -214,6 +232,13 @@ class OnnxModel:
             raise ModelError(f"{self.label} returned {out.shape} for a batch of {batch}, but its card says (B, "
                              f"{', '.join(map(str, self.output_tail()))}); re-export the model or restore card.yaml")
         return out
+
+    def settings(self) -> dict[str, Any]:
+        """How this session runs: provider and session options (benchmarks record them)."""
+        o = self.options
+        return {"file": str(self.path), "provider": self.provider, "intra_op_threads": o.threads,
+                "inter_op_threads": o.inter_threads, "graph_optimization": o.graph_optimization,
+                "execution_mode": o.execution_mode}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path} on {self.provider}>"

@@ -56,15 +56,17 @@ def _open(cls: type[M], ref: str | Path, options: RuntimeOptions) -> tuple[M, Mo
 
 
 def load_encoder(ref: str | Path, *, device: str | None = None, threads: int | None = None,
-                 inter_threads: int | None = None, verify: bool = True) -> EncoderSession:
+                 inter_threads: int | None = None, verify: bool = True,
+                 options: RuntimeOptions | None = None) -> EncoderSession:
     """The encoder of a deep JSCC model (directory, name, or encoder .onnx path)."""
-    return _open(EncoderSession, ref, RuntimeOptions.make(device, threads, inter_threads, verify))[0]
+    return _open(EncoderSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify))[0]
 
 
 def load_decoder(ref: str | Path, *, device: str | None = None, threads: int | None = None,
-                 inter_threads: int | None = None, verify: bool = True) -> DecoderSession:
+                 inter_threads: int | None = None, verify: bool = True,
+                 options: RuntimeOptions | None = None) -> DecoderSession:
     """The decoder of a deep JSCC model (directory, name, or decoder .onnx path)."""
-    return _open(DecoderSession, ref, RuntimeOptions.make(device, threads, inter_threads, verify))[0]
+    return _open(DecoderSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify))[0]
 
 
 def load_jscc_pair(ref: str | Path, *, device: str | None = None, threads: int | None = None,
@@ -79,9 +81,10 @@ def load_jscc_pair(ref: str | Path, *, device: str | None = None, threads: int |
 
 
 def load_classifier(ref: str | Path, *, device: str | None = None, threads: int | None = None,
-                    inter_threads: int | None = None, verify: bool = True) -> ClassifierSession:
+                    inter_threads: int | None = None, verify: bool = True,
+                    options: RuntimeOptions | None = None) -> ClassifierSession:
     """A classifier model (directory, name, or classifier .onnx path)."""
-    return _open(ClassifierSession, ref, RuntimeOptions.make(device, threads, inter_threads, verify))[0]
+    return _open(ClassifierSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify))[0]
 
 
 class OnnxScheme:
