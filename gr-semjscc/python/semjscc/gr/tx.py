@@ -8,7 +8,9 @@ on the data carriers (it never maps bits), so it carries analog symbols unchange
 pilots and both sync words. The only custom piece is ``header_framer``: GNU Radio's header
 generators format bytes (12-bit counter, CRC-8, no FEC) and need a byte stream, while this PHY's
 header (16-bit frame number, CRC-16, K=7 tail-biting code, see :mod:`semjscc.phy.frame`) must be
-prepended to a stream of complex symbols. The output matches :func:`semjscc.phy.tx.modulate_burst`
+prepended to a stream of complex symbols. With ``midamble`` the framer also puts a mid-amble's 48
+known values after every ``midamble`` payload symbols' worth of data; the allocator treats them as
+data and adds its pilots, which is exactly a mid-amble symbol. The output matches :func:`semjscc.phy.tx.modulate_burst`
 sample for sample (unitary IFFT: the 1/sqrt(N) scale is the FFT block's window).
 """
 
@@ -19,7 +21,7 @@ import pmt
 from gnuradio import digital, fft, gr, pdu
 
 from semjscc.errors import UsageError
-from semjscc.gr.params import as_int, one_of, payload_limit
+from semjscc.gr.params import as_int, midamble_interval, one_of, payload_limit
 from semjscc.gr.pdus import log
 from semjscc.phy.frame import (
     DEFAULT_FRAME_FORMAT,
@@ -41,6 +43,7 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, len_tag_key: str = "packet_len", first_frame_number: int = 0,
                  max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN, fmt: FrameFormat = DEFAULT_FRAME_FORMAT) -> None:
+        self.fmt = fmt
         max_payload_len = payload_limit("header_framer", max_payload_len)
         first_frame_number = as_int("header_framer", "first_frame_number", first_frame_number)
         gr.basic_block.__init__(self, name="semjscc_header_framer", in_sig=[np.complex64], out_sig=[np.complex64])
@@ -50,12 +53,17 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._next = first_frame_number % (MAX_FRAME_NUMBER + 1)
         self._hdr_len = fmt.n_header * fmt.numerology.n_data
         self.max_payload_len = max_payload_len
+        self._max_out = self._hdr_len + self._framed_len(max_payload_len)
         self.frames_framed = 0
         self.frames_too_long = 0  # packets longer than max_payload_len, dropped (logged once)
-        self.set_min_output_buffer(2 * (self.max_payload_len + self._hdr_len))
+        self.set_min_output_buffer(2 * self._max_out)
         # Only run once there is room for a longest packet: downstream tagged-stream blocks free
         # one packet at a time, and waking per packet would cost a Python call per packet.
-        self.set_min_noutput_items(self.max_payload_len + self._hdr_len)
+        self.set_min_noutput_items(self._max_out)
+
+    def _framed_len(self, length: int) -> int:
+        """Items after the header for a packet of ``length`` symbols: the data and its mid-ambles."""
+        return length + self.fmt.n_midambles(length) * self.fmt.numerology.n_data
 
     def forecast(self, noutput_items: int, ninputs: int) -> list[int]:
         # Output is longer than input and only whole packets are written: ask for any input at all
@@ -89,7 +97,7 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                 pos = min(start + length, n_in)  # an untagged remainder is dropped next call
                 self._too_long(length)
                 continue
-            if start + length > n_in or used + self._hdr_len + length > n_out:
+            if start + length > n_in or used + self._hdr_len + self._framed_len(length) > n_out:
                 break
             fn_pmt = fn_tags.get(tag.offset)
             if fn_pmt is not None and pmt.is_integer(fn_pmt):
@@ -98,19 +106,35 @@ class header_framer(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                 fn = self._next
             self._next = (fn + 1) % (MAX_FRAME_NUMBER + 1)
             packets.append((start, length, fn))
-            used += self._hdr_len + length
+            used += self._hdr_len + self._framed_len(length)
             pos = start + length
         if packets:
-            headers = encode_header(np.array([p[2] for p in packets]), np.array([p[1] for p in packets]))
+            headers = encode_header(np.array([p[2] for p in packets]), np.array([p[1] for p in packets]),
+                                    self.fmt.pattern)
             w0, o = self.nitems_written(0), 0
             for (start, length, _fn), hdr in zip(packets, headers, strict=True):
-                self.add_item_tag(0, w0 + o, self._len_key, pmt.from_long(self._hdr_len + length))
+                n = self._framed_len(length)
+                self.add_item_tag(0, w0 + o, self._len_key, pmt.from_long(self._hdr_len + n))
                 out[o:o + self._hdr_len] = hdr
-                out[o + self._hdr_len:o + self._hdr_len + length] = inp[start:start + length]
-                o += self._hdr_len + length
+                out[o + self._hdr_len:o + self._hdr_len + n] = self._with_midambles(inp[start:start + length])
+                o += self._hdr_len + n
             self.frames_framed += len(packets)
         self.consume(0, pos)
         return used
+
+    def _with_midambles(self, data: np.ndarray) -> np.ndarray:
+        """``data`` with a mid-amble's known values after every ``midamble`` symbols' worth (not at the end)."""
+        every = self.fmt.midamble
+        n_mid = self.fmt.n_midambles(len(data))
+        if not n_mid:
+            return data
+        nd = self.fmt.numerology.n_data
+        chunk = every * nd
+        parts = []
+        for i in range(n_mid):
+            parts += [data[i * chunk:(i + 1) * chunk], self.fmt.numerology.midamble_values]
+        parts.append(data[n_mid * chunk:])
+        return np.concatenate(parts)
 
     def _too_long(self, length: int) -> None:
         self.frames_too_long += 1
@@ -129,8 +153,10 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
     with ``pad_before``/``pad_after`` zeros (per-subcarrier Es = 1 for unit-power symbols)."""
 
     def __init__(self, input_type: str = "pdu", len_tag_key: str = "packet_len", pad_before: int = 160,
-                 pad_after: int = 160, first_frame_number: int = 0, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
+                 pad_after: int = 160, first_frame_number: int = 0, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
+                 midamble: int = 0) -> None:
         input_type = one_of("ofdm_tx", "input_type", input_type, ("pdu", "stream"))
+        midamble = midamble_interval("ofdm_tx", midamble)
         max_payload_len = payload_limit("ofdm_tx", max_payload_len)
         pad_before = as_int("ofdm_tx", "pad_before", pad_before, 0, hint=" (zero samples before each burst)")
         pad_after = as_int("ofdm_tx", "pad_after", pad_after, 0, hint=" (zero samples after each burst)")
@@ -138,9 +164,9 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
             raise UsageError("ofdm_tx: len_tag_key must be a tag name such as packet_len, got ''")
         in_sig = gr.io_signature(0, 0, 0) if input_type == "pdu" else gr.io_signature(1, 1, gr.sizeof_gr_complex)
         gr.hier_block2.__init__(self, "semjscc_ofdm_tx", in_sig, gr.io_signature(1, 1, gr.sizeof_gr_complex))
-        self.fmt = FrameFormat(pad_before=pad_before, pad_after=pad_after)
+        self.fmt = FrameFormat(pad_before=pad_before, pad_after=pad_after, midamble=midamble)
         num = self.fmt.numerology
-        max_syms = self.fmt.n_overhead + self.fmt.n_payload_symbols(max_payload_len)
+        max_syms = self.fmt.frame_symbols(max_payload_len)
         self.framer = header_framer(len_tag_key, first_frame_number, max_payload_len, self.fmt)
         self.allocator = digital.ofdm_carrier_allocator_cvc(
             num.fft_len, [list(num.data_carriers)], [list(num.pilot_carriers)], [list(num.pilot_values)],
