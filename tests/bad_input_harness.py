@@ -259,7 +259,7 @@ class Fixtures:
         if not meta.is_file():
             env = {**os.environ, **self.env()}
             r = subprocess.run([sys.executable, "-m", "semjscc.cli", "ota", "--uri", "sim", "--snr", "10", "--images",
-                                "2", "--batch", "2", "--no-sim", "--no-progress", "--out", str(out)],
+                                "2", "--calibration", str(REPO / "calibration" / "examples" / "sim-0.yaml"), "--batch", "2", "--no-sim", "--no-progress", "--out", str(out)],
                                cwd=self["scratch"], env=env, capture_output=True, text=True, timeout=300)
             if r.returncode != 0 or not meta.is_file():
                 raise RuntimeError(f"could not record the ota fixture: {r.stderr[-2000:]}")

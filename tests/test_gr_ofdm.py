@@ -16,6 +16,8 @@ from semjscc.gr import ofdm_rx, ofdm_tx
 from semjscc.gr.pdus import c32_vector, u8_vector
 from semjscc.phy import DEFAULT_NUMEROLOGY as NUM
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
+from semjscc.phy.frame import FrameFormat
+from semjscc.phy.rx import receive
 from semjscc.phy.tx import modulate_burst
 
 pytestmark = pytest.mark.gnuradio
@@ -47,24 +49,31 @@ def wait_for(pred: object, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_tx_block_matches_numpy_reference() -> None:
+@pytest.mark.parametrize("midamble", [0, 4, 2])
+def test_tx_block_matches_numpy_reference(midamble: int) -> None:
+    """Sample for sample, with and without mid-ambles (which the framer inserts as data for GNU
+    Radio's own carrier allocator); 96 = exactly two payload symbols: no mid-amble at the end."""
     rng = np.random.default_rng(0)
-    sent = [cn(rng, n) for n in (512, 256, 100, 512)]
-    fns = [1000, 1001, 7, 65535]
+    sent = [cn(rng, n) for n in (512, 256, 100, 96, 512)]
+    fns = [1000, 1001, 7, 8, 65535]
     tb = gr.top_block()
     tb.src = blocks.vector_source_c(np.concatenate(sent).tolist(), False, 1,
                                     stream_tags([len(s) for s in sent], fns))
-    tb.tx = ofdm_tx(input_type="stream")
+    tb.tx = ofdm_tx(input_type="stream", midamble=midamble)
     tb.snk = blocks.vector_sink_c()
     tb.connect(tb.src, tb.tx, tb.snk)
     tb.run()
     out = np.asarray(tb.snk.data(), dtype=np.complex64)
-    ref = np.concatenate([modulate_burst(s, fn) for s, fn in zip(sent, fns, strict=True)])
+    fmt = FrameFormat(midamble=midamble)
+    ref = np.concatenate([modulate_burst(s, fn, fmt) for s, fn in zip(sent, fns, strict=True)])
     # burst_shaper_cc writes a burst's trailing padding when the next burst arrives: at the end of
     # a finite stream the last burst's padding is missing, its samples are all there.
     assert len(out) == len(ref) - FMT.pad_after
     assert np.max(np.abs(out - ref[:len(out)])) < 1e-5
-    assert tb.tx.frames_framed == 4
+    assert tb.tx.frames_framed == 5
+    frames = receive(out)  # the header tells the receiver the pattern
+    assert [f.frame_number for f in frames] == fns and all(f.header_ok for f in frames)
+    assert max(np.max(np.abs(f.payload - s)) for f, s in zip(frames, sent, strict=True)) < 1e-3
 
 
 def test_pdu_tx_frames_a_queued_batch_like_the_numpy_reference() -> None:

@@ -74,7 +74,7 @@ def test_experiment_outputs(experiment: dict) -> None:
     assert doc["frames_sent"] == 20 == doc["frames_received"] + doc["frames_lost"]
     assert [p["target_snr_db"] for p in doc["points"]] == [2.0, 14.0]
     for p in doc["points"]:  # the profile's attenuation gives the target within a dB
-        assert p["snr_est_db"] == pytest.approx(p["target_snr_db"], abs=1.0)
+        assert p["channel_snr_db"] == pytest.approx(p["target_snr_db"], abs=1.0)  # Es/N0, as the target
         assert p["frames_sent"] == 10 and p["tx_atten_db"] > 0
     assert doc["simulated"] and all(0.0 <= s["accuracy"] <= 1.0 for s in doc["simulated"])
     rows = list(csv.DictReader((out / "frames.csv").open()))

@@ -11,12 +11,14 @@ def test_crc16_check_value() -> None:
     assert F.crc16(b"123456789") == 0x29B1  # CRC-16/CCITT-FALSE catalogue check value
 
 
-@pytest.mark.parametrize(("fn", "ln"), [(0, 0), (1, 512), (65535, 65535), (12345, 256)])
-def test_header_bits_roundtrip(fn: int, ln: int) -> None:
-    bits = F.header_bits(fn, ln)
+@pytest.mark.parametrize(("fn", "ln", "pat"), [(0, 0, 0), (1, 512, 0), (65535, 16383, 3), (12345, 256, 2)])
+def test_header_bits_roundtrip(fn: int, ln: int, pat: int) -> None:
+    bits = F.header_bits(fn, ln, pat)
     assert bits.shape == (48,) and set(np.unique(bits)) <= {0, 1}
-    got_fn, got_ln, ok = F.parse_header_bits(bits)
-    assert (int(got_fn), int(got_ln), bool(ok)) == (fn, ln, True)
+    got_fn, got_ln, got_pat, ok = F.parse_header_bits(bits)
+    assert (int(got_fn), int(got_ln), int(got_pat), bool(ok)) == (fn, ln, pat, True)
+    if pat == 0:  # pattern 0 is the old 16-bit length field: recordings made before mid-ambles still read
+        assert int("".join(map(str, bits[16:32])), 2) == ln
     # the CRC field is the byte-wise CRC of the 4 header bytes
     body = np.packbits(bits[:32]).tobytes()
     assert int("".join(map(str, bits[32:])), 2) == F.crc16(body)
@@ -25,12 +27,12 @@ def test_header_bits_roundtrip(fn: int, ln: int) -> None:
 def test_crc_detects_every_single_and_most_multi_bit_errors() -> None:
     bits = F.header_bits(4242, 512)
     flips = np.eye(48, dtype=np.uint8)
-    _, _, ok = F.parse_header_bits(bits[None] ^ flips)
+    *_, ok = F.parse_header_bits(bits[None] ^ flips)
     assert not ok.any()  # all 48 single-bit errors caught
     rng = np.random.default_rng(0)
     bursts = rng.integers(0, 2, size=(5000, 48), dtype=np.uint8)
     bursts[bursts.sum(axis=1) == 0, 0] = 1
-    _, _, ok = F.parse_header_bits(bits[None] ^ bursts)
+    *_, ok = F.parse_header_bits(bits[None] ^ bursts)
     assert ok.mean() < 1e-3  # random corruption passes with ~2^-16
 
 
@@ -39,6 +41,10 @@ def test_header_rejects_out_of_range() -> None:
         F.header_bits(65536, 1)
     with pytest.raises(ValueError):
         F.header_bits(1, -1)
+    with pytest.raises(ValueError):
+        F.header_bits(1, F.MAX_PAYLOAD_LEN + 1)  # the top 2 bits of the field name the pilot pattern
+    with pytest.raises(ValueError):
+        F.header_bits(1, 512, 4)
 
 
 def test_conv_code_noiseless_and_with_errors() -> None:
@@ -75,7 +81,7 @@ def test_header_symbols_and_layout() -> None:
 
 def test_fast_path_matches_viterbi() -> None:
     s = F.encode_header(np.arange(50), np.full(50, 512))
-    fn, ln, ok, bits = F.decode_header(s.real * 3.0)
+    fn, ln, _, ok, bits = F.decode_header(s.real * 3.0)
     assert ok.all() and np.array_equal(fn, np.arange(50)) and (ln == 512).all()
     llr = (s.real * 3.0)[:, F.HEADER_PERM]
     assert np.array_equal(F.viterbi_decode(llr), bits)
@@ -89,7 +95,7 @@ def test_header_decodes_at_0db_awgn() -> None:
     s = F.encode_header(fn, ln)
     noise = (rng.standard_normal(s.shape) + 1j * rng.standard_normal(s.shape)) / np.sqrt(2)
     y = s + noise  # Es/N0 = 0 dB
-    got_fn, got_ln, ok, _ = F.decode_header(y.real)
+    got_fn, got_ln, _, ok, _ = F.decode_header(y.real)
     good = ok & (got_fn == fn) & (got_ln == ln)
     assert good.mean() > 0.98
     assert not (ok & ~((got_fn == fn) & (got_ln == ln))).any()  # no undetected errors
@@ -99,5 +105,5 @@ def test_header_decodes_at_0db_awgn() -> None:
 
 def test_noise_never_passes_crc() -> None:
     y = np.random.default_rng(4).standard_normal((2000, 96))
-    _, _, ok, _ = F.decode_header(y)
+    *_, ok, _ = F.decode_header(y)
     assert ok.sum() <= 1

@@ -189,7 +189,8 @@ def test_snr_table_is_linear_and_hits_a_target(loopback_profile: tuple[Calibrati
         assert choice.reachable
         radio.configure(_cfg(tx_atten_db=choice.tx_atten_db, rx_gain_db=40.0))
         radio.transmit(batch.waveform)
-        snrs = [f.snr_est_db for f in frames_in_window(radio.receive(batch.capture_len), batch.window) if f.header_ok]
+        snrs = [f.channel_snr_db for f in frames_in_window(radio.receive(batch.capture_len), batch.window)
+                if f.header_ok]  # Es/N0: what a target SNR means (snr_est_db is the payload's, after MMSE)
         assert len(snrs) == 8
         assert float(np.median(snrs)) == pytest.approx(target, abs=1.0)
 

@@ -115,7 +115,7 @@ def test_burst_channel_block_draws_one_channel_per_burst() -> None:
     tb.run()
     assert ch.bursts == n
     draws = ch.draws()
-    assert draws.shape == (n, 4) and np.all(draws[:, 0] == 30.0) and np.all(np.abs(draws[:, 1]) <= 20_000)
+    assert draws.shape == (n, 5) and np.all(draws[:, 0] == 30.0) and np.all(draws[:, 4] == 0.0) and np.all(np.abs(draws[:, 1]) <= 20_000)
     assert len(np.unique(draws[:, 1])) == n  # a fresh CFO for every burst
     assert rx.frames_ok == n
 

@@ -91,8 +91,10 @@ def _classify_all(classifiers: dict[str, Classify], images: np.ndarray, labels: 
 
 
 def sweep(schemes: list[Scheme], classifiers: dict[str, Classify], data: Dataset, snrs: list[float],
-          channel: str = "awgn", batch: int = 500, seed: int = 2024, progress: bool = True) -> Sweep:
-    """Every scheme at every SNR over ``channel``, each protocol's classifier on the same decodes."""
+          channel: str = "awgn", batch: int = 500, seed: int = 2024, progress: bool = True,
+          channel_kwargs: dict | None = None) -> Sweep:
+    """Every scheme at every SNR over ``channel`` (built with ``channel_kwargs``, e.g. a Doppler), each
+    protocol's classifier on the same decodes."""
     bad = [s for s in snrs if not math.isfinite(s)]
     if bad:  # checked before any image is classified (NaN would reach round() below)
         raise UsageError(f"SNR {bad[0]} dB is not a finite number: give SNRs such as 0 5 10")
@@ -108,7 +110,7 @@ def sweep(schemes: list[Scheme], classifiers: dict[str, Classify], data: Dataset
     for snr in snrs:
         for scheme in schemes:
             gen = torch.Generator().manual_seed(seed + round(snr * 100))
-            chan = make_channel(channel, gen)
+            chan = make_channel(channel, gen, **(channel_kwargs or {}))
             correct: dict[str, list[np.ndarray]] = {p: [] for p in classifiers}
             ps, ss = [], []
             for s in range(0, len(labels), batch):

@@ -51,6 +51,7 @@ def rss_kib() -> int:
 
 def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", source: str = "",
              device: str = "cpu", snr_db: tuple[float, float] = (0.0, 20.0), max_cfo_hz: float = MAX_CFO_HZ,
+             max_doppler: float = 0.0,
              clock_ppm: float | None = None, stall_timeout_s: float = 30.0, report_every: int = 1000,
              csv_path: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``frames`` frames through one simulated flowgraph, a random channel per frame.
@@ -81,7 +82,8 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
     ref_frame = min(RSS_REFERENCE_FRAME, max(1, frames // 2))
     cfg = SimConfig(frames=frames, model=model or JSCC_SEMANTIC, seed=seed, classifier=classifier, source=source,
                     loss_timeout_s=1.0, device=device, n_samples=0, epsilon=1.0 + ppm * 1e-6, csv_path=str(csv_path))
-    channel = burst_channel(seed=seed + 1, snr_min_db=snr_db[0], snr_max_db=snr_db[1], max_cfo_hz=max_cfo_hz)
+    channel = burst_channel(seed=seed + 1, snr_min_db=snr_db[0], snr_max_db=snr_db[1], max_cfo_hz=max_cfo_hz,
+                            max_doppler=max_doppler)
     tb = sim_loopback(cfg, channel=channel)
     errors: list[str] = []
     checkpoints: list[dict[str, Any]] = []
@@ -145,7 +147,7 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
     if tmp is not None:
         tmp.cleanup()
     return {**totals, "frames_requested": frames, "seed": seed, "clock_ppm": ppm, "snr_range_db": list(snr_db),
-            "max_cfo_hz": max_cfo_hz, "bursts": channel.bursts,
+            "max_cfo_hz": max_cfo_hz, "max_doppler": max_doppler, "bursts": channel.bursts,
             "accuracy": summary.get("accuracy"), "accuracy_sent": summary.get("accuracy_sent"),
             "exceptions": n_errors,
             "exception_messages": errors, "interrupted": bool(interrupted), "stopped_by": interrupted or None,

@@ -121,7 +121,7 @@ def calibrate(radio: Radio, plan: CalibrationPlan, peer: Radio | None = None,
             tx.stop_transmit()
             frames = frames_in_window(x, batch.window)
             ok = [f for f in frames if f.header_ok]
-            snr = frames_snr_db([f.snr_est_db for f in ok])
+            snr = frames_snr_db([f.channel_snr_db for f in ok])  # Es/N0, what --snr means in simulation
             misses = misses + 1 if snr is None else 0
             peak = peak_fraction(x)
             table.append(SNRPoint(gain, atten, snr, power_dbfs(x), peak, peak >= CLIP_PEAK, len(ok), len(payloads)))

@@ -16,7 +16,7 @@ from typing import Any
 
 from semjscc.commands.common import finite_float, positive_float, positive_int
 from semjscc.files import write_json
-from semjscc.phy.channel_model import check_cfo_hz
+from semjscc.phy.channel_model import check_cfo_hz, check_doppler
 from semjscc.phy.impairments import MAX_CFO_HZ
 
 
@@ -267,6 +267,9 @@ def _add_soak(what: argparse._SubParsersAction) -> None:
     s.add_argument("--snr-max", type=float, default=20.0, metavar="DB", help="highest SNR drawn (default %(default)s)")
     s.add_argument("--max-cfo", type=float, default=MAX_CFO_HZ, metavar="HZ",
                    help="largest |CFO| drawn, at 1 MS/s (default %(default)g)")
+    s.add_argument("--max-doppler", type=float, default=0.0, metavar="F",
+                   help="largest normalised Doppler drawn (Doppler frequency / sample rate; 1e-4 = 100 Hz at 1 MS/s): "
+                        "each frame's taps then fade within it (default 0: static channels, as before)")
     s.add_argument("--clock-ppm", type=float, default=None, metavar="PPM",
                    help="sample clock offset for the run (default: drawn within +-20 ppm)")
     s.add_argument("--stall-timeout", type=positive_float, default=30.0, metavar="S",
@@ -291,10 +294,12 @@ def _run_soak(args: argparse.Namespace) -> int:
     if args.max_cfo < 0:
         raise UsageError(f"--max-cfo must be >= 0 (offsets are drawn in +-MAX_CFO), got {args.max_cfo:g}")
     check_cfo_hz(args.max_cfo, "--max-cfo")
+    check_doppler(args.max_doppler, "--max-doppler")
     if args.clock_ppm is not None and not abs(args.clock_ppm) <= 1000:
         raise UsageError(f"--clock-ppm must lie within +-1000, got {args.clock_ppm:g}")
     r = run_soak(args.frames, seed=args.seed, model=args.model, classifier=args.classifier, source=args.source,
                  device=args.device, snr_db=(args.snr_min, args.snr_max), max_cfo_hz=args.max_cfo,
+                 max_doppler=args.max_doppler,
                  clock_ppm=args.clock_ppm, stall_timeout_s=args.stall_timeout, csv_path=args.csv,
                  progress=lambda m: print(m, file=sys.stderr, flush=True))
     keys = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "exceptions",

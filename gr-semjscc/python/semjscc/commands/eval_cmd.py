@@ -10,8 +10,10 @@ from pathlib import Path
 from semjscc.commands.common import add_data_arg, finite_float, positive_int
 from semjscc.errors import UsageError
 from semjscc.evaluation import PROTOCOLS
+from semjscc.phy.frame import MIDAMBLE_INTERVALS
 
 DEFAULT_SNRS = (0.0, 5.0, 10.0, 15.0, 20.0)
+
 SEPARATE_CHANNELS = ("awgn", "ofdm")  # the channels separate coding (semjscc.separate.envelope) simulates
 
 
@@ -38,6 +40,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="awgn, rayleigh (block fading), ofdm (differentiable multipath OFDM model), or phy: the "
                         "radio's own numpy OFDM TX/RX with a 3 kHz frequency offset, as in the GNU Radio flowgraph "
                         "(default %(default)s)")
+    p.add_argument("--doppler", type=finite_float, default=None, metavar="F",
+                   help="ofdm and phy channels: normalised Doppler (Doppler frequency / sample rate, e.g. 1e-4 = "
+                        "100 Hz at 1 MS/s): every multipath tap fades over the frame (Rayleigh, Clarke spectrum). "
+                        "With ofdm it also switches to the radio receiver's estimator (channel tracking, the "
+                        "receiver's payload SNR told to the decoder): compare --doppler 0 with --doppler 1e-4")
+    p.add_argument("--midamble", type=int, choices=MIDAMBLE_INTERVALS, default=0, metavar="N",
+                   help="ofdm and phy channels: a known mid-amble symbol after every N payload symbols "
+                        f"({', '.join(map(str, MIDAMBLE_INTERVALS[1:]))}; default 0 = none)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="test (the 10,000 test images; final tables) or val (the 5,000 training images held out "
                         "for choices; default %(default)s)")
@@ -114,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--separate supports --channel {' or '.join(SEPARATE_CHANNELS)}, not {args.channel}: "
                          f"drop --separate or pick one of those channels")
     conditions = [parse_condition(c) for c in args.uncertain or []]
+    channel_kwargs = _channel_kwargs(args)
     models = _parse_models(args.model)
     schemes = [load_scheme(label, model) for label, model in models]
     kns = {round(s.kn, 6) for s in schemes}
@@ -123,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     classifiers = {p: load_classifier_fn(r) for p, r in refs.items()}
     data = _data(args)
     out = args.out or Path(f"results/eval-{args.channel}")
-    sw = sweep(schemes, classifiers, data, args.snr, args.channel, seed=args.seed)
+    sw = sweep(schemes, classifiers, data, args.snr, args.channel, seed=args.seed, channel_kwargs=channel_kwargs)
     meta: dict = {}
     separate_for = None
     if args.separate:
@@ -138,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         meta["uncertainty"] = {"conditions": [c.__dict__ for c in conditions],
                                "snr_estimate_std_db": _estimate_std()}
     meta |= {
-        "channel": args.channel, "kn": f"1/{round(1 / schemes[0].kn)}", "n_images": len(data), "split": args.split,
+        "channel": args.channel, "channel_options": channel_kwargs,
+        "kn": f"1/{round(1 / schemes[0].kn)}", "n_images": len(data), "split": args.split,
         "models": {label: model for label, model in models}, "classifiers": refs,
         "seed": args.seed, "command": "semjscc " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     }
@@ -148,6 +160,21 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_table(doc))
     print(f"wrote {out}.json, {out}.md, {out}.png, {out}.npz")
     return 0
+
+
+def _channel_kwargs(args: argparse.Namespace) -> dict:
+    """The channel's options from --doppler / --midamble (checked before any model is loaded)."""
+    from semjscc.nn.channels import channel_options
+    from semjscc.phy.channel_model import check_doppler
+
+    if args.doppler is None and not args.midamble:
+        return {}
+    if args.channel not in ("ofdm", "phy"):
+        raise UsageError(f"--doppler and --midamble need --channel ofdm or phy (the OFDM frame), not {args.channel}")
+    if args.separate:
+        raise UsageError("--separate simulates the static OFDM channel only: drop --doppler/--midamble or --separate")
+    doppler = None if args.doppler is None else check_doppler(args.doppler, "--doppler")
+    return channel_options(args.channel, doppler, args.midamble)
 
 
 def _estimate_std() -> float:

@@ -22,8 +22,8 @@ from semjscc.files import write_json
 ENGINE = "sim_loopback"  # shipped flowgraph run in-process by semjscc.gr.sim_loopback
 # CLI option -> GRC parameter of the shipped flowgraphs
 _GRC_PARAMS = {"snr": "snr_db", "cfo": "cfo_hz", "frames": "frames", "model": "model", "classifier": "classifier",
-               "multipath": "multipath", "epsilon": "epsilon", "seed": "seed", "source": "source", "device": "device",
-               "json": "json_path", "csv": "csv_path"}
+               "multipath": "multipath", "doppler": "doppler", "midamble": "midamble", "epsilon": "epsilon",
+               "seed": "seed", "source": "source", "device": "device", "json": "json_path", "csv": "csv_path"}
 SUMMARY_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
                 "snr_est_db")
 
@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="classifier (default: the one the model's card names)")
     p.add_argument("--multipath", default=None, metavar="SPEC",
                    help="none, two-ray, indoor, or complex taps '1,0.3j,0.1' (default none)")
+    p.add_argument("--doppler", type=float, default=None, metavar="F",
+                   help="normalised Doppler (Doppler frequency / sample rate, e.g. 1e-4 = 100 Hz at 1 MS/s): the "
+                        "multipath taps fade in GNU Radio's selective fading model (Rayleigh; 'none' = flat "
+                        "fading); default 0, the static channel")
+    p.add_argument("--midamble", type=int, default=None, metavar="N",
+                   help="a known mid-amble symbol after every N payload symbols (8, 4 or 2; default 0 = none)")
     p.add_argument("--epsilon", type=float, default=None, help="sample clock ratio (default 1.0)")
     p.add_argument("--seed", type=int, default=None, help="channel noise and image order seed (default 0)")
     p.add_argument("--source", default=None, metavar="PATH", help="images (default: the CIFAR-10 test split)")

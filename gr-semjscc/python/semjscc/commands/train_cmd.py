@@ -87,6 +87,9 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
                    help="training SNRs are drawn uniformly from [LO, HI] dB, LO <= HI (default %(default)s)")
     j.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm"), default=d["channel"],
                    help="training channel (default %(default)s)")
+    j.add_argument("--doppler", type=finite_float, default=None, metavar="F",
+                   help="with --channel ofdm: train on fading taps with this normalised Doppler (e.g. 1e-4 = 100 Hz "
+                        "at 1 MS/s) and the radio receiver's channel estimator (default: the static channel)")
     j.add_argument("--mix", type=float, default=d["mix"], help="semantic loss: weight = mix + (1-mix)*importance")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"],
                    help="length of the whole one-cycle schedule (default %(default)s)")
@@ -135,9 +138,15 @@ def run_jscc(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if not 0.0 <= args.mix <= 1.0:
         raise UsageError(f"--mix must lie in [0, 1], got {args.mix}")
+    if args.doppler is not None:
+        from semjscc.phy.channel_model import check_doppler
+
+        check_doppler(args.doppler, "--doppler")
+        if args.channel != "ofdm":
+            raise UsageError(f"--doppler needs --channel ofdm, not {args.channel}")
     lo, hi = (args.fixed_snr, args.fixed_snr) if args.fixed_snr is not None else args.snr_range
     cfg = JSCCConfig(loss=args.loss, kn=args.kn, width=args.width, snr_adaptive=args.fixed_snr is None,
-                     snr_min=lo, snr_max=hi, channel=args.channel, mix=args.mix, epochs=args.epochs,
+                     snr_min=lo, snr_max=hi, channel=args.channel, doppler=args.doppler, mix=args.mix, epochs=args.epochs,
                      batch=args.batch, lr=args.lr, warmup=args.warmup, bf16=args.bf16, clip_grad=args.clip_grad,
                      seed=args.seed)
     if not 0.0 <= args.warmup < 1.0:

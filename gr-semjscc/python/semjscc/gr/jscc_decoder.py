@@ -11,7 +11,7 @@ from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads,
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import check_image_format, image_vector, make_pdu
 from semjscc.link import decoder_snr, to_pairs
-from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN
+from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
 from semjscc.runtime import load_decoder
 
 SNR_MODES = ("estimate", "fixed")
@@ -45,7 +45,7 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         if not 0 < self.n_symbols <= max_payload_len:
             raise ModelError(f"decoder {self.decoder.path} expects {self.n_symbols} symbols per image but the OFDM "
                              f"RX delivers at most {max_payload_len} (max_payload_len): raise max_payload_len here "
-                             f"and on the OFDM TX/RX (up to 65535), or use a model with a smaller k/n")
+                             f"and on the OFDM TX/RX (up to {MAX_PAYLOAD_LEN}), or use a model with a smaller k/n")
         self.snr_mode, self.snr_db = snr_mode, snr_db
 
     def set_snr_db(self, snr_db: float) -> None:

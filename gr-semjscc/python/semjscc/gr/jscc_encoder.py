@@ -12,7 +12,7 @@ from semjscc.gr.params import as_float, as_int, payload_limit
 from semjscc.gr.pdus import c32_vector, make_pdu
 from semjscc.imaging import IMAGE_SHAPE
 from semjscc.link import encoder_snr, from_pairs
-from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN
+from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
 from semjscc.runtime import load_encoder
 
 
@@ -41,7 +41,7 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         if not 0 < self.encoder.n_symbols <= max_payload_len:
             raise ModelError(f"encoder {self.encoder.path} sends {self.encoder.n_symbols} symbols per image but the "
                              f"OFDM TX/RX carry at most {max_payload_len} (max_payload_len): raise max_payload_len "
-                             f"here and on the OFDM TX/RX (up to 65535), or use a model with a smaller k/n")
+                             f"here and on the OFDM TX/RX (up to {MAX_PAYLOAD_LEN}), or use a model with a smaller k/n")
         self.n_symbols = self.encoder.n_symbols
         self.snr_db = snr_db
 

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from semjscc.errors import UsageError
-from semjscc.phy.frame import MAX_PAYLOAD_LEN
+from semjscc.phy.frame import MAX_PAYLOAD_LEN, MIDAMBLE_INTERVALS
 
 
 def as_int(block: str, name: str, value: Any, lo: int | None = None, hi: int | None = None, hint: str = "") -> int:
@@ -52,9 +52,19 @@ def one_of(block: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 def payload_limit(block: str, value: Any) -> int:
-    """A ``max_payload_len``: 1 .. 65535 complex symbols, the frame header's 16-bit length field."""
+    """A ``max_payload_len``: 1 .. 16383 complex symbols, the frame header's 14-bit length field."""
     return as_int(block, "max_payload_len", value, 1, MAX_PAYLOAD_LEN,
-                  hint=" (complex symbols per frame; the frame header's length field is 16 bits)")
+                  hint=" (complex symbols per frame; the frame header's length field is 14 bits)")
+
+
+def midamble_interval(block: str, value: Any) -> int:
+    """A mid-amble interval: payload symbols between mid-ambles, one of :data:`MIDAMBLE_INTERVALS` (0 = none)."""
+    choices = ", ".join(map(str, MIDAMBLE_INTERVALS))
+    hint = " (payload symbols between mid-ambles, 0 = none)"
+    v = as_int(block, "midamble", value, 0, max(MIDAMBLE_INTERVALS), hint=hint)
+    if v not in MIDAMBLE_INTERVALS:
+        raise UsageError(f"{block}: midamble must be one of {choices}, got {v}{hint}")
+    return v
 
 
 def _range(lo: float | None, hi: float | None, lo_open: bool = False) -> str:

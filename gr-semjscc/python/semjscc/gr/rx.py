@@ -7,8 +7,9 @@ assumes a constellation payload: ``ofdm_equalizer_simpledfe`` updates the channe
 decisions (meaningless for analog values) and ``ofdm_equalizer_static`` has no common-phase
 tracking, so a residual CFO rotates the payload unchecked; the header parser only knows GNU
 Radio's byte header formats (no FEC, 12-bit counter); and nothing there estimates SNR, which the
-JSCC decoder needs. The numpy receiver does Schmidl & Cox, integer CFO, smoothed LS channel
-estimation, pilot phase tracking, ZF/MMSE, soft Viterbi header decoding and SNR estimation.
+JSCC decoder needs. The numpy receiver does Schmidl & Cox, integer CFO, soft Viterbi header
+decoding (and sequence-aided headers in fades), channel tracking through the frame from the
+preamble, header, pilots and mid-ambles, ZF/MMSE and an estimate of the payload's SNR.
 
 Output PDU: (dict(frame_number, snr_est_db, cfo_hz, header_ok), c32vector of equalised symbols).
 A burst whose header failed is published with ``header_ok=False``, frame_number -1 and an empty

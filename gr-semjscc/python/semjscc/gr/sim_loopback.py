@@ -1,12 +1,16 @@
 """The simulated over-the-air link as a top block: the engine of ``semjscc run sim_loopback`` and
 ``semjscc demo``.
 
-    image_source -> jscc_tx -> channels.channel_model -> jscc_rx -> metrics_sink
+    image_source -> jscc_tx -+----------------------------+-> selector -> channels.channel_model -> jscc_rx -> metrics_sink
+                             +-> selective_fading_model -+
     (the sink also takes the source's PDUs, and acks back to it)
 
 It is built from the same blocks as ``flowgraphs/sim_loopback.grc`` (a test compares the two):
 the link halves ``jscc_tx`` / ``jscc_rx`` (:mod:`semjscc.gr.link_tx`, :mod:`semjscc.gr.link_rx`)
-and GNU Radio's channel model with the parameters of :mod:`semjscc.phy.channel_model`.
+and GNU Radio's channel blocks with the parameters of :mod:`semjscc.phy.channel_model`. With
+``doppler`` 0 the selector passes the transmitter's stream as it is (the static channel model
+applies the multipath); above 0 it takes GNU Radio's frequency-selective fading model, which then
+carries the multipath profile as fading taps.
 """
 
 from __future__ import annotations
@@ -25,15 +29,30 @@ from semjscc.gr.image_source import DEFAULT_MAX_IN_FLIGHT, image_source
 from semjscc.gr.link_rx import jscc_rx
 from semjscc.gr.link_tx import jscc_tx
 from semjscc.gr.metrics_sink import metrics_sink
-from semjscc.phy.channel_model import check_cfo_hz, freq_offset, multipath_taps, noise_voltage
+from semjscc.gr.params import midamble_interval
+from semjscc.phy.channel_model import (
+    check_cfo_hz,
+    check_doppler,
+    fading_delays,
+    fading_input,
+    fading_mags,
+    fading_ntaps,
+    freq_offset,
+    multipath_taps,
+    noise_voltage,
+    static_taps,
+)
 from semjscc.shipped import JSCC_SEMANTIC
 
 # The top block's edges, (block, port, block, port) by attribute name, and the GRC block each
 # attribute is: the same graph as flowgraphs/sim_loopback.grc (a test compares the two).
-WIRING = (("src", "pdus", "link_tx", "in"), ("src", "pdus", "sink", "sent"), ("link_tx", "0", "channel", "0"),
+WIRING = (("src", "pdus", "link_tx", "in"), ("src", "pdus", "sink", "sent"), ("link_tx", "0", "select", "0"),
+          ("link_tx", "0", "fading", "0"), ("fading", "0", "select", "1"), ("select", "0", "channel", "0"),
           ("channel", "0", "link_rx", "0"), ("link_rx", "out", "sink", "received"), ("sink", "ack", "src", "ack"))
-GRC_BLOCKS = {"src": "semjscc_image_source", "link_tx": "semjscc_jscc_tx", "channel": "channels_channel_model",
-              "link_rx": "semjscc_jscc_rx", "sink": "semjscc_metrics_sink"}
+GRC_BLOCKS = {"src": "semjscc_image_source", "link_tx": "semjscc_jscc_tx", "fading": "channels_selective_fading_model",
+              "select": "blocks_selector", "channel": "channels_channel_model", "link_rx": "semjscc_jscc_rx",
+              "sink": "semjscc_metrics_sink"}
+FADING_SINUSOIDS = 8  # selective_fading_model's N (its GRC default)
 
 
 class _Chain(gr.hier_block2):
@@ -57,6 +76,8 @@ class SimConfig:
     classifier: str = ""  # '' = the receiver the model's card names
     decoder_model: str = ""  # '' = the model's own decoder
     multipath: str = "none"
+    doppler: float = 0.0  # normalised (Doppler Hz / sample rate): > 0 makes the multipath taps fade
+    midamble: int = 0  # payload symbols between mid-ambles (0 = none)
     epsilon: float = 1.0
     seed: int = 0  # channel noise, and the order images are drawn in
     source: str = ""  # '' = CIFAR-10 test split
@@ -81,6 +102,8 @@ class SimConfig:
         if not math.isfinite(self.snr_db):
             raise UsageError("the SNR must be a finite number of dB")
         check_cfo_hz(self.cfo_hz, "--cfo")
+        check_doppler(self.doppler, "--doppler")
+        midamble_interval("sim_loopback", self.midamble)
         if not 0.9 < self.epsilon < 1.1:
             raise UsageError(f"epsilon is a sample clock ratio near 1.0, got {self.epsilon}")
         if not (math.isfinite(self.sample_rate_limit) and self.sample_rate_limit >= 0):
@@ -109,7 +132,7 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
         self.cfg = cfg.check()
         # models first: a bad model is reported before the dataset is decoded
         self.link_tx = jscc_tx(cfg.model, snr_db=cfg.snr_db, device=cfg.device, max_batch=cfg.max_batch,
-                               max_wait_s=cfg.max_wait_s)
+                               max_wait_s=cfg.max_wait_s, midamble=cfg.midamble)
         self.link_rx = jscc_rx(cfg.decoder_model or cfg.model, classifier=cfg.classifier, snr_mode=cfg.snr_mode,
                                snr_db=cfg.snr_db, device=cfg.device, max_batch=cfg.max_batch, max_wait_s=cfg.max_wait_s)
         if self.link_rx.n_symbols != self.link_tx.n_symbols:
@@ -125,9 +148,14 @@ class sim_loopback(gr.top_block):  # noqa: N801 (GNU Radio block naming)
         params["model_path"] = str(self.link_tx.enc.encoder.path.parent)
         self.sink = metrics_sink(json_path=cfg.json_path, csv_path=cfg.csv_path, loss_timeout_s=cfg.loss_timeout_s,
                                  n_samples=cfg.n_samples, run_info=params)
+        doppler = cfg.doppler if channel is None else 0.0
+        self.fading = channels.selective_fading_model(FADING_SINUSOIDS, doppler, False, 4.0, cfg.seed,
+                                                      fading_delays(cfg.multipath), fading_mags(cfg.multipath),
+                                                      fading_ntaps(cfg.multipath))
+        self.select = blocks.selector(gr.sizeof_gr_complex, fading_input(doppler), 0)
         if channel is None:
             model = channels.channel_model(noise_voltage(cfg.snr_db), freq_offset(cfg.cfo_hz), cfg.epsilon,
-                                           multipath_taps(cfg.multipath), cfg.seed)
+                                           static_taps(cfg.multipath, doppler), cfg.seed)
             parts: list[gr.basic_block] = [model]
         else:  # only the sample clock stays in the channel model
             parts = [channels.channel_model(0.0, 0.0, cfg.epsilon, [1.0], cfg.seed), channel]

@@ -9,8 +9,10 @@ on the data carriers (it never maps bits), so it carries analog symbols unchange
 pilots and both sync words. The only custom pieces are the framers: GNU Radio's header
 generators format bytes (12-bit counter, CRC-8, no FEC) and need a byte stream, while this PHY's
 header (16-bit frame number, CRC-16, K=7 tail-biting code, see :mod:`semjscc.phy.frame`) must be
-prepended to a stream of complex symbols. The output matches :func:`semjscc.phy.tx.modulate_burst`
-sample for sample (unitary IFFT: the 1/sqrt(N) scale is the FFT block's window).
+prepended to a stream of complex symbols. With ``midamble`` the framers also put a mid-amble's 48
+known values after every ``midamble`` payload symbols' worth of data; the allocator treats them as
+data and adds its pilots, which is exactly a mid-amble symbol. The output matches
+:func:`semjscc.phy.tx.modulate_burst` sample for sample (unitary IFFT: the 1/sqrt(N) scale is the FFT block's window).
 
 PDU input goes straight into ``pdu_framer`` rather than through gr-pdu's ``pdu_to_tagged_stream``:
 that block turns one PDU into stream per scheduler wake-up, so PDUs that arrive together (a batch
@@ -28,7 +30,7 @@ import pmt
 from gnuradio import digital, fft, gr
 
 from semjscc.errors import UsageError
-from semjscc.gr.params import as_int, one_of, payload_limit
+from semjscc.gr.params import as_int, midamble_interval, one_of, payload_limit
 from semjscc.gr.pdus import c32_array, log, split_pdu
 from semjscc.phy.frame import (
     DEFAULT_FRAME_FORMAT,
@@ -53,19 +55,37 @@ def min_output_buffer(block: gr.basic_block, items: int) -> None:
 
 class _Framer:
     """What both framers share: the frame number counter, the length limit and writing
-    [header, payload] packets with their length tags."""
+    [header, payload with its mid-ambles] packets with their length tags."""
 
     def _setup_framing(self, block: str, len_tag_key: str, first_frame_number: int, max_payload_len: int,
                        fmt: FrameFormat) -> None:
         self.max_payload_len = payload_limit(block, max_payload_len)
         self._len_key = pmt.intern(len_tag_key)
         self._next = as_int(block, "first_frame_number", first_frame_number) % _WRAP
+        self.fmt = fmt
         self._hdr_len = fmt.n_header * fmt.numerology.n_data
+        self._max_out = self._hdr_len + self._framed_len(self.max_payload_len)
         self.frames_framed = 0
         self.frames_too_long = 0  # packets longer than max_payload_len, dropped (logged once)
         # Only run once there is room for a longest packet (whole packets are written); waking
         # per packet would cost a Python call per packet.
-        self.set_min_noutput_items(self.max_payload_len + self._hdr_len)  # type: ignore[attr-defined]
+        self.set_min_noutput_items(self._max_out)  # type: ignore[attr-defined]
+
+    def _framed_len(self, length: int) -> int:
+        """Items after the header for a packet of ``length`` symbols: the data and its mid-ambles."""
+        return length + self.fmt.n_midambles(length) * self.fmt.numerology.n_data
+
+    def _with_midambles(self, data: np.ndarray) -> np.ndarray:
+        """``data`` with a mid-amble's known values after every ``midamble`` symbols' worth (not at the end)."""
+        n_mid = self.fmt.n_midambles(len(data))
+        if not n_mid:
+            return data
+        chunk = self.fmt.midamble * self.fmt.numerology.n_data
+        parts = []
+        for i in range(n_mid):
+            parts += [data[i * chunk:(i + 1) * chunk], self.fmt.numerology.midamble_values]
+        parts.append(data[n_mid * chunk:])
+        return np.concatenate(parts)
 
     def _frame_number(self, value: Any) -> int:
         """The frame number a packet carries: its own (modulo 2^16), else the next of the counter."""
@@ -78,13 +98,13 @@ class _Framer:
         each packet's first item with its length; returns the items written."""
         if not payloads:
             return 0
-        headers = encode_header(np.array(fns), np.array([len(p) for p in payloads]))
+        headers = encode_header(np.array(fns), np.array([len(p) for p in payloads]), self.fmt.pattern)
         w0, o = self.nitems_written(0), 0  # type: ignore[attr-defined]
         for payload, hdr in zip(payloads, headers, strict=True):
-            n = self._hdr_len + len(payload)
+            n = self._hdr_len + self._framed_len(len(payload))
             self.add_item_tag(0, w0 + o, self._len_key, pmt.from_long(n))  # type: ignore[attr-defined]
             out[o:o + self._hdr_len] = hdr
-            out[o + self._hdr_len:o + n] = payload
+            out[o + self._hdr_len:o + n] = self._with_midambles(payload)
             o += n
         self.frames_framed += len(payloads)
         return o
@@ -111,7 +131,7 @@ class header_framer(gr.basic_block, _Framer):  # noqa: N801 (GNU Radio block nam
         self.set_tag_propagation_policy(gr.TPP_DONT)
         self._setup_framing("header_framer", len_tag_key, first_frame_number, max_payload_len, fmt)
         self._fn_key = pmt.intern(FRAME_NUMBER_KEY)
-        min_output_buffer(self, 2 * (self.max_payload_len + self._hdr_len))
+        min_output_buffer(self, 2 * self._max_out)
 
     def forecast(self, noutput_items: int, ninputs: int) -> list[int]:
         # Output is longer than input and only whole packets are written: ask for any input at all
@@ -146,13 +166,13 @@ class header_framer(gr.basic_block, _Framer):  # noqa: N801 (GNU Radio block nam
                 pos = min(start + length, n_in)  # an untagged remainder is dropped next call
                 self._too_long(length)
                 continue
-            if start + length > n_in or used + self._hdr_len + length > n_out:
+            if start + length > n_in or used + self._hdr_len + self._framed_len(length) > n_out:
                 break
             fn_pmt = fn_tags.get(tag.offset)
             payloads.append(inp[start:start + length])
             fns.append(self._frame_number(pmt.to_long(fn_pmt) if fn_pmt is not None and pmt.is_integer(fn_pmt)
                                           else None))
-            used += self._hdr_len + length
+            used += self._hdr_len + self._framed_len(length)
             pos = start + length
         written = self._write(out, payloads, fns)
         self.consume(0, pos)
@@ -173,7 +193,7 @@ class pdu_framer(gr.basic_block, _Framer):  # noqa: N801 (GNU Radio block naming
         gr.basic_block.__init__(self, name="semjscc_pdu_framer", in_sig=None, out_sig=[np.complex64])
         self._setup_framing("pdu_framer", len_tag_key, first_frame_number, max_payload_len, fmt)
         # room for a batch of packets per call (the encoder publishes a batch at once)
-        min_output_buffer(self, 8 * (self.max_payload_len + self._hdr_len))
+        min_output_buffer(self, 8 * self._max_out)
         self.message_port_register_in(pmt.intern("pdus"))
         self.set_msg_handler(pmt.intern("pdus"), self._queue_pdu)  # a handler: GNU Radio never prunes the queue
         self._queue: deque[tuple[np.ndarray, int | None]] = deque()
@@ -202,11 +222,11 @@ class pdu_framer(gr.basic_block, _Framer):  # noqa: N801 (GNU Radio block naming
         payloads: list[np.ndarray] = []
         fns: list[int] = []
         used = 0
-        while self._queue and used + self._hdr_len + len(self._queue[0][0]) <= len(out):
+        while self._queue and used + self._hdr_len + self._framed_len(len(self._queue[0][0])) <= len(out):
             payload, fn = self._queue.popleft()
             payloads.append(payload)
             fns.append(self._frame_number(fn))
-            used += self._hdr_len + len(payload)
+            used += self._hdr_len + self._framed_len(len(payload))
         return self._write(out, payloads, fns)
 
 
@@ -219,8 +239,10 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
     with ``pad_before``/``pad_after`` zeros (per-subcarrier Es = 1 for unit-power symbols)."""
 
     def __init__(self, input_type: str = "pdu", len_tag_key: str = "packet_len", pad_before: int = 160,
-                 pad_after: int = 160, first_frame_number: int = 0, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
+                 pad_after: int = 160, first_frame_number: int = 0, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
+                 midamble: int = 0) -> None:
         input_type = one_of("ofdm_tx", "input_type", input_type, ("pdu", "stream"))
+        midamble = midamble_interval("ofdm_tx", midamble)
         max_payload_len = payload_limit("ofdm_tx", max_payload_len)
         pad_before = as_int("ofdm_tx", "pad_before", pad_before, 0, hint=" (zero samples before each burst)")
         pad_after = as_int("ofdm_tx", "pad_after", pad_after, 0, hint=" (zero samples after each burst)")
@@ -228,9 +250,9 @@ class ofdm_tx(gr.hier_block2):  # noqa: N801 (GNU Radio block naming)
             raise UsageError("ofdm_tx: len_tag_key must be a tag name such as packet_len, got ''")
         in_sig = gr.io_signature(0, 0, 0) if input_type == "pdu" else gr.io_signature(1, 1, gr.sizeof_gr_complex)
         gr.hier_block2.__init__(self, "semjscc_ofdm_tx", in_sig, gr.io_signature(1, 1, gr.sizeof_gr_complex))
-        self.fmt = FrameFormat(pad_before=pad_before, pad_after=pad_after)
+        self.fmt = FrameFormat(pad_before=pad_before, pad_after=pad_after, midamble=midamble)
         num = self.fmt.numerology
-        max_syms = self.fmt.n_overhead + self.fmt.n_payload_symbols(max_payload_len)
+        max_syms = self.fmt.frame_symbols(max_payload_len)
         framer = pdu_framer if input_type == "pdu" else header_framer
         self.framer = framer(len_tag_key, first_frame_number, max_payload_len, self.fmt)
         self.allocator = digital.ofdm_carrier_allocator_cvc(

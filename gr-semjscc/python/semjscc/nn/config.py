@@ -40,6 +40,7 @@ class JSCCConfig:
     snr_min: float = 0.0  # training SNRs drawn uniformly per image from [snr_min, snr_max] dB
     snr_max: float = 20.0
     channel: str = "awgn"
+    doppler: float | None = None  # ofdm channel: normalised Doppler and the receiver's estimator (None: static, LS)
     mix: float = 0.0  # semantic loss: weight = mix + (1 - mix) * importance (the floor)
     epochs: int = 150
     batch: int = 128

@@ -16,7 +16,7 @@ import torch
 
 from semjscc.data import load_cifar10
 from semjscc.errors import UsageError
-from semjscc.nn.channels import make_channel
+from semjscc.nn.channels import channel_options, make_channel
 from semjscc.nn.config import JSCCConfig, check_snr_range
 from semjscc.nn.importance import ImportanceConfig, cached_importance
 from semjscc.nn.jscc import JSCC
@@ -49,14 +49,15 @@ def _batch_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(model: JSCC, images_u8: np.ndarray, labels: np.ndarray, classifier: torch.nn.Module | None,
-             channel_name: str, device: torch.device, snrs: tuple[float, ...] = VAL_SNRS) -> dict:
+             channel_name: str, device: torch.device, snrs: tuple[float, ...] = VAL_SNRS,
+             doppler: float | None = None) -> dict:
     """Mean PSNR and SSIM of the reconstructions, and the classifier's accuracy on them when one is
     given, at each of ``snrs`` over ``channel_name`` (fixed noise seed: runs compare like for like)."""
     from semjscc.metrics import ssim
 
     model.eval()
     gen = torch.Generator(device=device).manual_seed(99)
-    channel = make_channel(channel_name, gen)
+    channel = make_channel(channel_name, gen, **channel_options(channel_name, doppler))
     out = {}
     for snr in snrs:
         se, ss, correct = 0.0, 0.0, 0
@@ -175,7 +176,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
             where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
             print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where}")
     ddp = wrap_ddp(model, rt)
-    channel = make_channel(cfg.channel, None)
+    channel = make_channel(cfg.channel, None, **channel_options(cfg.channel, cfg.doppler))
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)  # training time summed over resumes
 
     def save(epoch: int, **more: object) -> None:
@@ -216,7 +217,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
                 break
             check_not_diverged(history, tally.mean_loss, epoch + 1)
             last = epoch + 1 == cfg.epochs
-            val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device) \
+            val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device, doppler=cfg.doppler) \
                 if last or (epoch + 1) % val_every == 0 else {}
             history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, **val, "clipped": tally.clipped,
                             "lr": opt.param_groups[0]["lr"], "elapsed_s": round(timer.elapsed, 1)})

@@ -6,6 +6,7 @@ lost or corrupt), summarised with the frame ledger of :mod:`semjscc.link`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +41,8 @@ class FrameResult:
     pred: int | None = None
     confidence: float | None = None
     psnr_db: float | None = None
-    snr_est_db: float | None = None
+    snr_est_db: float | None = None  # the payload's SNR estimate (what the decoder is told)
+    channel_snr_db: float | None = None  # the channel's Es/N0 estimate (what a simulation's SNR means)
     cfo_hz: float | None = None
     decoder_snr_db: float | None = None
     sample_start: int | None = None  # in the capture
@@ -84,6 +86,7 @@ def decode_capture(iq: np.ndarray, window: tuple[int, int], sent: Sequence[TxFra
             continue  # a frame of another batch (cannot happen with one cyclic batch) or a duplicate
         r = results[s.frame]
         r.snr_est_db, r.cfo_hz, r.sample_start = f.snr_est_db, f.cfo_hz, f.start
+        r.channel_snr_db = f.channel_snr_db
         r.sample_count = len(f.payload)
         if len(f.payload) != models.n_symbols:
             r.status = "corrupt"
@@ -122,4 +125,6 @@ def summarize(frames: Sequence[FrameResult], header_failures: int) -> dict[str, 
             ledger.lose(f.frame, "corrupt" if f.status == "corrupt" else "missing")
     ledger.header_failure(int(header_failures))
     s = ledger.summary()
-    return {k: s[k] for k in SUMMARY_KEYS}
+    es_n0 = [f.channel_snr_db for f in frames if f.status == "received" and f.channel_snr_db is not None
+             and math.isfinite(f.channel_snr_db)]
+    return {**{k: s[k] for k in SUMMARY_KEYS}, "channel_snr_db": float(np.mean(es_n0)) if es_n0 else None}

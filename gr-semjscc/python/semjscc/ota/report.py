@@ -88,8 +88,8 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         a1.plot([s["snr_db"] for s in sim], [100 * (s["accuracy"] or 0) for s in sim], "-", color="gray",
                 label="simulated (AWGN, same PHY)")
         a2.plot([s["snr_db"] for s in sim], [s["psnr_db"] or 0 for s in sim], "-", color="gray", label="simulated")
-    if pts:
-        x = [p["snr_est_db"] for p in pts]
+    if pts:  # the channel's Es/N0 (the simulated curve's axis); older summaries have only the payload's
+        x = [p.get("channel_snr_db") or p["snr_est_db"] for p in pts]
         a1.plot(x, [100 * (p["accuracy"] or 0) for p in pts], "o", label="over the air (received frames)")
         a1.plot(x, [100 * (p["accuracy_sent"] or 0) for p in pts], "x", label="over the air (lost = wrong)")
         a2.plot(x, [p["psnr_db"] or 0 for p in pts], "o", label="over the air")

@@ -385,7 +385,7 @@ def _summary(exp: Experiment, meta: dict[str, Any], points: list[dict[str, Any]]
     doc: dict[str, Any] = {**totals(frames_by_point, failures_by_point), "points": per_point,
                            "interrupted": interrupted}
     if exp.simulate and not interrupted:
-        measured = [p["snr_est_db"] for p in per_point if p.get("snr_est_db") is not None]
+        measured = [p.get("channel_snr_db") or p["snr_est_db"] for p in per_point if p.get("snr_est_db") is not None]
         wanted = [p["target_snr_db"] for p in points if p.get("target_snr_db") is not None]
         curve = simulate_curve(models, images, labels, _sim_grid(measured + wanted), exp.batch, exp.seed,
                                stop_requested)

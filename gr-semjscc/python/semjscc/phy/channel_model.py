@@ -12,6 +12,11 @@ them one way:
 * frequency offset: the CFO normalised to the sample rate;
 * taps: a named multipath profile or a list of complex taps, normalised to unit energy so the mean
   per-subcarrier SNR stays the SNR asked for, and no longer than the cyclic prefix.
+* Doppler (a time-varying channel): with ``doppler`` > 0 (normalised, GNU Radio's fD*Ts) the
+  multipath profile becomes the power delay profile of GNU Radio's ``selective_fading_model``
+  (every tap an independent Rayleigh fader, Clarke spectrum; "none" gives flat fading) ahead of
+  the channel model, whose own taps are then [1]. A ``blocks.selector`` picks the faded or the
+  plain stream (``fading_input``), so ``doppler`` 0 is exactly the static channel of before.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 SAMPLE_RATE = DEFAULT_NUMEROLOGY.sample_rate  # the PHY's native rate (1 MS/s); CFOs in Hz refer to it
 MAX_CFO_SUBCARRIERS = 3.0  # the receiver's default CFO search range, in subcarrier spacings
 CFO_SEARCH_HZ = MAX_CFO_SUBCARRIERS * DEFAULT_NUMEROLOGY.subcarrier_spacing  # 46,875 Hz at 1 MS/s
+# Normalised Doppler (Doppler frequency / sample rate, GNU Radio's fD*Ts) above which a channel changes
+# within one FFT window enough to cause inter-carrier interference the receiver does not model:
+# 0.01 = 10 kHz at 1 MS/s.
+MAX_DOPPLER = 0.01
 
 # Tap delays in samples (1 us at 1 MS/s), all well inside the 16-sample cyclic prefix.
 MULTIPATH_PROFILES: dict[str, tuple[complex, ...]] = {
@@ -79,3 +88,41 @@ def check_cfo_hz(cfo_hz: float, what: str = "the CFO") -> float:
         raise UsageError(f"{what} must stay within +-{MAX_CFO_SUBCARRIERS:g} subcarriers ({CFO_SEARCH_HZ:.0f} Hz at "
                          f"{SAMPLE_RATE / 1e6:g} MS/s), the receiver's search range; got {cfo_hz:g} Hz")
     return v
+
+
+def check_doppler(doppler: float, what: str = "the Doppler") -> float:
+    """``doppler`` if it is a normalised Doppler in [0, MAX_DOPPLER], else a UsageError naming ``what``."""
+    try:
+        v = float(doppler)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and 0.0 <= v <= MAX_DOPPLER):
+        raise UsageError(f"{what} is a normalised Doppler (Doppler frequency / sample rate, e.g. 1e-4 = 100 Hz at "
+                         f"{SAMPLE_RATE / 1e6:g} MS/s) in 0..{MAX_DOPPLER:g}; got {doppler!r}")
+    return v
+
+
+def fading_delays(spec: str) -> list[float]:
+    """``selective_fading_model`` delays (samples) for a multipath profile: its taps with energy."""
+    return [float(i) for i, t in enumerate(multipath_taps(spec)) if t != 0]
+
+
+def fading_mags(spec: str) -> list[float]:
+    """``selective_fading_model`` magnitudes: the profile's tap magnitudes (unit energy, so the mean
+    SNR is the one asked for; each path is a unit-power fader)."""
+    return [abs(t) for t in multipath_taps(spec) if t != 0]
+
+
+def fading_ntaps(spec: str) -> int:
+    """``selective_fading_model`` FIR length: the profile's length (integer delays: no sinc spread)."""
+    return len(multipath_taps(spec))
+
+
+def static_taps(spec: str, doppler: float) -> list[complex]:
+    """The channel model's taps: the profile when static, [1] when the fading model carries it."""
+    return multipath_taps(spec) if check_doppler(doppler, "doppler") == 0 else [1.0]
+
+
+def fading_input(doppler: float) -> int:
+    """The selector input: 0 = the transmitter's stream as it is, 1 = through the fading model."""
+    return 1 if check_doppler(doppler, "doppler") > 0 else 0

@@ -89,6 +89,12 @@ class OFDMNumerology:
         return self.bins(self.pilot_carriers)
 
     @property
+    def midamble_values(self) -> np.ndarray:
+        """What a mid-amble (:mod:`semjscc.phy.frame`) puts on the data carriers: sync_word2's values
+        there, known BPSK on every carrier; its pilot carriers keep the usual pilots."""
+        return np.asarray(self.sync_word2, dtype=np.complex64)[self.data_bins]
+
+    @property
     def subcarrier_spacing(self) -> float:
         """Hz between subcarriers (sample rate / FFT length)."""
         return self.sample_rate / self.fft_len

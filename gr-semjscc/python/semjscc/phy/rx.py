@@ -17,6 +17,9 @@ Pipeline, batched over every candidate burst in a buffer (no per-sample Python l
    A tone (or a few) passes Schmidl & Cox and has rho ~1 on the bins holding its energy: the
    preamble's energy must also be spread over the carriers (effective number (sum e)^2 / sum e^2
    >= 6) and present on sync_word2's odd carriers, which a half-symbol periodic signal leaves empty.
+   In a fade (a preamble near 0 dB) the top of the Schmidl & Cox plateau wanders by tens of
+   samples and the windows take in the next symbol: a candidate that fails is tried again one
+   cyclic prefix earlier and later.
 4. Fine timing: cross-correlation with sync_word2's time waveform, FFT window placed
    ``timing_margin`` samples before the first strong path, inside the cyclic prefix. The default,
    8 of the 16 CP samples, leaves 7 samples (7 us at 1 MS/s) for delay spread and lets a burst
@@ -26,14 +29,33 @@ Pipeline, batched over every candidate burst in a buffer (no per-sample Python l
    ``channel_taps``-tap impulse response (noise reduction ~ taps / observations).
 7. Header: common phase per header symbol from all its carriers (BPSK squared, pilots resolve
    the pi ambiguity), matched-filter soft bits, tail-biting Viterbi (skipped when the hard
-   decisions are already a codeword, or when the preamble fit says SNR < -5 dB), CRC-16.
-8. With a good header the two header symbols are known: they refine the channel estimate (decision
-   directed, exact because the CRC passed). Payload: common phase per symbol from the pilots
-   (``phase_tracking`` 'linear' fits phase + residual CFO through all pilots of the frame, 'symbol'
-   uses each symbol's own pilots), then ZF or MMSE equalisation.
-9. SNR estimate: residual of every known resource element (preamble, header) after the channel
-   fit, degrees of freedom corrected; reported as mean |H|^2 / noise variance (Es/N0 per
-   subcarrier, the project's convention).
+   decisions are already a codeword, or when the preamble fit says SNR < -5 dB), CRC-16; the
+   header's pilot-pattern bits say whether mid-ambles follow. Sequence-aided acquisition: frame
+   numbers count up, so a burst whose CRC failed, lying between good headers (or after the last
+   one), can only carry one of a few (frame number, length, pattern) headers -- fewer still as every
+   frame takes its own air time. Its soft header values are correlated with those codewords (per
+   header symbol, either sign) and the best is taken when the correlation reaches ``_AIDED_Z``,
+   set so that on noise this adds no more false headers than the CRC itself lets through. That
+   holds a frame down to about -5 dB on its header instead of about -1 dB: in fades at 5 dB, half
+   the frames lost before.
+8. With a good header the two header symbols are known. Channel tracking through the frame
+   (:class:`semjscc.phy.tracking.ChannelTracker`): after a common phase per symbol (a line through
+   the phases of every symbol's known carriers with ``phase_tracking`` 'linear', each symbol's own
+   with 'symbol'), an LMMSE estimate of the channel on every OFDM symbol from every known resource
+   element -- preamble, header, the pilots of each payload symbol and any mid-amble -- with the
+   taps' time variation expanded in the leading eigenvectors of Clarke's correlation for a few
+   hypothesised Dopplers; the frame's evidence picks the Doppler (a static channel keeps the static
+   estimate). Four pilots per symbol follow a few strong paths; mid-ambles (``FrameFormat(midamble=)``)
+   give the whole band every few symbols for faster or richer channels. Then ZF or MMSE
+   equalisation, with the estimate's own error variance added to the noise.
+9. SNR estimate (``snr_est_db``, what the SNR-adaptive decoder is told): the payload's, i.e. what
+   10 log10(1 / mean |x_hat - x|^2) should be for the equalised symbols x_hat of the unit-power
+   symbols x sent -- mean over the payload of (N + V) / (|H|^2 + N + V) for MMSE, (N + V) / |H|^2 for
+   ZF, with H the tracked channel, V its estimate's variance and N the noise variance from the
+   residuals of every known resource element after the fit (degrees of freedom corrected). Under
+   Doppler it falls with the payload's SNR rather than reporting the preamble's. (Before issue 13 it
+   was mean |H|^2 / N from the preamble and header; under MMSE on AWGN the payload's SNR is
+   10 log10(1 + snr): 3.0 dB at 0 dB, 10.4 dB at 10 dB.)
 
 Accounting: every validated candidate is either a frame with a good header, or (if its preamble is
 unambiguous: rho >= ``report_threshold``, also without its two strongest carriers, so that a tone in
@@ -54,10 +76,12 @@ from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
 from semjscc.phy.frame import (
     DEFAULT_FRAME_FORMAT,
     MAX_FRAME_NUMBER,
+    MIDAMBLE_INTERVALS,
     FrameFormat,
     decode_header,
     encode_header,
 )
+from semjscc.phy.tracking import ChannelTracker
 
 _TINY = 1e-30
 _MIN_HEADER_SNR_DB = -5.0  # preamble-fit SNR below which a header is not worth decoding
@@ -72,6 +96,12 @@ _MIN_SPREAD = 6.0
 # SNR, no loss up to 0.5 at -1 dB; half-symbol periodic input: nothing on odd carriers).
 _MIN_ODD = 0.25
 _TRIM = 2  # strongest carriers left out of the robust rho that decides on reporting a failed header
+_RETRY_OFFSETS = (-16, 16)  # samples: preamble windows tried when the first fails (one CP each way)
+_AIDED_WINDOW = 16  # frame numbers tried on each side of a good header (up to 15 frames lost in between)
+# Codeword correlation accepted. On noise Z is the sum over the 2 header symbols of |N(0, 1/2)|, so
+# P(Z >= 5.6) <= 4 Q(5.6) = 4.3e-8 per codeword: with at most 2 x 16 codewords per candidate that is
+# no more than the 2^-16 x 1/8 (CRC, length limit) chance that a Viterbi-decoded noise header passes.
+_AIDED_Z = 5.6
 
 
 @dataclass
@@ -84,6 +114,8 @@ class ReceivedFrame:
     start: int  # absolute index of the frame's first sample (first cyclic prefix of the preamble)
     preamble_metric: float  # rho in [0, 1]
     noise_var: float
+    header_aided: bool = False  # the header was taken from the frame-number sequence (its CRC failed)
+    channel_snr_db: float = math.nan  # Es/N0 per subcarrier, mean |H|^2 / noise (the channel's, not the payload's)
 
     def metadata(self) -> dict:
         return {"frame_number": int(self.frame_number), "snr_est_db": float(self.snr_est_db),
@@ -97,6 +129,8 @@ class RxStats:
     header_ok: int = 0
     header_failed: int = 0  # reported frames whose header CRC failed
     rejected: int = 0  # validated but weak preamble and failed header: not reported
+    headers_decoded: int = 0  # header decodes attempted (each could pass its CRC by chance on noise)
+    headers_aided: int = 0  # headers taken from the frame-number sequence (CRC failed, codeword matched)
     cut_short: int = 0  # good header, but the stream ended before the frame did: dropped at flush
 
 
@@ -148,8 +182,11 @@ class _Candidates:
     snr: np.ndarray
     fn: np.ndarray
     ln: np.ndarray
+    pat: np.ndarray  # pilot pattern code from the header
     crc_ok: np.ndarray
     metric: np.ndarray
+    soft: np.ndarray  # (K, 96) header soft values in slot order
+    aided: np.ndarray  # header taken from the frame-number sequence rather than decoded
 
     @classmethod
     def concat(cls, parts: list[_Candidates]) -> _Candidates:
@@ -177,16 +214,25 @@ class _Grid:
         self.w_pre = np.abs(self.x1) ** 2 + np.abs(self.x2) ** 2
         self.w_full = self.w_pre + fmt.n_header  # header symbols: unit-modulus on every used carrier
         self.taps = channel_taps if smooth else len(used)
+        # the FFT window opens timing_margin samples before the first path: model a few taps
+        # earlier than that (timing error) and the rest after it (delay spread)
+        first = timing_margin - 4
+        delays = np.arange(first, first + channel_taps)
+        F = np.exp(-2j * np.pi * np.outer(used, delays) / self.nfft)
+        self.tap_fit = np.linalg.pinv(F).T.copy()  # smoothed H (K, U) @ tap_fit -> taps (K, L)
+        self.tracker = ChannelTracker(used, delays, self.nfft, self.sym)
         if smooth:
-            # the FFT window opens timing_margin samples before the first path: model a few taps
-            # earlier than that (timing error) and the rest after it (delay spread)
-            first = timing_margin - 4
-            delays = np.arange(first, first + channel_taps)
-            F = np.exp(-2j * np.pi * np.outer(used, delays) / self.nfft)
             self.proj_pre = self._projector(F, self.w_pre)
             self.proj_full = self._projector(F, self.w_full)
         else:
             self.proj_pre = self.proj_full = None
+        # layout weights (|X|^2 on known resource elements) of the overhead and of a payload symbol
+        self.w_overhead = np.zeros((fmt.n_overhead, len(used)))
+        self.w_overhead[0] = np.abs(self.x1) ** 2
+        self.w_overhead[1] = np.abs(self.x2) ** 2
+        self.w_overhead[fmt.n_preamble:] = 1.0
+        self.w_payload = np.zeros(len(used))
+        self.w_payload[self.pilot_pos] = 1.0
 
     @staticmethod
     def _projector(basis: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -228,6 +274,7 @@ class OFDMReceiver:
         self._buf = np.zeros(0, dtype=np.complex64)
         self._base = 0  # absolute index of _buf[0]
         self._last_end = 0  # absolute index before which everything is decided
+        self._last_header: tuple[int, int, int, int] | None = None  # (start, frame number, length, pattern) last accepted
 
     def process(self, samples: np.ndarray) -> list[ReceivedFrame]:
         x = np.asarray(samples).astype(np.complex64, copy=False).ravel()
@@ -382,29 +429,108 @@ class OFDMReceiver:
         weak = np.flatnonzero(~strong)
         weak = weak[~self._inside(d2[weak], parts)]
         parts.append(self._refine(x, d2[weak], eps2[weak], m2[weak]))
-        return self._assemble(x, end, _Candidates.concat(parts))
+        c = _Candidates.concat(parts)
+        self._aid_headers(c)
+        return self._assemble(x, end, c)
+
+    def _aid_headers(self, c: _Candidates) -> None:
+        """Sequence-aided header acquisition for validated candidates whose header failed (see the
+        module docstring, step 7): frame numbers count up, so a burst between two good headers (or
+        after the last one) can only carry one of a few (frame number, length) pairs; fewer still
+        since each frame takes its own length of air time. The soft header values are correlated
+        with those codewords and the best one is taken when its normalised correlation Z (about
+        N(0, 1) on noise) reaches _AIDED_Z."""
+        todo = np.flatnonzero(~c.crc_ok & (c.snr >= _MIN_HEADER_SNR_DB))
+        ok = np.flatnonzero(c.crc_ok)
+        refs = sorted(zip((self._base + c.start[ok]).tolist(), c.fn[ok].tolist(), c.ln[ok].tolist(),
+                          c.pat[ok].tolist(), strict=True))
+        if self._last_header is not None:
+            refs.insert(0, self._last_header)
+        if not len(todo) or not refs:
+            return
+        ref_starts = np.array([r[0] for r in refs])
+        tol, wrap = self.g.cp, MAX_FRAME_NUMBER + 1
+        for i in todo:
+            s_i = self._base + int(c.start[i])
+            hyp: list[tuple[int, int, int]] = []
+            j = int(np.searchsorted(ref_starts, s_i - tol)) - 1  # the last good header before this burst
+            if j >= 0:
+                s_p, fn_p, ln_p, pat_p = refs[j]
+                k_max = min(_AIDED_WINDOW, (s_i - s_p + tol) // self._frame_samples(ln_p, pat_p))
+                hyp += [((fn_p + k) % wrap, ln_p, pat_p) for k in range(1, k_max + 1)]
+            j = int(np.searchsorted(ref_starts, s_i + tol, side="right"))  # the first one after it
+            if j < len(refs):
+                s_n, fn_n, ln_n, pat_n = refs[j]
+                k_max = min(_AIDED_WINDOW, (s_n - s_i + tol) // self._frame_samples(ln_n, pat_n))
+                hyp += [((fn_n - k) % wrap, ln_n, pat_n) for k in range(1, k_max + 1)]
+            if not hyp:
+                continue
+            hyp = sorted(set(hyp))
+            code = np.real(encode_header(*np.array(hyp).T))
+            soft = c.soft[i].reshape(self.fmt.n_header, -1)
+            code = code.reshape(len(hyp), self.fmt.n_header, -1)
+            # per header symbol, either sign: a symbol whose pi ambiguity was resolved wrongly still counts
+            z = np.sum(np.abs(np.einsum("hsn,sn->hs", code, soft)), axis=1) / (np.sqrt(np.sum(soft * soft)) + _TINY)
+            best = int(np.argmax(z))
+            if z[best] >= _AIDED_Z:
+                c.fn[i], c.ln[i], c.pat[i] = hyp[best]
+                c.crc_ok[i] = c.aided[i] = True
+                self.stats.headers_aided += 1
 
     def _inside(self, pos: np.ndarray, parts: list[_Candidates]) -> np.ndarray:
         """Which positions fall inside a frame with a good header found so far."""
         starts = [p.start[p.crc_ok] for p in parts]
         if not len(pos) or not sum(len(s) for s in starts):
             return np.zeros(len(pos), dtype=bool)
-        ends = [p.start[p.crc_ok] + (self.fmt.n_overhead + self._n_pay(p.ln[p.crc_ok])) * self.g.sym for p in parts]
+        ends = [p.start[p.crc_ok] + self._frame_symbols(p.ln[p.crc_ok], p.pat[p.crc_ok]) * self.g.sym for p in parts]
         iv_start, iv_end = np.concatenate(starts), np.concatenate(ends)
         order = np.argsort(iv_start)
         iv_start, iv_end = iv_start[order], np.maximum.accumulate(iv_end[order])
         j = np.searchsorted(iv_start, pos, side="right") - 1
         return (j >= 0) & (pos < iv_end[np.maximum(j, 0)])
 
-    def _n_pay(self, ln: np.ndarray) -> np.ndarray:
-        return -(-ln // self.num.n_data)
+    def _frame_symbols(self, ln: np.ndarray, pat: np.ndarray) -> np.ndarray:
+        """OFDM symbols of frames of payload lengths ``ln`` and pilot patterns ``pat`` (header fields)."""
+        n_pay = -(-np.asarray(ln) // self.num.n_data)
+        every = np.asarray(MIDAMBLE_INTERVALS)[np.asarray(pat)]
+        n_mid = np.where((every > 0) & (n_pay > 0), (n_pay - 1) // np.maximum(every, 1), 0)
+        return self.fmt.n_overhead + n_pay + n_mid
+
+    def _frame_samples(self, ln: int, pat: int) -> int:
+        return int(self._frame_symbols(np.array([ln]), np.array([pat]))[0]) * self.g.sym
 
     def _validate(self, x: np.ndarray, d: np.ndarray, corr: np.ndarray,
                   metric: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Integer CFO + validation (rho) at coarse timing -> (d, CFO in subcarriers, rho, metric) that
-        pass. ``corr`` is the Schmidl & Cox correlation P at each candidate, ``metric`` its M."""
-        g = self.g
+        pass. ``corr`` is the Schmidl & Cox correlation P at each candidate, ``metric`` its M.
+
+        At low SNR (a preamble in a fade) the top of the smoothed Schmidl & Cox plateau wanders by tens
+        of samples, and FFT windows that far from the cyclic prefix take in the neighbouring symbol:
+        rho falls below the threshold although the preamble is there. A candidate that fails is tried
+        again with its windows moved by _RETRY_OFFSETS (one cyclic prefix earlier, then later)."""
         eps_f = np.angle(corr) / np.pi
+        d = d.copy()
+        rho, shift, ok, spread_ok = self._preamble_test(x, d, eps_f)
+        retry = np.flatnonzero(~ok & spread_ok)  # not tones and the like: they fail anywhere
+        for off in _RETRY_OFFSETS:
+            if not len(retry):
+                break
+            dd = d[retry] + off
+            fits = (dd >= 0) & (dd + self.g.sym + self.g.nfft <= len(x))
+            retry, dd = retry[fits], dd[fits]
+            r2, s2, ok2, _ = self._preamble_test(x, dd, eps_f[retry])
+            won = retry[ok2]
+            d[won], rho[won], shift[won], ok[won] = dd[ok2], r2[ok2], s2[ok2], True
+            retry = retry[~ok2]
+        self.stats.validated += int(ok.sum())
+        return d[ok], eps_f[ok] + 2 * shift[ok], rho[ok], metric[ok]
+
+    def _preamble_test(self, x: np.ndarray, d: np.ndarray,
+                       eps_f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """rho, integer CFO (in 2-subcarrier steps), pass/fail of the preamble test with sync_word1's
+        FFT window at ``d`` and fractional CFO ``eps_f`` (see the module docstring, step 3), and
+        whether the energy checks alone passed."""
+        g = self.g
         rel = np.arange(g.sym + g.nfft)
         seg = x[d[:, None] + rel] * np.exp(-2j * np.pi * eps_f[:, None] * rel / g.nfft).astype(np.complex64)
         Y1 = np.fft.fft(seg[:, :g.nfft], axis=-1, norm="ortho")
@@ -426,9 +552,8 @@ class OFDMReceiver:
         e = Y1.real ** 2 + Y1.imag ** 2 + e2
         spread = np.sum(e, axis=1) ** 2 / (np.sum(e * e, axis=1) + _TINY)
         odd = np.sum(e2[:, 1::2], axis=1) / (np.sum(e2[:, ::2], axis=1) + _TINY)
-        ok = (best_rho >= self.detect_threshold) & (spread >= _MIN_SPREAD) & (odd >= _MIN_ODD)
-        self.stats.validated += int(ok.sum())
-        return d[ok], eps_f[ok] + 2 * best_g[ok], best_rho[ok], metric[ok]
+        spread_ok = (spread >= _MIN_SPREAD) & (odd >= _MIN_ODD)
+        return best_rho, best_g, (best_rho >= self.detect_threshold) & spread_ok, spread_ok
 
     def _refine(self, x: np.ndarray, d: np.ndarray, eps: np.ndarray, metric: np.ndarray,
                 wide: bool = True) -> _Candidates:
@@ -469,8 +594,6 @@ class OFDMReceiver:
         H_raw = (Y[:, 0] * np.conj(g.x1) + Y[:, 1] * np.conj(g.x2)) / g.w_pre
         H = H_raw @ g.proj_pre if g.proj_pre is not None else H_raw
         Yh = Y[:, self.fmt.n_preamble:]
-        rot = self._header_phase(Yh, H)
-        soft = np.real(Yh[..., g.data_pos] * np.conj(H[:, None, g.data_pos]) * rot[..., None])
         # a second look at the preamble before paying for a Viterbi decode: the correlation again,
         # now at fine timing, and the SNR of the channel fit (noise candidates: < -5 dB; real
         # bursts at 0 dB: > -2 dB)
@@ -479,15 +602,20 @@ class OFDMReceiver:
         noise = (np.sum(np.abs(r1) ** 2, axis=1) + np.sum(np.abs(r2) ** 2, axis=1)) / max(
             len(g.even) + len(g.x2) - g.taps, 1)
         snr_pre = self._snr_db(H, noise)
+        rot = self._header_phase(Yh, H)
+        soft = np.real(Yh[..., g.data_pos] * np.conj(H[:, None, g.data_pos]) * rot[..., None])
         hopeful = (rho >= self.detect_threshold) & (snr_pre >= _MIN_HEADER_SNR_DB)
         fn = np.full(len(fft0), -1, dtype=np.int64)
         ln = np.zeros(len(fft0), dtype=np.int64)
+        pat = np.zeros(len(fft0), dtype=np.int64)
         crc_ok = np.zeros(len(fft0), dtype=bool)
+        self.stats.headers_decoded += int(hopeful.sum())
         if hopeful.any():
-            fn[hopeful], ln[hopeful], crc_ok[hopeful], _ = decode_header(
+            fn[hopeful], ln[hopeful], pat[hopeful], crc_ok[hopeful], _ = decode_header(
                 soft[hopeful].reshape(int(hopeful.sum()), self.fmt.n_header * self.num.n_data))
         crc_ok &= ln <= self.max_payload_len
-        return _Candidates(fft0, start, eps, rho, rho_rep, Y, H, noise, snr_pre, fn, ln, crc_ok, metric)
+        return _Candidates(fft0, start, eps, rho, rho_rep, Y, H, noise, snr_pre, fn, ln, pat, crc_ok, metric,
+                           soft.reshape(len(fft0), self.fmt.n_header * self.num.n_data), np.zeros(len(fft0), dtype=bool))
 
     def _header_phase(self, yh: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Common phase of each header symbol as a unit phasor to multiply by (K, n_header).
@@ -531,7 +659,7 @@ class OFDMReceiver:
             if crc_ok[i]:
                 if i in dominated:
                     continue
-                n_sym = self.fmt.n_overhead + self.fmt.n_payload_symbols(int(ln[i]))
+                n_sym = int(self._frame_symbols(ln[i:i + 1], c.pat[i:i + 1])[0])
                 if fft0[i] + (n_sym - 1) * sym + g.nfft > n:  # last FFT window not in the buffer yet
                     if not final or end.hold_len is not None:  # type: ignore[union-attr]
                         incomplete = int(start[i])
@@ -549,15 +677,18 @@ class OFDMReceiver:
             else:
                 self.stats.rejected += 1
         self._last_end = max(self._last_end, self._base + cursor)
+        if good:
+            last = good[-1]
+            self._last_header = (int(self._base + start[last]), int(c.fn[last]), int(ln[last]), int(c.pat[last]))
         self.stats.header_ok += len(good)
         self.stats.header_failed += len(failed)
         frames = [ReceivedFrame(-1, False, np.zeros(0, np.complex64), float(snr[i]),
                                 float(eps[i]) * self.num.sample_rate / g.nfft, int(self._base + start[i]),
-                                float(rho[i]), float(c.noise[i])) for i in failed]
+                                float(rho[i]), float(c.noise[i]), channel_snr_db=float(snr[i])) for i in failed]
         good_arr = np.array(good, dtype=np.int64)
-        for length in np.unique(ln[good_arr]) if len(good) else []:
-            idx = good_arr[ln[good_arr] == length]
-            frames += self._demodulate(x, idx, int(length), c)
+        for length, pat in np.unique(np.stack([ln[good_arr], c.pat[good_arr]], axis=1), axis=0) if len(good) else []:
+            idx = good_arr[(ln[good_arr] == length) & (c.pat[good_arr] == pat)]
+            frames += self._demodulate(x, idx, int(length), int(pat), c)
         frames.sort(key=lambda f: f.start)
         return frames, incomplete
 
@@ -587,15 +718,45 @@ class OFDMReceiver:
         phase = ph0[:, None] + w0[:, None] * t + pm + slope * (t - tm)
         return np.exp(-1j * phase)
 
-    def _demodulate(self, x: np.ndarray, idx: np.ndarray, length: int, c: _Candidates) -> list[ReceivedFrame]:
-        """Equalised payloads of the good-header candidates ``idx`` (all of payload length ``length``)."""
+    def _demodulate(self, x: np.ndarray, idx: np.ndarray, length: int, pat: int, c: _Candidates) -> list[ReceivedFrame]:
+        """Equalised payloads of the good-header candidates ``idx`` (all of payload length ``length``
+        and pilot pattern ``pat``)."""
+        fmt = self.fmt
+        n_rows = len(fmt.midamble_rows(length, MIDAMBLE_INTERVALS[pat]))
+        Yp = self._fft_windows(x, c.fft0[idx], n_rows, c.eps[idx], first=fmt.n_overhead)
+        Y = np.concatenate([c.y[idx], Yp], axis=1)
+        w, snr, noise, channel_snr = self.equaliser(Y, c.fn[idx], length, pat)
+        data = Yp[:, ~fmt.midamble_rows(length, MIDAMBLE_INTERVALS[pat])][..., self.g.data_pos]
+        payload = (w * data).reshape(len(idx), -1)[:, :length].astype(np.complex64)
+        cfo = c.eps[idx] * self.num.sample_rate / self.g.nfft
+        return [ReceivedFrame(int(c.fn[j]), True, payload[row], float(snr[row]), float(cfo[row]),
+                              int(self._base + c.start[j]), float(c.rho[j]), float(noise[row]), bool(c.aided[j]),
+                              float(channel_snr[row]))
+                for row, j in enumerate(idx)]
+
+    def equaliser(self, Y: np.ndarray, frame_numbers: np.ndarray, length: int,  # noqa: N803 (Y: FFT outputs)
+                  pattern: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Equaliser for synchronised frames: ``Y`` (K, symbols, used carriers) holds the FFT of every
+        OFDM symbol of K frames (preamble, header, payload and mid-ambles, CFO removed), whose headers
+        carry ``frame_numbers``, ``length`` and ``pattern``. Returns per-payload-resource-element
+        weights W (K, payload symbols, data carriers) -- the equalised payload is W * Y on the data
+        carriers of the payload symbols -- the payload SNR estimate in dB (K,), the noise variance (K,)
+        and the channel's Es/N0 per subcarrier in dB (K,: mean |H|^2 / noise over the payload, what a
+        simulation's SNR setting means; radio calibration measures that).
+
+        Common phase per symbol from its known carriers (a line through all of them: residual CFO),
+        then the channel on every symbol by :class:`semjscc.phy.tracking.ChannelTracker`, then ZF or
+        MMSE with the estimate's own error variance added to the noise. The SNR estimate is what the
+        payload's error against the symbols sent should be: mean over the payload of
+        (N + V) / (|H|^2 + N + V) for MMSE, (N + V) / |H|^2 for ZF (N noise, V estimate variance).
+        The torch OFDM channel uses this too, so training sees the receiver's estimator."""
         g, fmt = self.g, self.fmt
-        fft0, start, eps, rho, y, fn = c.fft0, c.start, c.eps, c.rho, c.y, c.fn
-        k, n_pay = len(idx), fmt.n_payload_symbols(length)
-        Yo = y[idx]
+        mid = fmt.midamble_rows(length, MIDAMBLE_INTERVALS[pattern])
+        k = Y.shape[0]
+        Yo, Yp = Y[:, :fmt.n_overhead], Y[:, fmt.n_overhead:]
         # known header symbols (the CRC passed) on the used carriers
         Xh = np.zeros((k, fmt.n_header, len(g.used_bins)), dtype=np.complex128)
-        Xh[..., g.data_pos] = encode_header(fn[idx], np.full(k, length)).reshape(k, fmt.n_header, -1)
+        Xh[..., g.data_pos] = encode_header(frame_numbers, np.full(k, length), pattern).reshape(k, fmt.n_header, -1)
         Xh[..., g.pilot_pos] = g.pilot_vals
         Yh = Yo[:, fmt.n_preamble:]
         # channel from preamble + header; header phases from a preamble-only estimate first
@@ -605,30 +766,39 @@ class OFDMReceiver:
         H_raw = (Yo[:, 0] * np.conj(g.x1) + Yo[:, 1] * np.conj(g.x2)
                  + np.sum(Yh * rot_h[..., None] * np.conj(Xh), axis=1)) / g.w_full
         H = H_raw @ g.proj_full if g.proj_full is not None else H_raw
-        Yp = self._fft_windows(x, fft0[idx], n_pay, eps[idx], first=fmt.n_overhead)
-        # common phase per symbol: all carriers of the (known) header symbols, pilots of the payload
+        # what is known after the header: pilots, and every carrier of a mid-amble
+        Xp = np.zeros((len(mid), len(g.used_bins)), dtype=np.complex128)
+        Xp[:, g.pilot_pos] = g.pilot_vals
+        Xp[np.ix_(mid, g.data_pos)] = self.num.midamble_values
+        Wp = (np.abs(Xp) > 0).astype(np.float64)
+        # common phase per symbol from its known carriers, then a line through them all ('linear')
         ch = np.sum(Yh * np.conj(H[:, None] * Xh), axis=-1)
-        cp_ = np.sum(Yp[..., g.pilot_pos] * np.conj(H[:, None, g.pilot_pos] * g.pilot_vals), axis=-1)
-        c = np.concatenate([ch, cp_], axis=1)  # (k, n_header + n_pay)
-        rot = self._linear_phase(c) if self.phase_tracking == "linear" else np.conj(c) / (np.abs(c) + _TINY)
+        cp_ = np.sum(Yp * np.conj(H[:, None] * Xp), axis=-1)
+        cc = np.concatenate([ch, cp_], axis=1)  # (k, n_header + rows)
+        rot = self._linear_phase(cc) if self.phase_tracking == "linear" else np.conj(cc) / (np.abs(cc) + _TINY)
         rot_h, rot_p = rot[:, :fmt.n_header], rot[:, fmt.n_header:]
-        # noise from every known resource element after the fit (dof-corrected)
+        # first noise estimate: every known resource element of the overhead after the static fit
         r = [Yo[:, 0, g.even] - H[:, g.even] * g.x1[g.even], Yo[:, 1] - H * g.x2,
              (Yh * rot_h[..., None] - H[:, None] * Xh).reshape(k, -1)]
         n_re = sum(a.shape[1] for a in r)
         noise = sum(np.sum(np.abs(a) ** 2, axis=1) for a in r) / max(n_re - g.taps - fmt.n_header, 1)
-        Hd = H[:, None, g.data_pos]
-        yd = Yp[..., g.data_pos] * rot_p[..., None]
+        # channel tracking through the frame from every known resource element, common phase removed
+        z = np.concatenate([Yo[:, :fmt.n_preamble], Yh * rot_h[..., None], Yp * rot_p[..., None]], axis=1)
+        xk = np.empty(z.shape, dtype=np.complex128)
+        xk[:, 0], xk[:, 1], xk[:, fmt.n_preamble:fmt.n_overhead], xk[:, fmt.n_overhead:] = g.x1, g.x2, Xh, Xp
+        tr = g.tracker.track(z, xk, np.concatenate([g.w_overhead, Wp]), np.abs(H @ g.tap_fit) ** 2, noise)
+        Hd = tr.h[:, fmt.n_overhead:][:, ~mid][..., g.data_pos]  # (k, payload symbols, data carriers)
+        n_eff = tr.noise[:, None, None] + tr.est_var[:, fmt.n_overhead:][:, ~mid, None]
+        g2 = np.abs(Hd) ** 2
         if self.equalizer == "zf":
-            eq = yd * np.conj(Hd) / (np.abs(Hd) ** 2 + _TINY)
+            w, err = np.conj(Hd) / (g2 + _TINY), n_eff / (g2 + _TINY)
         else:
-            eq = yd * np.conj(Hd) / (np.abs(Hd) ** 2 + noise[:, None, None])
-        payload = eq.reshape(k, -1)[:, :length].astype(np.complex64)
-        snr = self._snr_db(H, noise)
-        cfo = eps[idx] * self.num.sample_rate / g.nfft
-        return [ReceivedFrame(int(fn[j]), True, payload[row], float(snr[row]), float(cfo[row]),
-                              int(self._base + start[j]), float(rho[j]), float(noise[row]))
-                for row, j in enumerate(idx)]
+            w, err = np.conj(Hd) / (g2 + n_eff), n_eff / (g2 + n_eff)
+        w = w * rot_p[:, ~mid, None]
+        err = err.reshape(k, -1)[:, :length]
+        snr = -10 * np.log10(np.mean(err, axis=1) + _TINY) if length else np.full(k, np.nan)
+        channel_snr = 10 * np.log10(np.mean(g2.reshape(k, -1), axis=1) / tr.noise + _TINY)
+        return w, snr, tr.noise, channel_snr
 
 
 def receive(samples: np.ndarray, **kwargs: object) -> list[ReceivedFrame]:

@@ -34,11 +34,16 @@ def modulate_frames(symbols: np.ndarray, frame_numbers: Sequence[int] | np.ndarr
     k, n = x.shape
     fn = np.asarray(frame_numbers, dtype=np.int64).reshape(k)
     n_pay = fmt.n_payload_symbols(n)
-    grid = np.broadcast_to(_grid_template(fmt, fmt.n_overhead + n_pay), (k, fmt.n_overhead + n_pay, num.fft_len)).copy()
+    n_sym = fmt.frame_symbols(n)
+    grid = np.broadcast_to(_grid_template(fmt, n_sym), (k, n_sym, num.fft_len)).copy()
     data = np.zeros((k, (fmt.n_header + n_pay) * num.n_data), dtype=np.complex64)
-    data[:, :fmt.n_header * num.n_data] = encode_header(fn, np.full(k, n))
+    data[:, :fmt.n_header * num.n_data] = encode_header(fn, np.full(k, n), fmt.pattern)
     data[:, fmt.n_header * num.n_data:fmt.n_header * num.n_data + n] = x
-    grid[:, fmt.n_preamble:, num.data_bins] = data.reshape(k, -1, num.n_data)
+    data = data.reshape(k, -1, num.n_data)
+    mid = np.concatenate([np.zeros(fmt.n_header, dtype=bool), fmt.midamble_rows(n)])
+    rows = np.empty((k, len(mid), num.n_data), dtype=np.complex64)
+    rows[:, ~mid], rows[:, mid] = data, num.midamble_values
+    grid[:, fmt.n_preamble:, num.data_bins] = rows
     time = np.fft.ifft(grid, axis=-1, norm="ortho")
     time = np.concatenate([time[..., -num.cp_len:], time], axis=-1)  # cyclic prefix
     return time.reshape(k, -1).astype(np.complex64)
