@@ -24,7 +24,7 @@ test-fast: setup-dev
 	@scripts/test.sh -m "not slow" -q
 
 lint: setup-dev
-	@$(VENV)/bin/ruff check gr-semjscc/python tests
+	@$(VENV)/bin/ruff check gr-semjscc/python tests scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -90,7 +90,9 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--doppler", type=finite_float, default=None, metavar="F",
                    help="with --channel ofdm: train on fading taps with this normalised Doppler (e.g. 1e-4 = 100 Hz "
                         "at 1 MS/s) and the radio receiver's channel estimator (default: the static channel)")
-    j.add_argument("--mix", type=float, default=d["mix"], help="semantic loss: weight = mix + (1-mix)*importance")
+    j.add_argument("--mix", type=float, default=d["mix"],
+                   help="semantic loss: weight = mix + (1-mix)*importance, importance of mean 1 per image "
+                        "(default %(default)s)")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"],
                    help="length of the whole one-cycle schedule (default %(default)s)")
     j.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
