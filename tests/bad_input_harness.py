@@ -638,6 +638,7 @@ def shown(text: str, fx: Fixtures) -> str:
     root = str(fx.root)
     real = os.path.realpath(root)
     text = text.replace(real, "$TMP").replace(root, "$TMP") if root else text
+    text = re.sub(r"/tmp/pytest-of-[^/]+/pytest-\d+", "$TMP", text)  # pytest's base folder (the tiny zoo)
     return text.replace(str(REPO), "$REPO")
 
 

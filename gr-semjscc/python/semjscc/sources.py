@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from semjscc.data import CIFAR10_CLASSES, load_cifar10
-from semjscc.data.cifar10 import IMAGE_SUFFIXES
+from semjscc.data.cifar10 import IMAGE_SUFFIXES, pil_reason
 from semjscc.errors import DataError, UsageError
 from semjscc.files import MiB, read_regular
 
@@ -42,7 +42,7 @@ def _load_picture(path: Path) -> np.ndarray:
                 im = im.crop((left, top, left + side, top + side)).resize((32, 32), Image.BILINEAR)
                 return np.asarray(im, dtype=np.uint8)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            raise DataError(f"{path}: not a readable {'/'.join(PICTURE_FORMATS)} image ({str(e)[:120]})") from None
+            raise DataError(f"{path}: not a readable {'/'.join(PICTURE_FORMATS)} image ({pil_reason(e)})") from None
 
 
 def _label_from_parent(path: Path) -> int:

@@ -278,7 +278,7 @@ def _decode(data: bytes, where: str) -> np.ndarray:
                     raise DataError(f"{where}: image is {im.size[0]}x{im.size[1]}, CIFAR-10 images are 32x32")
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            raise DataError(f"{where}: not a readable {'/'.join(IMAGE_FORMATS)} image ({str(e)[:120]})") from None
+            raise DataError(f"{where}: not a readable {'/'.join(IMAGE_FORMATS)} image ({pil_reason(e)})") from None
 
 
 def _class_index(name: str, where: str) -> int:
@@ -352,3 +352,10 @@ def _archive_reason(path: Path, e: BaseException) -> str:
             if m and m.group(1) == want:
                 return f"{'gzip' if want == 'gz' else 'tar'}: {m.group(3)}"
     return lines[0] if lines else type(e).__name__
+
+
+def pil_reason(e: Exception) -> str:
+    """PIL's message without the object reprs it embeds (``<_io.BytesIO object at 0x...>``)."""
+    import re
+
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-f]+>", "", str(e))[:120]
