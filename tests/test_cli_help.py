@@ -46,3 +46,22 @@ def test_examples_in_help_texts_parse() -> None:
     """`run --help` once suggested `--set rate=1/2`, which sim_separate.grc does not take."""
     text = " ".join(a.help or "" for _c, _p, a in ITEMS if a is not None)
     assert "--set rate=" not in text and "--set code_rate=1/2" in text
+
+
+def test_the_runtime_install_runs_the_cli_without_torch() -> None:
+    """`scripts/setup.sh runtime` installs no torch (make demo): building the parser, every help text
+    and the demo's imports must not need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
+            "from semjscc.cli import build_parser, main\n"
+            "build_parser()\n"
+            "import semjscc.commands.demo_cmd, semjscc.gr.sim_loopback\n"
+            "for cmd in (['--help'], ['train', 'receiver', '--help'], ['run', '--help'], ['demo', '--help']):\n"
+            "    try:\n"
+            "        main(cmd)\n"
+            "    except SystemExit as e:\n"
+            "        assert e.code == 0, (cmd, e.code)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]

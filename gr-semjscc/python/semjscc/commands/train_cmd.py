@@ -162,7 +162,7 @@ def run_jscc(args: argparse.Namespace) -> int:
 def _add_receiver(what: argparse._SubParsersAction) -> None:
     from dataclasses import asdict
 
-    from semjscc.nn.train_receiver import ReceiverConfig
+    from semjscc.nn.config import ReceiverConfig
 
     d = asdict(ReceiverConfig())
     r = what.add_parser("receiver", help="fine-tune the clean classifier on what the channel delivers (the receiver)",
@@ -198,7 +198,8 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
 
 def run_receiver(args: argparse.Namespace) -> int:
     from semjscc.errors import UsageError
-    from semjscc.nn.train_receiver import ReceiverConfig, train_receiver
+    from semjscc.nn.config import ReceiverConfig
+    from semjscc.nn.train_receiver import train_receiver
 
     jscc = []
     for spec in args.jscc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from semjscc.errors import UsageError
 
@@ -63,3 +63,21 @@ def check_snr_range(lo: float, hi: float) -> None:
     if lo > hi:
         raise UsageError(f"--snr-range {lo:g} {hi:g}: LO must not exceed HI (training SNRs are drawn from [LO, HI] "
                          f"dB); did you mean --snr-range {hi:g} {lo:g}?")
+
+
+@dataclass
+class ReceiverConfig:
+    epochs: int = 8
+    batch: int = 256
+    lr: float = 0.03  # peak of the one-cycle schedule: a fine-tune, well below the clean training's
+    warmup: float = 0.2
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    translate: int = 2
+    snr_min: float = 0.0
+    snr_max: float = 20.0
+    separate_images: int = 20000  # training images that also get a separate-coding decode
+    bf16: bool = True
+    ema: float = 0.995
+    seed: int = 0
+    sources: list[str] = field(default_factory=list)  # filled in: what the mix was made of (for the record)

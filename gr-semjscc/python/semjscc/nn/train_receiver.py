@@ -12,7 +12,7 @@ table reports. Validation (the held-out 5,000 training images) measures each sou
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from torch import nn
 from semjscc.data import load_cifar10
 from semjscc.errors import UsageError
 from semjscc.nn.channels import make_channel
-from semjscc.nn.config import check_snr_range
+from semjscc.nn.config import ReceiverConfig, check_snr_range
 from semjscc.nn.train_classifier import (
     WeightAverage,
     _param_groups,
@@ -49,24 +49,6 @@ from semjscc.nn.training import (
 )
 
 VAL_SNRS = (0.0, 10.0, 20.0)
-
-
-@dataclass
-class ReceiverConfig:
-    epochs: int = 8
-    batch: int = 256
-    lr: float = 0.03  # peak of the one-cycle schedule: a fine-tune, well below the clean training's
-    warmup: float = 0.2
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    translate: int = 2
-    snr_min: float = 0.0
-    snr_max: float = 20.0
-    separate_images: int = 20000  # training images that also get a separate-coding decode
-    bf16: bool = True
-    ema: float = 0.995
-    seed: int = 0
-    sources: list[str] = field(default_factory=list)  # filled in: what the mix was made of (for the record)
 
 
 def _jscc_models(specs: list[tuple[str, Path]], device: torch.device) -> list[tuple[str, nn.Module]]:
