@@ -19,7 +19,7 @@ demo: setup
 test: setup-dev
 	@scripts/test.sh
 
-# the quick loop while editing: everything not marked slow (under a minute on 2 cores)
+# the quick loop while editing: everything not marked slow (flowgraph runs, trainings and the GUI are)
 test-fast: setup-dev
 	@scripts/test.sh -m "not slow" -q
 

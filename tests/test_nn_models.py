@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from semjscc.nn.channels import AWGN, OFDMMultipath, RayleighBlock, make_channel
@@ -148,3 +149,17 @@ def test_short_training_lowers_loss() -> None:
         opt.step()
         losses.append(float(loss.detach()))
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_numpy_awgn_matches_the_torch_channel() -> None:
+    """Evaluation's numpy AWGN (phy.channel_model.awgn_pairs) adds the noise the torch AWGN channel
+    used in training adds: same variance per image, for unit-power symbols, at each SNR."""
+    from semjscc.phy.channel_model import awgn_pairs
+
+    z = np.zeros((4, 20000, 2), np.float32)
+    snr = np.array([0.0, 5.0, 10.0, 20.0], np.float32)
+    n_np = awgn_pairs(z, snr, np.random.default_rng(0))
+    n_t = AWGN(torch.Generator().manual_seed(0))(torch.from_numpy(z), torch.from_numpy(snr))[0].numpy()
+    want = 10 ** (-snr / 10)  # E|n|^2 per complex symbol
+    for n in (n_np, n_t):
+        np.testing.assert_allclose((n ** 2).sum(-1).mean(1), want, rtol=0.03)

@@ -206,3 +206,18 @@ def test_demo_cli(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.Mon
 
     with Image.open(out.with_suffix(".png")) as im:
         assert im.width > 400 and im.height > 150
+
+
+def test_demo_runs_without_torch(zoo: Path, data: Path, tmp_path: Path) -> None:
+    """`make demo` installs the runtime extra only: the demo, its offline AWGN curve included, must
+    run with `import torch` failing."""
+    out = tmp_path / "demo"
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from semjscc.cli import main\n"
+            f"sys.exit(main(['demo', '--model', 'tiny=jscc-kn6', '--frames', '4', '--snr', '15', '--source', "
+            f"{str(data)!r}, '--out', {str(out)!r}]))\n")
+    env = {**os.environ, "SEMJSCC_MODELS": str(zoo), "MPLBACKEND": "Agg"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["results"]["tiny"]["frames_sent"] == 4

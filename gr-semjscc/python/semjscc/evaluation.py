@@ -98,10 +98,7 @@ def sweep(schemes: list[Scheme], classifiers: dict[str, Classify], data: Dataset
     bad = [s for s in snrs if not math.isfinite(s)]
     if bad:  # checked before any image is classified (NaN would reach round() below)
         raise UsageError(f"SNR {bad[0]} dB is not a finite number: give SNRs such as 0 5 10")
-    import torch
-
     from semjscc.link import clean_accuracy
-    from semjscc.nn.channels import make_channel
 
     labels = data.labels
     out = Sweep(clean_accuracy={p: clean_accuracy(f, data.images, labels, batch) for p, f in classifiers.items()})
@@ -109,17 +106,14 @@ def sweep(schemes: list[Scheme], classifiers: dict[str, Classify], data: Dataset
     bar = tqdm(total=total, desc=f"eval ({channel})", disable=not progress, leave=False)
     for snr in snrs:
         for scheme in schemes:
-            gen = torch.Generator().manual_seed(seed + round(snr * 100))
-            chan = make_channel(channel, gen, **(channel_kwargs or {}))
+            chan = _Channel(channel, seed + round(snr * 100), channel_kwargs or {})
             correct: dict[str, list[np.ndarray]] = {p: [] for p in classifiers}
             ps, ss = [], []
             for s in range(0, len(labels), batch):
                 x = to_float_nchw(data.images[s : s + batch])
                 snr_vec = np.full(len(x), snr, dtype=np.float32)
-                z = scheme.encode(x, snr_vec)
-                with torch.no_grad():
-                    y, snr_seen = chan(torch.from_numpy(z), torch.from_numpy(snr_vec))
-                x_hat = scheme.decode(y.numpy().astype(np.float32), snr_seen.numpy().astype(np.float32))
+                y, snr_seen = chan(scheme.encode(x, snr_vec), snr_vec)
+                x_hat = scheme.decode(y, snr_seen)
                 for p, c in _classify_all(classifiers, x_hat, labels[s : s + batch]).items():
                     correct[p].append(c)
                 ps.append(capped_psnr_db(x, x_hat))
@@ -127,9 +121,40 @@ def sweep(schemes: list[Scheme], classifiers: dict[str, Classify], data: Dataset
                 bar.update()
             out.add(scheme.name, snr, {p: np.concatenate(c) for p, c in correct.items()},
                     float(np.mean(np.concatenate(ps))), float(np.mean(np.concatenate(ss))), len(labels),
-                    int(getattr(chan, "frames_lost", 0)))
+                    chan.frames_lost)
     bar.close()
     return out
+
+
+class _Channel:
+    """(symbols, SNRs) -> (received symbols, SNRs the decoder is told). AWGN in numpy (no torch
+    needed: the demo runs it on a runtime install); the other channels are the torch models."""
+
+    def __init__(self, name: str, seed: int, kwargs: dict) -> None:
+        self.torch_channel = None
+        if name == "awgn" and not kwargs:
+            self.rng = np.random.default_rng(seed)
+            return
+        import torch
+
+        from semjscc.nn.channels import make_channel
+
+        self.torch_channel = make_channel(name, torch.Generator().manual_seed(seed), **kwargs)
+
+    def __call__(self, z: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.torch_channel is None:
+            from semjscc.phy.channel_model import awgn_pairs
+
+            return awgn_pairs(z, snr, self.rng), snr
+        import torch
+
+        with torch.no_grad():
+            y, seen = self.torch_channel(torch.from_numpy(z), torch.from_numpy(snr))
+        return y.numpy().astype(np.float32), seen.numpy().astype(np.float32)
+
+    @property
+    def frames_lost(self) -> int:
+        return int(getattr(self.torch_channel, "frames_lost", 0))
 
 
 @dataclass(frozen=True)
@@ -169,7 +194,7 @@ def sweep_uncertain(schemes: list[Scheme], classifiers: dict[str, Classify], dat
     (the true SNR plus ``SNR_ESTIMATE_STD_DB`` of Gaussian error); separate coding
     (``separate_for(design_db)``: the configuration a transmitter picks for the design SNR) is
     decoded with the estimate too. Schemes see the same SNRs and noise."""
-    import torch
+    from semjscc.phy.channel_model import awgn_pairs
 
     labels = data.labels
     out = Sweep()
@@ -179,15 +204,14 @@ def sweep_uncertain(schemes: list[Scheme], classifiers: dict[str, Classify], dat
         est = (true_snr + SNR_ESTIMATE_STD_DB * rng.standard_normal(len(labels))).astype(np.float32)
         todo = list(schemes) + ([separate_for(cond.design_db)] if separate_for is not None else [])
         for scheme in tqdm(todo, desc=f"eval {cond.name}", disable=not progress, leave=False):
-            gen = torch.Generator().manual_seed(seed + 17)
+            noise_rng = np.random.default_rng(seed + 17)  # the same noise for every scheme
             correct: dict[str, list[np.ndarray]] = {p: [] for p in classifiers}
             ps, ss = [], []
             for s in range(0, len(labels), batch):
                 x = to_float_nchw(data.images[s : s + batch])
-                z = torch.from_numpy(scheme.encode(x, np.full(len(x), cond.design_db, np.float32)))
-                std = torch.pow(10.0, -torch.from_numpy(true_snr[s : s + batch]) / 20.0).view(-1, 1, 1) / math.sqrt(2)
-                y = z + std * torch.randn(z.shape, generator=gen)
-                x_hat = scheme.decode(y.numpy().astype(np.float32), est[s : s + batch])
+                z = scheme.encode(x, np.full(len(x), cond.design_db, np.float32))
+                y = awgn_pairs(z, true_snr[s : s + batch], noise_rng)
+                x_hat = scheme.decode(y, est[s : s + batch])
                 for p, c in _classify_all(classifiers, x_hat, labels[s : s + batch]).items():
                     correct[p].append(c)
                 ps.append(capped_psnr_db(x, x_hat))
