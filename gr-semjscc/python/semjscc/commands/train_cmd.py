@@ -177,7 +177,8 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
     r.add_argument("--jscc", action="append", default=[], metavar="LABEL=CHECKPOINT",
                    help="a deep JSCC checkpoint whose decodes go into the mix (repeatable; default none)")
     r.add_argument("--separate-configs", type=Path, default=None, metavar="JSON",
-                   help="separate coding's configuration per SNR: the STEM-separate.json of `semjscc eval --separate`")
+                   help="separate coding's configuration per SNR, chosen on validation images: the "
+                        "STEM-separate-val-clean.json that `semjscc eval --separate --protocols clean` writes")
     r.add_argument("--out", type=Path, default=Path("runs/receiver.pt"), help="checkpoint (default %(default)s)")
     r.add_argument("--epochs", type=positive_int, default=d["epochs"], help="default %(default)s")
     r.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
