@@ -17,7 +17,7 @@ say() { printf '[setup] %s\n' "$*"; }
 # (without it every start warns about matplotlib); neither is a hard dependency of `gnuradio`.
 # The tests screenshot the Qt GUI and lay out GRC canvases on a virtual X server (xvfb).
 apt_pkgs=(gnuradio libiio-utils python3-venv gir1.2-gtk-3.0 python3-pyqt5.qtsvg)
-[ "$profile" = dev ] && apt_pkgs+=(xvfb)
+[ "$profile" = dev ] && apt_pkgs+=(xvfb xauth)  # xvfb-run needs xauth (a Recommends)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -404,6 +404,16 @@ class Fixtures:
     def _make_card_outside(self) -> Path:
         return self._card_dir("card-outside", lambda text: text.replace("file: encoder.onnx", "file: ../x/encoder.onnx"))
 
+    def _make_card_receiver_gone(self) -> Path:
+        """The tiny jscc-kn6 beside its clean classifier, its card naming a receiver that is not there."""
+        d = self.root / "receiver-gone"
+        if not d.is_dir():
+            shutil.copytree(Path(self["zoo"]) / "classifier", d / "classifier")
+            shutil.copytree(Path(self["zoo"]) / "jscc-kn6", d / "jscc-kn6")
+            card = d / "jscc-kn6" / "card.yaml"
+            card.write_text(card.read_text() + "receiver: ../gone\n")
+        return d / "jscc-kn6"
+
     def _make_onnx_wrong_output(self) -> Path:
         """A model directory whose encoder's metadata and card say 512 symbols, but whose graph emits 256
         (the tiny k/n 1/12 encoder with edited metadata)."""

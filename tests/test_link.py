@@ -177,9 +177,15 @@ def test_run_until_done_stops_on_a_signal_and_finalizes_first() -> None:
         signal.raise_signal(signal.SIGINT)  # Ctrl-C while running: held until finalize has run
 
     assert threading.current_thread() is threading.main_thread()
-    with pytest.raises(KeyboardInterrupt):
-        run_until_done(lambda: events.append("start"), lambda _t: False, lambda held: events.append(f"stop {held}"),
-                       poll=poll, finalize=finalize)
+    # pytest started as a background job of a non-interactive shell inherits SIGINT ignored (and
+    # run_until_done rightly keeps an ignored signal ignored): give this test Python's Ctrl-C handler
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_until_done(lambda: events.append("start"), lambda _t: False,
+                           lambda held: events.append(f"stop {held}"), poll=poll, finalize=finalize, timeout_s=60)
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert events == ["start", f"stop [{int(signal.SIGINT)}]", "finalize interrupted=True"]
 
 

@@ -154,7 +154,9 @@ class ModelCard:
                     or not isinstance(f.sha256, str) or len(f.sha256) != 64
                     or not isinstance(f.bytes, int) or f.bytes < 0):
                 raise ModelError(f"{where}: files.{role} must name a file in the card's own directory with its "
-                                 f"sha256 and size, got {f!r}; re-export the model or restore card.yaml")
+                                 f"sha256 (64 hex digits) and size, got file {str(f.file)[:80]!r}, a sha256 of "
+                                 f"{len(str(f.sha256))} characters, bytes {str(f.bytes)[:20]}; re-export the model or "
+                                 f"restore card.yaml")
 
     # -- YAML ------------------------------------------------------------------------------------
 
