@@ -197,11 +197,17 @@ def test_demo_cli(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert main(["demo", "--model", "tiny=jscc-kn6", "--frames", "6", "--snr", "15", "--source", str(data),
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "tiny" in text and "accuracy" in text
     doc = json.loads(out.with_suffix(".json").read_text())
     r = doc["results"]["tiny"]
     assert r["frames_sent"] == 6 == r["frames_received"] + r["frames_lost"]
-    assert doc["clean_accuracy"] is not None
+    assert doc["clean_accuracy"] is not None and doc["clean_images"] == 6
+    # every accuracy printed carries its 95 % interval and its count
+    from semjscc.stats import wilson
+
+    lo, hi = wilson(round(r["accuracy_sent"] * 6), 6)
+    row = next(line for line in text.splitlines() if line.startswith("tiny "))
+    assert f"{r['accuracy_sent']:.3f} [{lo:.3f}, {hi:.3f}]" in row
+    assert "on the same 6 images before transmission: accuracy" in text and "[" in text.rsplit("accuracy", 1)[1]
     from PIL import Image
 
     with Image.open(out.with_suffix(".png")) as im:

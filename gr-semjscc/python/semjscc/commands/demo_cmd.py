@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,26 +79,26 @@ def run(args: argparse.Namespace) -> int:
         summary["model"], summary["classifier"] = ref, tb.classifier_ref
         results[label], samples[label] = summary, tb.sink.samples()
         classifier_ref = classifier_ref or tb.classifier_ref
-    clean, clean_preds = _clean_accuracy(classifier_ref, args, samples[next(iter(samples))])
-    _print_table(results, clean)
+    clean, clean_preds, n_clean = _clean_accuracy(classifier_ref, args, samples[next(iter(samples))])
+    _print_table(results, clean, n_clean)
     curve = _offline_curve(models, classifier_ref, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     png, js = args.out.with_suffix(".png"), args.out.with_suffix(".json")
     _plot(samples, results, clean, curve, clean_preds, png, args)
     write_json(js, {"params": {"frames": args.frames, "snr_db": args.snr, "cfo_hz": args.cfo,
                                "multipath": args.multipath, "seed": args.seed, "source": args.source},
-                    "classifier": classifier_ref, "clean_accuracy": clean, "results": results,
+                    "classifier": classifier_ref, "clean_accuracy": clean, "clean_images": n_clean, "results": results,
                     "offline_awgn": curve}, default=str)
     print(f"wrote {png} and {js}")
     return 0
 
 
 def _clean_accuracy(classifier_ref: str | None, args: argparse.Namespace,
-                    shown: list[dict[str, Any]]) -> tuple[float | None, list[int | None]]:
-    """The classifier on the very images sent, without the channel (the ceiling for the link), and its
-    prediction for each image shown."""
+                    shown: list[dict[str, Any]]) -> tuple[float | None, list[int | None], int]:
+    """The classifier on the very images sent, without the channel (the ceiling for the link), its
+    prediction for each image shown, and how many labelled images the accuracy is over."""
     if classifier_ref is None:
-        return None, []
+        return None, [], 0
     import numpy as np
 
     from semjscc.imaging import to_float_nchw
@@ -109,23 +110,34 @@ def _clean_accuracy(classifier_ref: str | None, args: argparse.Namespace,
     images, labels = load_images(args.source or None, "test", args.frames, 0, args.seed)
     sent = [s["sent"] for s in shown if s["sent"] is not None]
     preds = [int(p) for p in clf.predict(to_float_nchw(np.stack(sent)))] if sent else []
-    return clean_accuracy(clf.run, images, labels), preds
+    return clean_accuracy(clf.run, images, labels), preds, int((np.asarray(labels) >= 0).sum())
 
 
-def _print_table(results: dict[str, dict[str, Any]], clean: float | None) -> None:
+def _print_table(results: dict[str, dict[str, Any]], clean: float | None, n_clean: int) -> None:
     def f(v: Any, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    head = ("model", "sent", "received", "lost", "hdr CRC fail", "accuracy", "acc. (lost = wrong)", "PSNR dB", "SNR est dB")
+    from semjscc.stats import wilson
+
+    def acc(v: float | None, n: int | None) -> str:
+        """An accuracy over n images with its 95 % interval (Wilson)."""
+        if v is None or not n:
+            return "-"
+        lo, hi = wilson(round(v * n), n)
+        return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    head = ("model", "sent", "received", "lost", "hdr CRC fail", "accuracy [95 % CI]",
+            "acc. (lost = wrong) [95 % CI]", "PSNR dB", "SNR est dB")
     rows = [head] + [(label, str(r["frames_sent"]), str(r["frames_received"]), str(r["frames_lost"]),
-                      str(r["header_crc_failures"]), f(r["accuracy"], ".3f"), f(r["accuracy_sent"], ".3f"),
-                      f(r["psnr_db"], ".2f"), f(r["snr_est_db"], ".2f")) for label, r in results.items()]
+                      str(r["header_crc_failures"]), acc(r["accuracy"], r["frames_received"]),
+                      acc(r["accuracy_sent"], r["frames_sent"]), f(r["psnr_db"], ".2f"), f(r["snr_est_db"], ".2f"))
+                     for label, r in results.items()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     print()
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     if clean is not None:
-        print(f"\nclassifier on the same images before transmission: accuracy {clean:.3f}")
+        print(f"\nclassifier on the same {n_clean} images before transmission: accuracy {acc(clean, n_clean)}")
 
 
 def _offline_curve(models: list[tuple[str, str]], classifier_ref: str | None, args: argparse.Namespace,
@@ -233,6 +245,8 @@ def _plot(samples: dict[str, list[dict[str, Any]]], results: dict[str, dict[str,
     fig.suptitle(f"Simulated OFDM link: {args.snr:g} dB Es/N0, CFO {args.cfo:g} Hz, multipath {args.multipath}; "
                  f"received titles = classifier prediction (green right, red wrong); row accuracy counts lost "
                  f"frames as wrong", fontsize=8)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # the right-hand panel spans rows: tight_layout says so, and copes
+        warnings.filterwarnings("ignore", "This figure includes Axes that are not compatible with tight_layout")
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
