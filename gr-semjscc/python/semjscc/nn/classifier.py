@@ -4,8 +4,9 @@ Built on the ideas of the fast CIFAR-10 training recipes (Page's ResNet-9 DAWNBe
 Jordan's airbench line): a first 2x2 convolution whose weights are the *whitening* of the
 training set's 2x2 patches (computed from data, then frozen: the network starts from decorrelated
 inputs), then three groups of conv-pool-BN-GELU-conv-BN-GELU at widths w, 4w, 4w, a global max
-pool and a linear head with a fixed small scale. With w = 64 it trains to >= 92 % on the JPEG
-CIFAR-10 copies in minutes per epoch on a 2-core CPU (bfloat16 autocast, channels-last).
+pool and a linear head with a fixed small scale. With w = 64 and 30 epochs it reached 89.3 % on the
+JPEG CIFAR-10 test copies (90.0 % with flip averaging), about 4 minutes per epoch on a 2-core CPU
+(bfloat16 autocast, channels-last).
 
 Input: float32 NCHW pixels in [0, 1]; the CIFAR-10 standardisation is inside the network, so
 exported ONNX models take the same pixels the JSCC decoder produces.

@@ -11,7 +11,7 @@ gives 256 (k/n = 1/12).
 
 Why this network rather than the plain five-convolution net of Bourtsoulatze et al. (2019): at
 the same training budget on CIFAR-10 (k/n = 1/6, 0–20 dB), it reached 27.8 dB PSNR at 10 dB
-after 2,000 steps where the plain net (width 16) reached 23.6 (docs/training.md); GDN and the
+after 2,000 steps where the plain net (width 16) reached 23.6 (docs/method.md); GDN and the
 residual blocks cost little compute at 32x32.
 
 SNR adaptation (Xu et al., ADJSCC 2021): after each stage an attention module pools the feature
