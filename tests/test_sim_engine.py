@@ -202,11 +202,10 @@ def test_demo_cli(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert r["frames_sent"] == 6 == r["frames_received"] + r["frames_lost"]
     assert doc["clean_accuracy"] is not None and doc["clean_images"] == 6
     # every accuracy printed carries its 95 % interval and its count
-    from semjscc.stats import wilson
+    from semjscc.stats import fmt_pct, wilson
 
-    lo, hi = wilson(round(r["accuracy_sent"] * 6), 6)
     row = next(line for line in text.splitlines() if line.startswith("tiny "))
-    assert f"{r['accuracy_sent']:.3f} [{lo:.3f}, {hi:.3f}]" in row
+    assert fmt_pct(r["accuracy_sent"], *wilson(round(r["accuracy_sent"] * 6), 6)) in row
     assert "on the same 6 images before transmission: accuracy" in text and "[" in text.rsplit("accuracy", 1)[1]
     from PIL import Image
 

@@ -117,17 +117,14 @@ def _print_table(results: dict[str, dict[str, Any]], clean: float | None, n_clea
     def f(v: Any, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    from semjscc.stats import wilson
+    from semjscc.stats import fmt_pct, wilson
 
     def acc(v: float | None, n: int | None) -> str:
-        """An accuracy over n images with its 95 % interval (Wilson)."""
-        if v is None or not n:
-            return "-"
-        lo, hi = wilson(round(v * n), n)
-        return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+        """An accuracy over n images in % with its 95 % interval (Wilson), as eval's tables show it."""
+        return "-" if v is None or not n else fmt_pct(v, *wilson(round(v * n), n))
 
-    head = ("model", "sent", "received", "lost", "hdr CRC fail", "accuracy [95 % CI]",
-            "acc. (lost = wrong) [95 % CI]", "PSNR dB", "SNR est dB")
+    head = ("model", "sent", "received", "lost", "hdr CRC fail", "accuracy % [95 % CI]",
+            "acc. % (lost = wrong) [95 % CI]", "PSNR dB", "SNR est dB")
     rows = [head] + [(label, str(r["frames_sent"]), str(r["frames_received"]), str(r["frames_lost"]),
                       str(r["header_crc_failures"]), acc(r["accuracy"], r["frames_received"]),
                       acc(r["accuracy_sent"], r["frames_sent"]), f(r["psnr_db"], ".2f"), f(r["snr_est_db"], ".2f"))
