@@ -20,7 +20,7 @@ $s export --jscc runs/jscc-semantic.pt --classifier-dir classifier --name jscc-s
 #    classifier (the test-set rows of this run are not used)
 $s eval --separate --protocols clean --limit 100 --out runs/select
 # 4. the receiver: the clean classifier fine-tuned on clean images + both JSCC arms' decodes +
-#    separate coding's decodes (8 epochs), then the JSCC models re-exported naming it
+#    separate coding's decodes (4 epochs), then the JSCC models re-exported naming it
 $s train receiver --from runs/classifier.pt --jscc mse=runs/jscc-mse.pt --jscc semantic=runs/jscc-semantic.pt \
     --separate-configs runs/select-separate-val-clean.json --out runs/receiver.pt
 $s export --classifier runs/receiver.pt --name receiver --force

@@ -163,3 +163,19 @@ def test_numpy_awgn_matches_the_torch_channel() -> None:
     want = 10 ** (-snr / 10)  # E|n|^2 per complex symbol
     for n in (n_np, n_t):
         np.testing.assert_allclose((n ** 2).sum(-1).mean(1), want, rtol=0.03)
+
+
+def test_bf16_autocast_only_where_native(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Emulated bfloat16 (a CPU without AVX512) is many times slower than float32: a run asking for
+    it trains in float32 there and says so; where it is native the request stands."""
+    from semjscc.nn import training
+
+    rt = training.Runtime(torch.device("cpu"))
+    monkeypatch.setattr(training, "bf16_native", lambda device: False)
+    assert training.use_bf16(True, rt) is False
+    assert "float32" in capsys.readouterr().out
+    assert training.use_bf16(False, rt) is False
+    monkeypatch.setattr(training, "bf16_native", lambda device: True)
+    assert training.use_bf16(True, rt) is True
+    assert capsys.readouterr().out == ""
+    assert isinstance(training.bf16_native(torch.device("cpu")), bool)

@@ -36,6 +36,7 @@ from semjscc.nn.training import (
     split_train_val,
     train_epoch,
     unwrap,
+    use_bf16,
     wrap_ddp,
 )
 
@@ -97,6 +98,7 @@ def check_architecture(config: dict, path: Path) -> None:
 def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device: str = "auto",
                      resume: bool = True, limit: int | None = None, threads: int | None = None) -> dict:
     rt: Runtime = setup_runtime(device, threads)
+    bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
     full = load_cifar10(data, "train").subset(limit)
     tr_idx, va_idx = split_train_val(len(full))
@@ -154,7 +156,7 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
 
             def loss_of(idx: np.ndarray) -> torch.Tensor:
                 x = augment(to_tensor(train_x[idx], rt.device), gen, cfg.translate)
-                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = ddp(x.contiguous(memory_format=torch.channels_last))
                 return loss_fn(logits.float(), torch.from_numpy(train_y[idx]).to(rt.device))
 
@@ -168,9 +170,9 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
                 break
             net = avg.model
             row = {"epoch": epoch + 1, "train_loss": tally.mean_loss,
-                   "val_acc_last": accuracy(unwrap(ddp), val_x, val_y, rt.device, bf16=cfg.bf16),
-                   "val_acc": accuracy(net, val_x, val_y, rt.device, bf16=cfg.bf16),
-                   "val_acc_flip": accuracy(FlipAveraged(net), val_x, val_y, rt.device, bf16=cfg.bf16),
+                   "val_acc_last": accuracy(unwrap(ddp), val_x, val_y, rt.device, bf16=bf16),
+                   "val_acc": accuracy(net, val_x, val_y, rt.device, bf16=bf16),
+                   "val_acc_flip": accuracy(FlipAveraged(net), val_x, val_y, rt.device, bf16=bf16),
                    "elapsed_s": round(timer.elapsed, 1)}
             if epoch + 1 == cfg.epochs:  # the record: measured once, after every choice was made
                 test = load_cifar10(data, "test").subset(limit)

@@ -37,6 +37,7 @@ from semjscc.nn.training import (
     split_train_val,
     train_epoch,
     unwrap,
+    use_bf16,
     wrap_ddp,
 )
 
@@ -126,6 +127,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
         raise UsageError("the semantic loss needs --classifier CHECKPOINT (its gradients give the importance maps)")
     check_snr_range(cfg.snr_min, cfg.snr_max)  # before the device, the data and the importance maps
     rt = setup_runtime(device, threads)
+    bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
     full = load_cifar10(data, "train").subset(limit)
     tr_idx, va_idx = split_train_val(len(full))
@@ -207,7 +209,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
                 return semantic_loss(x, x_hat, torch.where(flip.to(rt.device)[:, None, None], w.flip(2), w), cfg.mix)
 
             def loss_of_autocast(idx: np.ndarray) -> torch.Tensor:
-                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=bf16):
                     return loss_of(idx)
 
             if not train_epoch(epoch_batches(len(train_x), cfg.batch, epoch, cfg.seed, rt), tally, steps_per_epoch,

@@ -46,6 +46,7 @@ from semjscc.nn.training import (
     setup_runtime,
     split_train_val,
     train_epoch,
+    use_bf16,
 )
 
 VAL_SNRS = (0.0, 10.0, 20.0)
@@ -97,6 +98,7 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
         raise UsageError("give the decodes to adapt to: --jscc LABEL=CHECKPOINT (repeatable) and/or "
                          "--separate-configs JSON")
     rt = setup_runtime(device, threads)
+    bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
     full = load_cifar10(data, "train").subset(limit)
     tr_idx, va_idx = split_train_val(len(full))
@@ -183,14 +185,14 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
                     rows = np.flatnonzero(src == k)
                     if len(rows):
                         snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(len(rows), generator=gen)
-                        x[rows] = _through_jscc(arm, x[rows].contiguous(), snr.to(rt.device), channel, cfg.bf16)
+                        x[rows] = _through_jscc(arm, x[rows].contiguous(), snr.to(rt.device), channel, bf16)
                 if bank_x is not None:
                     rows = np.flatnonzero(src == n_src - 1)
                     if len(rows):
                         j = torch.randint(0, len(bank_x), (len(rows),), generator=gen).numpy()
                         x[rows] = augment(to_tensor(bank_x[j], rt.device).contiguous(), gen, cfg.translate)
                         y[rows] = torch.from_numpy(bank_y[j]).to(rt.device)
-                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = model(x.contiguous(memory_format=torch.channels_last))
                 return loss_fn(logits.float(), y)
 
@@ -201,12 +203,12 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
                 break
             net = avg.model
             row: dict = {"epoch": epoch + 1, "train_loss": tally.mean_loss,
-                         "val_clean": accuracy(net, val_x, val_y, rt.device, bf16=cfg.bf16)}
+                         "val_clean": accuracy(net, val_x, val_y, rt.device, bf16=bf16)}
             for label, arm in arms:
                 for s in VAL_SNRS:
-                    row[f"val_{label}@{s:g}"] = round(_jscc_accuracy(net, arm, val_x, val_y, s, rt.device, cfg.bf16), 4)
+                    row[f"val_{label}@{s:g}"] = round(_jscc_accuracy(net, arm, val_x, val_y, s, rt.device, bf16), 4)
             for s, (bx, by) in val_bank.items():
-                row[f"val_separate@{s:g}"] = accuracy(net, bx, by, rt.device, bf16=cfg.bf16)
+                row[f"val_separate@{s:g}"] = accuracy(net, bx, by, rt.device, bf16=bf16)
             row["elapsed_s"] = round(timer.elapsed, 1)
             history.append(row)
             shown = ", ".join(f"{k[4:]} {v:.3f}" for k, v in row.items() if k.startswith("val_"))
