@@ -279,3 +279,26 @@ def test_sweep_rows_envelope_and_agreement_with_the_scheme() -> None:
     z = s.encode(x, np.full(12, 12.0))
     s.decode(to_pairs(awgn(from_pairs(z), 12.0, np.random.default_rng(10))), np.full(12, 12.0))
     assert s.fallback_rate == hi[5]["fallback_rate"]
+
+
+def test_evaluate_choice_reuses_a_codec_table_across_snrs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """eval evaluates the chosen configuration at every SNR: the codec's table (every quality
+    decoded and classified) is built once per codec and gives the same outcome as a fresh one."""
+    from semjscc.separate import envelope as env
+
+    imgs, labels = smooth_images(8, seed=5), np.arange(8) % 10
+
+    def classify(x: np.ndarray) -> np.ndarray:
+        return np.eye(10)[np.clip((x.mean((1, 2, 3)) * 10).astype(int), 0, 9)]
+
+    data = Dataset(imgs, labels)
+    built = []
+    real = env.build_codec_table
+    monkeypatch.setattr(env, "build_codec_table", lambda *a, **k: built.append(a[0].name) or real(*a, **k))
+    tables: dict = {}
+    runs = [env.evaluate_choice(classify, data, snr, "awgn", 1 / 6, "jpeg", AUTO, "qpsk", "1/2",
+                                use_cache=False, tables=tables) for snr in (12.0, 15.0)]
+    assert built == ["jpeg"] and set(tables) == {"jpeg"}
+    fresh = env.evaluate_choice(classify, data, 15.0, "awgn", 1 / 6, "jpeg", AUTO, "qpsk", "1/2", use_cache=False)
+    assert built == ["jpeg", "jpeg"]
+    assert np.array_equal(fresh.correct, runs[1].correct) and fresh.psnr_db == runs[1].psnr_db

@@ -336,14 +336,20 @@ def run_separate_sweep(classify: Classify, data: object, snrs: Sequence[float], 
 
 def evaluate_choice(classify: Classify, data: object, snr_db: float, channel: str, kn: float, codec: str,
                     quality: str, modulation: str, code_rate: str, seed: int = 2024,
-                    use_cache: bool = True) -> ConfigResult:
+                    use_cache: bool = True, tables: dict[str, CodecTable] | None = None) -> ConfigResult:
     """One configuration (chosen beforehand, e.g. on validation images) at one SNR, with the
-    per-image outcome (``correct``) for paired comparisons. Same noise convention as the sweep."""
+    per-image outcome (``correct``) for paired comparisons. Same noise convention as the sweep.
+    ``tables``: codec name -> its table for these images and this ``classify``, filled and reused
+    across calls (decoding and classifying every quality is the slow part, not the channel)."""
     images, labels = data.images, np.asarray(data.labels)  # type: ignore[attr-defined]
     ref = to_float_nchw(images)
     fallback = ref.mean(0)
     fb_scores = _metrics(classify, ref, np.broadcast_to(fallback, ref.shape).copy(), labels)
-    table = build_codec_table(make_codec(codec), images, labels, classify, fallback, use_cache)
+    table = (tables or {}).get(codec)
+    if table is None:
+        table = build_codec_table(make_codec(codec), images, labels, classify, fallback, use_cache)
+        if tables is not None:
+            tables[codec] = table
     lay = plan_frame(channel_uses(kn), modulation, code_rate)
     if lay is None:
         raise ValueError(f"{modulation} rate {code_rate} does not fit {channel_uses(kn)} channel uses")
