@@ -33,7 +33,9 @@ done
 #    tables cost ~30 min per 2,000 images on 2 cores; drop --limit for all 10,000)
 $s eval --channel awgn --out $r/eval-awgn
 $s eval --channel awgn --separate --limit 2000 --out $r/eval-awgn-2000
-$s eval --channel ofdm --separate --limit 2000 --out $r/eval-ofdm
+$s eval --channel ofdm --out $r/eval-ofdm
+$s eval --channel ofdm --separate --limit 2000 --out $r/eval-ofdm-2000
+$s eval --channel awgn --uncertain U:0:20 10+-3 --snr 10 --limit 2000 --out $r/eval-awgn-uncertain
 scripts/gr_vs_eval.sh $r
 $s demo --out $r/demo
 # 6. reliability (docs/results.md, "Reliability") and the bad-input tables (docs/bad-input.md)
