@@ -283,7 +283,8 @@ def test_sweep_rows_envelope_and_agreement_with_the_scheme() -> None:
 
 def test_evaluate_choice_reuses_a_codec_table_across_snrs(monkeypatch: pytest.MonkeyPatch) -> None:
     """eval evaluates the chosen configuration at every SNR: the codec's table (every quality
-    decoded and classified) is built once per codec and gives the same outcome as a fresh one."""
+    decoded and classified) and the fallback image's scores are built once and give the same outcome
+    as fresh ones."""
     from semjscc.separate import envelope as env
 
     imgs, labels = smooth_images(8, seed=5), np.arange(8) % 10
@@ -295,10 +296,10 @@ def test_evaluate_choice_reuses_a_codec_table_across_snrs(monkeypatch: pytest.Mo
     built = []
     real = env.build_codec_table
     monkeypatch.setattr(env, "build_codec_table", lambda *a, **k: built.append(a[0].name) or real(*a, **k))
-    tables: dict = {}
+    reuse = env.ChoiceCache()
     runs = [env.evaluate_choice(classify, data, snr, "awgn", 1 / 6, "jpeg", AUTO, "qpsk", "1/2",
-                                use_cache=False, tables=tables) for snr in (12.0, 15.0)]
-    assert built == ["jpeg"] and set(tables) == {"jpeg"}
+                                use_cache=False, reuse=reuse) for snr in (12.0, 15.0)]
+    assert built == ["jpeg"] and set(reuse.tables) == {"jpeg"} and reuse.fallback_scores is not None
     fresh = env.evaluate_choice(classify, data, 15.0, "awgn", 1 / 6, "jpeg", AUTO, "qpsk", "1/2", use_cache=False)
     assert built == ["jpeg", "jpeg"]
     assert np.array_equal(fresh.correct, runs[1].correct) and fresh.psnr_db == runs[1].psnr_db

@@ -190,7 +190,7 @@ def _separate(sw, classifiers: dict, data, args: argparse.Namespace, kn: float, 
     per-image outcomes. Returns protocol -> {SNR: configuration row}."""
     from semjscc.data import Dataset, load_cifar10
     from semjscc.nn.training import split_train_val
-    from semjscc.separate.envelope import evaluate_choice, run_separate_eval
+    from semjscc.separate.envelope import ChoiceCache, evaluate_choice, run_separate_eval
 
     full = load_cifar10(args.data, "train")
     _tr, va = split_train_val(len(full))
@@ -206,13 +206,13 @@ def _separate(sw, classifiers: dict, data, args: argparse.Namespace, kn: float, 
             f"{snr:g}": f"{r['codec']} q{r['quality']}, {r['modulation']} rate {r['code_rate']}"
             for snr, r in chosen[protocol].items()}
     meta["separate_val_images"] = len(val)
-    tables: dict[str, dict] = {protocol: {} for protocol in classifiers}  # codec tables, reused across SNRs
+    reuse = {protocol: ChoiceCache() for protocol in classifiers}  # codec tables etc., reused across SNRs
     for snr in args.snr:
         correct, psnr, ss = {}, None, None
         for protocol, classify in classifiers.items():
             r = chosen[protocol][float(snr)]
             res = evaluate_choice(classify, data, snr, args.channel, kn, r["codec"], str(r["quality"]),
-                                  r["modulation"], r["code_rate"], seed=args.seed, tables=tables[protocol])
+                                  r["modulation"], r["code_rate"], seed=args.seed, reuse=reuse[protocol])
             correct[protocol] = res.correct
             psnr, ss = res.psnr_db, res.ssim
         sw.add("separate", snr, correct, float(psnr), float(ss), len(data.labels))

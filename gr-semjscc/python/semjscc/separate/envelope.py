@@ -334,22 +334,32 @@ def run_separate_sweep(classify: Classify, data: object, snrs: Sequence[float], 
     return rows
 
 
+@dataclass
+class ChoiceCache:
+    """What :func:`evaluate_choice` reuses across SNRs for one image set and one classifier: each
+    codec's table and the scores of the fallback (mean) image."""
+    tables: dict[str, CodecTable] = field(default_factory=dict)
+    fallback_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
 def evaluate_choice(classify: Classify, data: object, snr_db: float, channel: str, kn: float, codec: str,
                     quality: str, modulation: str, code_rate: str, seed: int = 2024,
-                    use_cache: bool = True, tables: dict[str, CodecTable] | None = None) -> ConfigResult:
+                    use_cache: bool = True, reuse: ChoiceCache | None = None) -> ConfigResult:
     """One configuration (chosen beforehand, e.g. on validation images) at one SNR, with the
     per-image outcome (``correct``) for paired comparisons. Same noise convention as the sweep.
-    ``tables``: codec name -> its table for these images and this ``classify``, filled and reused
-    across calls (decoding and classifying every quality is the slow part, not the channel)."""
+    ``reuse``: what the calls for these images and this ``classify`` share, filled on first use
+    (decoding and classifying every quality is the slow part, not the channel)."""
     images, labels = data.images, np.asarray(data.labels)  # type: ignore[attr-defined]
+    reuse = ChoiceCache() if reuse is None else reuse
     ref = to_float_nchw(images)
     fallback = ref.mean(0)
-    fb_scores = _metrics(classify, ref, np.broadcast_to(fallback, ref.shape).copy(), labels)
-    table = (tables or {}).get(codec)
+    if reuse.fallback_scores is None:
+        reuse.fallback_scores = _metrics(classify, ref, np.broadcast_to(fallback, ref.shape).copy(), labels)
+    fb_scores = reuse.fallback_scores
+    table = reuse.tables.get(codec)
     if table is None:
-        table = build_codec_table(make_codec(codec), images, labels, classify, fallback, use_cache)
-        if tables is not None:
-            tables[codec] = table
+        table = reuse.tables[codec] = build_codec_table(make_codec(codec), images, labels, classify, fallback,
+                                                        use_cache)
     lay = plan_frame(channel_uses(kn), modulation, code_rate)
     if lay is None:
         raise ValueError(f"{modulation} rate {code_rate} does not fit {channel_uses(kn)} channel uses")
@@ -402,5 +412,5 @@ def run_separate_eval(classify: Classify, data: object, snrs: Sequence[float], c
     return doc
 
 
-__all__ = ["AUTO", "CodecTable", "PhyOutcome", "build_codec_table", "envelope", "evaluate_config",
+__all__ = ["AUTO", "ChoiceCache", "CodecTable", "PhyOutcome", "build_codec_table", "envelope", "evaluate_config",
            "run_separate_eval", "run_separate_sweep", "simulate_phy"]
