@@ -81,8 +81,8 @@ def use_bf16(requested: bool, rt: Runtime) -> bool:
     resume on another machine."""
     if requested and not bf16_native(rt.device):
         if rt.main:
-            print(f"bfloat16 autocast is emulated on this {rt.device.type} "
-                  f"({torch.backends.cpu.get_cpu_capability()}): training in float32", flush=True)
+            where = f"CPU ({torch.backends.cpu.get_cpu_capability()})" if rt.device.type == "cpu" else str(rt.device)
+            print(f"bfloat16 autocast is emulated on this {where}: training in float32", flush=True)
         return False
     return requested
 
