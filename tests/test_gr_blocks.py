@@ -360,6 +360,90 @@ def test_metrics_sink_takes_sent_frames_first() -> None:
     assert (s["frames_sent"], s["frames_received"], s["frames_lost"], s["late_frames"]) == (5, 5, 0, 0)
 
 
+def test_metrics_sink_loss_timeout_adapts_to_a_slow_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link slower than the loss timeout (a starved CPU) had every frame counted lost. The timeout
+    now stays >= LATENCY_MARGIN x the slowest latency seen, late arrivals of frames it gave up on
+    included; it never shrinks, and stops at MAX_ADAPTED_TIMEOUT_S. Before the chain's first output
+    it is at least STARTUP_GRACE_S (warm-up)."""
+    import importlib
+
+    ms = importlib.import_module("semjscc.gr.metrics_sink")  # the module; semjscc.gr.metrics_sink is the block
+    monkeypatch.setattr(ms, "STARTUP_GRACE_S", 0.0)
+    img = np.zeros(3072, np.uint8)
+
+    def start(timeout: float) -> gr.top_block:
+        tb = gr.top_block()
+        tb.sink = metrics_sink(loss_timeout_s=timeout)
+        tb.acks = blocks.message_debug()
+        tb.msg_connect(tb.sink, "ack", tb.acks, "store")
+        tb.start()
+        return tb
+
+    def sent(tb: gr.top_block, i: int) -> None:
+        post(tb.sink, "sent", pdu({"frame_number": i, "label": 1}, u8_vector(img)))
+
+    def rx(tb: gr.top_block, i: int) -> None:
+        post(tb.sink, "received", pdu({"frame_number": i, "header_ok": True, "pred": 1}, u8_vector(img)))
+
+    tb = start(0.2)
+    try:
+        t0 = time.monotonic()
+        for i in range(2):
+            sent(tb, i)
+        assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 2)
+        assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(0.2)
+        rx(tb, 0)  # given up on, and here after all, >= 0.2 s after it was sent
+        assert wait_for(lambda: tb.sink.summary()["late_frames"] == 1)
+        assert ms.LATENCY_MARGIN * 0.2 <= tb.sink.summary()["loss_timeout_s"] <= ms.LATENCY_MARGIN * (
+            time.monotonic() - t0)
+        sent(tb, 2)
+        time.sleep(0.3)  # within the adapted >= 0.8 s: not lost (0.2 s would have lost it)
+        rx(tb, 2)
+        assert wait_for(lambda: tb.sink.summary()["frames_received"] == 1)
+        s = tb.sink.summary()
+        assert s["lost_by_timeout"] == 2 and s["latency_s"] >= 0.3
+        assert s["loss_timeout_s"] >= ms.LATENCY_MARGIN * s["latency_s"]
+        adapted = s["loss_timeout_s"]
+        rx(tb, 2)  # a duplicate of a received frame: late, but says nothing of the link's latency
+        assert wait_for(lambda: tb.sink.summary()["late_frames"] == 2)
+        assert tb.sink.summary()["loss_timeout_s"] == adapted
+    finally:
+        tb.stop()
+        tb.wait()
+
+    monkeypatch.setattr(ms, "MAX_ADAPTED_TIMEOUT_S", 0.3)
+    tb = start(0.1)
+    try:
+        sent(tb, 0)
+        assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 1)
+        time.sleep(0.1)
+        rx(tb, 0)  # >= 0.2 s late: 4 x that is over the cap
+        assert wait_for(lambda: tb.sink.summary()["late_frames"] == 1)
+        assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(0.3)
+    finally:
+        tb.stop()
+        tb.wait()
+
+    monkeypatch.setattr(ms, "STARTUP_GRACE_S", 1.0)
+    tb = start(0.1)
+    try:
+        t0 = time.monotonic()
+        sent(tb, 0)
+        assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(1.0)  # nothing out of the chain yet
+        assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 1)
+        assert time.monotonic() - t0 >= 1.0  # the grace, not the 0.1 s timeout
+        post(tb.sink, "received", pdu({"frame_number": -1, "header_ok": False}, u8_vector([])))  # the chain's first word
+        assert wait_for(lambda: tb.sink.summary()["header_crc_failures"] == 1)
+        assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(0.1)
+        t1 = time.monotonic()
+        sent(tb, 1)
+        assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 2)
+        assert time.monotonic() - t1 < 1.0
+    finally:
+        tb.stop()
+        tb.wait()
+
+
 def test_metrics_sink_stop_counts_in_flight_as_lost(tmp_path: Path) -> None:
     tb = gr.top_block()
     tb.sink = metrics_sink(json_path=str(tmp_path / "m.json"), loss_timeout_s=60.0)

@@ -9,8 +9,19 @@ The accounting is :class:`semjscc.link.StreamLedger` (GNU Radio-free, defined on
 ``frames_sent == frames_received + frames_lost + frames_in_flight`` at every moment, and when the
 run ends (``done``, or ``stop()``, which gives up on frames still in flight)
 ``frames_sent == frames_received + frames_lost``. This block adds what needs a flowgraph: the
-ports, a watchdog thread that declares frames lost once the chain has gone quiet for
-``loss_timeout_s``, the acks that pace the source, and the files (summary JSON, per-frame CSV).
+ports, a watchdog thread that declares frames lost once the chain has gone quiet for the loss
+timeout, the acks that pace the source, and the files (summary JSON, per-frame CSV).
+
+The loss timeout starts at ``loss_timeout_s`` and adapts to the link, upwards only: it stays at
+least ``LATENCY_MARGIN`` times the slowest latency (sent -> received) seen, counting frames that
+arrive after the timeout had given up on them (a starved CPU, a slow first inference, a deep queue).
+A fixed timeout counted every frame of a link slower than it as lost. A frame lost on the air is
+still found by the gap a later frame leaves, so a longer timeout only delays the verdict on the
+run's tail; it never exceeds ``max(loss_timeout_s, MAX_ADAPTED_TIMEOUT_S)``. Until the chain's
+first output the timeout is at least ``STARTUP_GRACE_S``: the first frame also waits for the chain
+to warm up (sessions' first inference, a radio's buffers), and the source keeps sending meanwhile,
+so a short timeout there gave up on whole windows of frames at once. The summary reports the
+timeout in force as ``loss_timeout_s``.
 
 Done: once the source has sent its last frame (``last`` in its metadata) and all frames up to it
 are accounted for, the sink writes its JSON, sets :attr:`done_event` and says ``done`` on ``ack``;
@@ -24,7 +35,7 @@ import math
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +54,10 @@ PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")
 PORT_ACK = pmt.intern("ack")
 _WRAP = MAX_FRAME_NUMBER + 1
+LATENCY_MARGIN = 4.0  # loss timeout >= this x the slowest latency seen
+MAX_ADAPTED_TIMEOUT_S = 120.0  # how far the adapted loss timeout may grow (unless set higher)
+STARTUP_GRACE_S = 10.0  # the least loss timeout before the chain's first output (warm-up)
+TIMED_OUT_MEMORY = 4096  # frames lost by timeout whose send time is kept, to measure late arrivals
 LATENCY_WINDOW = 1 << 17  # received frames whose latency is kept for percentiles (~3 min at 658 frames/s)
 CSV_FIELDS = ("frame", "air_frame_number", "status", "label", "pred", "confidence", "psnr_db", "snr_est_db",
               "cfo_hz", "latency_s")
@@ -100,9 +115,12 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
 
     def _reset(self) -> None:
         self.ledger = StreamLedger(self._record)
+        self.timeout_s = self.loss_timeout_s  # the adapted loss timeout (module docstring)
+        self._timed_out: OrderedDict[int, float] = OrderedDict()  # air number -> send time, newest last
         self._t0: float | None = None
         self._t_end: float | None = None
         self._last_rx = time.monotonic()
+        self._any_rx = False  # the chain has said something (a frame, a header failure)
         self._samples: list[dict[str, Any]] = []
         # latencies of the last LATENCY_WINDOW received frames (sent -> accounted), for percentiles;
         # bounded: a radio link runs for days
@@ -173,16 +191,35 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         meta, vec = pdu
         now = time.monotonic()
         with self._lock:
-            self._last_rx = now
+            self._last_rx, self._any_rx = now, True
             image = image_u8_from_vector(vec) if meta.get("header_ok", True) and not meta.get("corrupt") else None
+            late = self.ledger.late_frames
             self.ledger.on_received(meta, image, now)
+            t_sent = self._timed_out.pop(meta.get("frame_number"), None) if self.ledger.late_frames > late else None
+            if t_sent is not None:
+                self._adapt_timeout(LATENCY_MARGIN * (now - t_sent),
+                                    f"a frame the timeout gave up on arrived {now - t_sent:.2f} s after it was sent")
             self._after_change()
+
+    def _adapt_timeout(self, wanted: float, why: str) -> None:
+        new = min(wanted, max(self.loss_timeout_s, MAX_ADAPTED_TIMEOUT_S))
+        if new > self.timeout_s:
+            if new >= 1.25 * self.timeout_s:  # said once per real step, not for every late frame of a burst
+                log.warning("metrics sink: loss timeout %.2f s -> %.2f s (%s)", self.timeout_s, new, why)
+            self.timeout_s = new
 
     def _record(self, o: Outcome) -> None:
         """Every accounted frame: a kept sample (the first ``n_samples``) and a CSV row."""
         r = o.sent.frame
         if o.latency_s is not None:
             self._latencies.append(o.latency_s)
+            if LATENCY_MARGIN * o.latency_s > self.timeout_s:
+                self._adapt_timeout(LATENCY_MARGIN * o.latency_s, f"a frame took {o.latency_s:.2f} s to arrive")
+        if o.status == "lost" and o.why == "timeout" and o.sent.t_sent:
+            self._timed_out[r % _WRAP] = o.sent.t_sent
+            self._timed_out.move_to_end(r % _WRAP)
+            if len(self._timed_out) > TIMED_OUT_MEMORY:
+                self._timed_out.popitem(last=False)
         if len(self._samples) < self.n_samples:
             self._samples.append({"frame": r, "sent": o.sent.image, "received": o.image, "label": o.sent.label,
                                   "pred": o.pred, "confidence": o.confidence, "status": o.status})
@@ -214,14 +251,19 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             now = time.monotonic()
             with self._lock:
                 # the chain has gone quiet: what was sent long enough ago is not coming
-                quiet = now - self._last_rx > self.loss_timeout_s and self.ledger.in_flight
-                if quiet and self.ledger.expire(now, self.loss_timeout_s):
+                timeout = self.loss_timeout_in_force()
+                quiet = now - self._last_rx > timeout and self.ledger.in_flight
+                if quiet and self.ledger.expire(now, timeout):
                     self._after_change()
                 if self.write_interval_s > 0 and now - last_write >= self.write_interval_s:
                     last_write = now
                     self.write_json()
                     if self._csv_file is not None:
                         self._csv_file.flush()
+
+    def loss_timeout_in_force(self) -> float:
+        """The adapted loss timeout, or ``STARTUP_GRACE_S`` if longer while the chain is still silent."""
+        return self.timeout_s if self._any_rx else max(self.timeout_s, STARTUP_GRACE_S)
 
     # --- results ------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -232,7 +274,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             elapsed = t_end - self._t0 if self._t0 is not None else 0.0
             s = self.ledger.summary()
             s.update(elapsed_s=elapsed, frames_per_s=self.ledger.accounted / elapsed if elapsed > 0 else None,
-                     done=self.done_event.is_set())
+                     done=self.done_event.is_set(), loss_timeout_s=self.loss_timeout_in_force())
             return s
 
     def latency_percentiles(self, percents: tuple[float, ...] = (50.0, 99.0)) -> dict[str, float | None]:
