@@ -22,7 +22,7 @@ from semjscc.link import (
     encoder_snr,
     resolve_classifier,
 )
-from semjscc.stats import paired_difference, relative_gain, wilson
+from semjscc.stats import paired_difference, relative_gain, wilson, wilson_rate
 from semjscc.stopping import run_until_done
 from semjscc.symbols import from_pairs, to_pairs
 
@@ -149,12 +149,16 @@ def test_clean_accuracy_counts_labelled_images_only() -> None:
     logits = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
     assert clean_accuracy(lambda x: logits[: len(x)], images, np.array([0, 1, 1, -1])) == pytest.approx(2 / 3)
     assert clean_accuracy(lambda x: logits[: len(x)], images, np.full(4, -1)) is None
+    from semjscc.sources import UNKNOWN_LABEL, labelled
+
+    assert labelled(np.array([0, 9, UNKNOWN_LABEL])).tolist() == [True, True, False]
 
 
 def test_intervals() -> None:
     lo, hi = wilson(50, 100)
     assert lo < 0.5 < hi and hi - lo == pytest.approx(0.19, abs=0.01)
     assert wilson(0, 10)[0] == 0.0 and 0 < wilson(0, 10)[1] < 0.35
+    assert wilson_rate(0.885, 200) == wilson(177, 200) and wilson_rate(0.5, 0) == (0.0, 1.0)
     rng = np.random.default_rng(0)
     a = rng.random(10_000) < 0.60
     b = a.copy()

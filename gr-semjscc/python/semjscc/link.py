@@ -239,8 +239,9 @@ def clean_accuracy(classify: Callable[[np.ndarray], np.ndarray], images_u8: np.n
     """The classifier's accuracy on the images before transmission (the ceiling of any link), over
     the labelled ones; None when none is labelled. ``classify``: float NCHW images -> logits."""
     from semjscc.imaging import to_float_nchw
+    from semjscc.sources import labelled
 
-    known = np.flatnonzero(np.asarray(labels) >= 0)
+    known = np.flatnonzero(labelled(labels))
     if not len(known):
         return None
     correct = 0

@@ -19,7 +19,13 @@ from semjscc.files import MiB, read_regular
 
 PICTURE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF", "PPM")
 MAX_PICTURE_BYTES = 64 * MiB
+UNKNOWN_LABEL = -1  # a picture outside CIFAR-10's class folders: sent and received, never scored
 MAX_PICTURE_PIXELS = 40_000_000  # checked from the header before decoding (~120 MB as RGB)
+
+
+def labelled(labels: np.ndarray) -> np.ndarray:
+    """Which images carry a label (the only ones an accuracy counts): a boolean mask."""
+    return np.asarray(labels) != UNKNOWN_LABEL
 
 
 def _load_picture(path: Path) -> np.ndarray:
@@ -46,7 +52,7 @@ def _load_picture(path: Path) -> np.ndarray:
 
 
 def _label_from_parent(path: Path) -> int:
-    return CIFAR10_CLASSES.index(path.parent.name) if path.parent.name in CIFAR10_CLASSES else -1
+    return CIFAR10_CLASSES.index(path.parent.name) if path.parent.name in CIFAR10_CLASSES else UNKNOWN_LABEL
 
 
 def load_images(source: str | os.PathLike[str] | None = None, split: str = "test", count: int = 0,

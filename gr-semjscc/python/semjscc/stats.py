@@ -27,6 +27,11 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def wilson_rate(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """:func:`wilson` of an accuracy ``p`` already measured over ``n`` images (a summary's rate)."""
+    return wilson(round(p * n), n, z)
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, z: float = Z95) -> tuple[float, float, float]:
     """Mean of ``a - b`` (per-image 0/1 correctness of two schemes on the same images) and its 95 %
     interval from the paired differences: (difference, low, high), as proportions."""

@@ -104,24 +104,24 @@ def _clean_accuracy(classifier_ref: str | None, args: argparse.Namespace,
     from semjscc.imaging import to_float_nchw
     from semjscc.link import clean_accuracy
     from semjscc.runtime import load_classifier
-    from semjscc.sources import load_images
+    from semjscc.sources import labelled, load_images
 
     clf = load_classifier(classifier_ref)
     images, labels = load_images(args.source or None, "test", args.frames, 0, args.seed)
     sent = [s["sent"] for s in shown if s["sent"] is not None]
     preds = [int(p) for p in clf.predict(to_float_nchw(np.stack(sent)))] if sent else []
-    return clean_accuracy(clf.run, images, labels), preds, int((np.asarray(labels) >= 0).sum())
+    return clean_accuracy(clf.run, images, labels), preds, int(labelled(labels).sum())
 
 
 def _print_table(results: dict[str, dict[str, Any]], clean: float | None, n_clean: int) -> None:
     def f(v: Any, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    from semjscc.stats import fmt_pct, wilson
+    from semjscc.stats import fmt_pct, wilson_rate
 
     def acc(v: float | None, n: int | None) -> str:
         """An accuracy over n images in % with its 95 % interval (Wilson), as eval's tables show it."""
-        return "-" if v is None or not n else fmt_pct(v, *wilson(round(v * n), n))
+        return "-" if v is None or not n else fmt_pct(v, *wilson_rate(v, n))
 
     head = ("model", "sent", "received", "lost", "hdr CRC fail", "accuracy % [95 % CI]",
             "acc. % (lost = wrong) [95 % CI]", "PSNR dB", "SNR est dB")
@@ -146,10 +146,10 @@ def _offline_curve(models: list[tuple[str, str]], classifier_ref: str | None, ar
     from semjscc.data import Dataset
     from semjscc.evaluation import sweep
     from semjscc.runtime import OnnxScheme, load_classifier
-    from semjscc.sources import load_images
+    from semjscc.sources import labelled, load_images
 
     images, labels = load_images(args.source or None, "test", args.frames, 0, args.seed)
-    known = labels >= 0
+    known = labelled(labels)
     if not known.any():
         return {}
     data = Dataset(images[known], labels[known])
@@ -176,7 +176,7 @@ def _plot(samples: dict[str, list[dict[str, Any]]], results: dict[str, dict[str,
     import numpy as np
 
     from semjscc.data import CIFAR10_CLASSES
-    from semjscc.stats import wilson
+    from semjscc.stats import wilson_rate
 
     def name(k: Any) -> str:
         return CIFAR10_CLASSES[int(k)] if k is not None and 0 <= int(k) < len(CIFAR10_CLASSES) else "?"
@@ -217,7 +217,7 @@ def _plot(samples: dict[str, list[dict[str, Any]]], results: dict[str, dict[str,
                 r = results[label]
                 acc = r.get("accuracy_sent")
                 n_sent = r.get("frames_sent") or 0
-                lo, hi = wilson(round((acc or 0) * n_sent), n_sent)
+                lo, hi = wilson_rate(acc or 0.0, n_sent)
                 ax.set_ylabel(f"{label}\n{100 * (acc or 0):.1f} %\n[{100 * lo:.0f}, {100 * hi:.0f}]\n"
                               f"of {n_sent}", fontsize=8)
     ax = fig.add_subplot(grid[:, n + 1:])
