@@ -65,10 +65,10 @@ def _jscc_models(specs: list[tuple[str, Path]], device: torch.device) -> list[tu
 
 
 @torch.no_grad()
-def _through_jscc(model: nn.Module, x: torch.Tensor, snr: torch.Tensor, channel: nn.Module,
-                  bf16: bool) -> torch.Tensor:
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        return model(x, channel, snr).float().clamp_(0.0, 1.0)
+def _through_jscc(model: nn.Module, x: torch.Tensor, snr: torch.Tensor, channel: nn.Module) -> torch.Tensor:
+    """A frozen JSCC arm's decodes, in float32 even when the receiver trains under bf16: the receiver
+    must learn the artefacts of the deployed (float32 ONNX) decoder, not bf16 rounding's."""
+    return model(x, channel, snr).float().clamp_(0.0, 1.0)
 
 
 @torch.no_grad()
@@ -79,7 +79,7 @@ def _jscc_accuracy(clf: nn.Module, model: nn.Module, images_u8: np.ndarray, labe
     correct = 0
     for s in range(0, len(labels), 500):
         x = to_tensor(images_u8[s : s + 500], device).contiguous()
-        y = _through_jscc(model, x, torch.full((len(x),), snr, device=device), channel, bf16)
+        y = _through_jscc(model, x, torch.full((len(x),), snr, device=device), channel)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             pred = clf(y.contiguous(memory_format=torch.channels_last)).argmax(1).cpu().numpy()
         correct += int((pred == labels[s : s + 500]).sum())
@@ -185,7 +185,7 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
                     rows = np.flatnonzero(src == k)
                     if len(rows):
                         snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(len(rows), generator=gen)
-                        x[rows] = _through_jscc(arm, x[rows].contiguous(), snr.to(rt.device), channel, bf16)
+                        x[rows] = _through_jscc(arm, x[rows].contiguous(), snr.to(rt.device), channel)
                 if bank_x is not None:
                     rows = np.flatnonzero(src == n_src - 1)
                     if len(rows):
