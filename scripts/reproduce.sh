@@ -29,13 +29,14 @@ for arm in mse semantic; do
 done
 # 5. the result tables: the 10,000 test images, both protocols (clean and receiver classifier),
 #    separate coding chosen on validation per protocol, 95 % intervals, paired differences
-#    (deep JSCC on all 10,000; separate coding on 2,000 of them: its validation sweep and per-codec
-#    tables cost ~30 min per 2,000 images on 2 cores; drop --limit for all 10,000)
+#    (separate coding's validation sweep and per-codec tables cost ~30 min per 2,000 images on one
+#    core; the 10,000-image AWGN run with separate coding about 1.5 h)
 $s eval --channel awgn --out $r/eval-awgn
+$s eval --channel awgn --separate --out $r/eval-awgn-separate-10k
 $s eval --channel awgn --separate --limit 2000 --out $r/eval-awgn-2000
 $s eval --channel ofdm --out $r/eval-ofdm
 $s eval --channel ofdm --separate --limit 2000 --out $r/eval-ofdm-2000
-$s eval --channel awgn --uncertain U:0:20 10+-3 --snr 10 --limit 2000 --out $r/eval-awgn-uncertain
+$s eval --channel awgn --separate --uncertain U:0:20 10+-3 --snr 10 --limit 2000 --out $r/eval-awgn-uncertain
 scripts/gr_vs_eval.sh $r
 $s demo --out $r/demo
 # 6. reliability (docs/results.md, "Reliability") and the bad-input tables (docs/bad-input.md)
