@@ -33,7 +33,6 @@ done
 #    core; the 10,000-image AWGN run with separate coding about 1.5 h)
 $s eval --channel awgn --out $r/eval-awgn
 $s eval --channel awgn --separate --out $r/eval-awgn-separate-10k
-$s eval --channel awgn --separate --limit 2000 --out $r/eval-awgn-2000
 $s eval --channel ofdm --out $r/eval-ofdm
 $s eval --channel ofdm --separate --limit 2000 --out $r/eval-ofdm-2000
 $s eval --channel awgn --separate --uncertain U:0:20 10+-3 --snr 10 --limit 2000 --out $r/eval-awgn-uncertain
