@@ -400,8 +400,8 @@ def test_metrics_sink_loss_timeout_adapts_to_a_slow_link(monkeypatch: pytest.Mon
         time.sleep(0.3)  # within the adapted >= 0.8 s: not lost (0.2 s would have lost it)
         rx(tb, 2)
         assert wait_for(lambda: tb.sink.summary()["frames_received"] == 1)
-        s = tb.sink.summary()
-        assert s["lost_by_timeout"] == 2 and s["latency_s"] >= 0.3
+        s = tb.sink.summary()  # (the latency itself depends on when the block thread ran: not asserted)
+        assert s["lost_by_timeout"] == 2 and s["loss_timeout_s"] >= ms.LATENCY_MARGIN * 0.2
         assert s["loss_timeout_s"] >= ms.LATENCY_MARGIN * s["latency_s"]
         adapted = s["loss_timeout_s"]
         rx(tb, 2)  # a duplicate of a received frame: late, but says nothing of the link's latency
@@ -424,21 +424,21 @@ def test_metrics_sink_loss_timeout_adapts_to_a_slow_link(monkeypatch: pytest.Mon
         tb.stop()
         tb.wait()
 
-    monkeypatch.setattr(ms, "STARTUP_GRACE_S", 1.0)
+    monkeypatch.setattr(ms, "STARTUP_GRACE_S", 2.0)
     tb = start(0.1)
     try:
         t0 = time.monotonic()
         sent(tb, 0)
-        assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(1.0)  # nothing out of the chain yet
+        assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(2.0)  # nothing out of the chain yet
         assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 1)
-        assert time.monotonic() - t0 >= 1.0  # the grace, not the 0.1 s timeout
+        assert time.monotonic() - t0 >= 2.0  # the grace, not the 0.1 s timeout
         post(tb.sink, "received", pdu({"frame_number": -1, "header_ok": False}, u8_vector([])))  # the chain's first word
         assert wait_for(lambda: tb.sink.summary()["header_crc_failures"] == 1)
         assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(0.1)
         t1 = time.monotonic()
         sent(tb, 1)
         assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 2)
-        assert time.monotonic() - t1 < 1.0
+        assert time.monotonic() - t1 < 2.0  # 0.1 s and the watchdog's tick; a loaded machine may add some
     finally:
         tb.stop()
         tb.wait()
