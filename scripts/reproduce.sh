@@ -30,11 +30,11 @@ done
 # 5. the result tables: the 10,000 test images, both protocols (clean and receiver classifier),
 #    separate coding chosen on validation per protocol, 95 % intervals, paired differences
 #    (separate coding's validation sweep and per-codec tables cost ~30 min per 2,000 images on one
-#    core; the 10,000-image AWGN run with separate coding about 1.5 h)
+#    core; each 10,000-image run with separate coding about 1 h)
 $s eval --channel awgn --out $r/eval-awgn
 $s eval --channel awgn --separate --out $r/eval-awgn-separate-10k
 $s eval --channel ofdm --out $r/eval-ofdm
-$s eval --channel ofdm --separate --limit 2000 --out $r/eval-ofdm-2000
+$s eval --channel ofdm --separate --out $r/eval-ofdm-separate-10k
 $s eval --channel awgn --separate --uncertain U:0:20 10+-3 --snr 10 --limit 2000 --out $r/eval-awgn-uncertain
 scripts/gr_vs_eval.sh $r
 $s demo --out $r/demo
