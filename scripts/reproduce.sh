@@ -35,7 +35,7 @@ $s eval --channel awgn --out $r/eval-awgn
 $s eval --channel awgn --separate --out $r/eval-awgn-separate-10k
 $s eval --channel ofdm --out $r/eval-ofdm
 $s eval --channel ofdm --separate --out $r/eval-ofdm-separate-10k
-$s eval --channel awgn --separate --uncertain U:0:20 10+-3 --snr 10 --limit 2000 --out $r/eval-awgn-uncertain
+$s eval --channel awgn --separate --uncertain U:0:20 10+-3 --snr 10 --out $r/eval-awgn-uncertain-10k
 scripts/gr_vs_eval.sh $r
 $s demo --out $r/demo
 # 6. reliability (docs/results.md, "Reliability") and the bad-input tables (docs/bad-input.md)
