@@ -6,10 +6,11 @@ ONNX Runtime sessions they wrap and check ports, metadata and accounting, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -371,13 +372,19 @@ def test_metrics_sink_loss_timeout_adapts_to_a_slow_link(monkeypatch: pytest.Mon
     monkeypatch.setattr(ms, "STARTUP_GRACE_S", 0.0)
     img = np.zeros(3072, np.uint8)
 
-    def start(timeout: float) -> gr.top_block:
+    @contextlib.contextmanager
+    def running(timeout: float) -> Iterator[gr.top_block]:
+        """A flowgraph of one sink (acks to a message_debug, or GNU Radio would not run it), stopped on exit."""
         tb = gr.top_block()
         tb.sink = metrics_sink(loss_timeout_s=timeout)
         tb.acks = blocks.message_debug()
         tb.msg_connect(tb.sink, "ack", tb.acks, "store")
         tb.start()
-        return tb
+        try:
+            yield tb
+        finally:
+            tb.stop()
+            tb.wait()
 
     def sent(tb: gr.top_block, i: int) -> None:
         post(tb.sink, "sent", pdu({"frame_number": i, "label": 1}, u8_vector(img)))
@@ -385,8 +392,7 @@ def test_metrics_sink_loss_timeout_adapts_to_a_slow_link(monkeypatch: pytest.Mon
     def rx(tb: gr.top_block, i: int) -> None:
         post(tb.sink, "received", pdu({"frame_number": i, "header_ok": True, "pred": 1}, u8_vector(img)))
 
-    tb = start(0.2)
-    try:
+    with running(0.2) as tb:
         t0 = time.monotonic()
         for i in range(2):
             sent(tb, i)
@@ -407,26 +413,18 @@ def test_metrics_sink_loss_timeout_adapts_to_a_slow_link(monkeypatch: pytest.Mon
         rx(tb, 2)  # a duplicate of a received frame: late, but says nothing of the link's latency
         assert wait_for(lambda: tb.sink.summary()["late_frames"] == 2)
         assert tb.sink.summary()["loss_timeout_s"] == adapted
-    finally:
-        tb.stop()
-        tb.wait()
 
     monkeypatch.setattr(ms, "MAX_ADAPTED_TIMEOUT_S", 0.3)
-    tb = start(0.1)
-    try:
+    with running(0.1) as tb:
         sent(tb, 0)
         assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 1)
         time.sleep(0.1)
         rx(tb, 0)  # >= 0.2 s late: 4 x that is over the cap
         assert wait_for(lambda: tb.sink.summary()["late_frames"] == 1)
         assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(0.3)
-    finally:
-        tb.stop()
-        tb.wait()
 
     monkeypatch.setattr(ms, "STARTUP_GRACE_S", 2.0)
-    tb = start(0.1)
-    try:
+    with running(0.1) as tb:
         t0 = time.monotonic()
         sent(tb, 0)
         assert tb.sink.summary()["loss_timeout_s"] == pytest.approx(2.0)  # nothing out of the chain yet
@@ -439,9 +437,6 @@ def test_metrics_sink_loss_timeout_adapts_to_a_slow_link(monkeypatch: pytest.Mon
         sent(tb, 1)
         assert wait_for(lambda: tb.sink.summary()["lost_by_timeout"] == 2)
         assert time.monotonic() - t1 < 2.0  # 0.1 s and the watchdog's tick; a loaded machine may add some
-    finally:
-        tb.stop()
-        tb.wait()
 
 
 def test_metrics_sink_stop_counts_in_flight_as_lost(tmp_path: Path) -> None:
