@@ -24,8 +24,9 @@ MAX_PICTURE_PIXELS = 40_000_000  # checked from the header before decoding (~120
 
 
 def labelled(labels: np.ndarray) -> np.ndarray:
-    """Which images carry a label (the only ones an accuracy counts): a boolean mask."""
-    return np.asarray(labels) != UNKNOWN_LABEL
+    """Which images carry a label (the only ones an accuracy counts): a boolean mask. Labels are
+    class indices, so any negative one (``UNKNOWN_LABEL``) is none, as the callers' ``>= 0`` was."""
+    return np.asarray(labels) >= 0
 
 
 def _load_picture(path: Path) -> np.ndarray:
