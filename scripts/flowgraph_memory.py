@@ -8,7 +8,7 @@ malloc arenas is allocator fragmentation across GNU Radio's block threads, not a
 
 import gc
 
-from semjscc.bench.soak import rss_kib
+from semjscc.experiments.bench.soak import rss_kib
 from semjscc.gr.sim_loopback import SimConfig, run_sim
 
 mb = []

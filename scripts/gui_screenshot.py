@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     script = args.script
     if script is None:
-        from semjscc.grc_run import compiled_script
+        from semjscc.grc.run import compiled_script
 
         script = compiled_script(args.grc)
     mod = _load(script)

@@ -63,7 +63,7 @@ for tool in grcc gnuradio-companion; do
     fi
 done
 
-"$venv/bin/python" -m semjscc.grc_path --install
+"$venv/bin/python" -m semjscc.grc.install --install
 "$venv/bin/python" - <<'PY'
 from gnuradio import gr
 import onnxruntime, semjscc

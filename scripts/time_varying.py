@@ -8,7 +8,7 @@
 phy: the numpy PHY over Rayleigh fading (GNU Radio's selective fading model with its GRC defaults,
 and the numpy model of semjscc.phy.impairments), SNR x normalised Doppler x pilot pattern: frames
 decoded, payload SNR against the symbols sent (mean over frames of each frame's, and per OFDM
-symbol), the reported SNR's error per frame (semjscc.bench.fading).
+symbol), the reported SNR's error per frame (semjscc.experiments.bench.fading).
 
 static: the static-link figures that must not regress: frames decoded at -1, 0 and 2 dB (1,000
 frames per SNR, each with its own channel: CFO uniform in +-20 kHz, a fractional timing offset and
@@ -21,7 +21,7 @@ static vs Doppler 1e-4 and 5e-4 (Rayleigh fading, three paths or flat, an indepe
 per frame), with 95 % intervals.
 
 "Before" figures come from running the same script with PYTHONPATH pointing at a checkout of the
-commit before issue 13 (cd66b4c) into which semjscc/bench/fading.py, phy/impairments.py,
+commit before issue 13 (cd66b4c) into which semjscc/experiments/bench/fading.py, phy/impairments.py,
 phy/channel_model.py, phy/sim_channel.py and evaluation.py of this commit were copied: the old
 receiver, the same channels. Pass --quick for a smaller run.
 """
@@ -42,7 +42,7 @@ def _cn(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def phy(args: argparse.Namespace) -> dict:
-    from semjscc.bench.fading import fading_link
+    from semjscc.experiments.bench.fading import fading_link
 
     frames = 100 if args.quick else 300
     rows = []
@@ -139,16 +139,16 @@ def static(args: argparse.Namespace) -> dict:
 
 def accuracy(args: argparse.Namespace) -> dict:
     from semjscc.data import load_cifar10
-    from semjscc.evaluation import sweep
-    from semjscc.link import card_classifiers
-    from semjscc.schemes import load_classifier_fn, load_scheme
-    from semjscc.shipped import JSCC_MSE, JSCC_SEMANTIC
+    from semjscc.experiments.eval.schemes import load_classifier_fn, load_scheme
+    from semjscc.experiments.eval.sweep import sweep
+    from semjscc.zoo.locate import card_classifiers
+    from semjscc.zoo.shipped import JSCC_MSE, JSCC_SEMANTIC
 
     n = 200 if args.quick else args.images
     data = load_cifar10(None, "test").subset(n)
     schemes = [load_scheme("mse", JSCC_MSE), load_scheme("semantic", JSCC_SEMANTIC)]
     clf = {"clean": load_classifier_fn(card_classifiers(JSCC_SEMANTIC)["classifier"])}
-    from semjscc.bench.fading import THREE_PATH
+    from semjscc.experiments.bench.fading import THREE_PATH
 
     rows = []
     for (profile, taps), doppler, snr in itertools.product((("three-path", THREE_PATH), ("flat", (1.0,))),

@@ -6,7 +6,7 @@
 The networks that replace the shipped ones have the shipped recipes' full sizes: the fast-CIFAR
 classifier at width 64 (2x2 whitening conv, conv groups of 64, 256, 256 channels; ~118 M MACs per
 image) and the deep JSCC encoder/decoder at width 32 (GDN + residual blocks, k/n = 1/6, SNR
-adaptive). Exported like any model (``semjscc.export``), so a flowgraph loads them as it will load
+adaptive). Exported like any model (``semjscc.nn.export``), so a flowgraph loads them as it will load
 the trained ones, and docs/results.md ("Throughput") can say what the chain sustains with them
 before they are trained."""
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 def main(out_dir: Path) -> None:
     import torch
-    from semjscc.export import export_classifier, export_jscc
     from semjscc.nn.classifier import Classifier
     from semjscc.nn.config import ClassifierConfig, JSCCConfig
+    from semjscc.nn.export import export_classifier, export_jscc
     from semjscc.nn.jscc import JSCC
     from semjscc.nn.training import save_checkpoint
 

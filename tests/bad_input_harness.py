@@ -4,8 +4,8 @@ the tables of docs/bad-input.md (:func:`table_row` gives each case's row).
 
 Two kinds of case (the data file's comment describes the fields):
 
-* ``cli``: ``semjscc ARGV``, in this process through ``semjscc.cli.main`` (``test: inprocess``, the
-  default) or as a ``python -m semjscc.cli`` subprocess (``test: subprocess``), in a scratch folder
+* ``cli``: ``semjscc ARGV``, in this process through ``semjscc.cli.main.main`` (``test: inprocess``, the
+  default) or as a ``python -m semjscc.cli.main`` subprocess (``test: subprocess``), in a scratch folder
   with ``QT_QPA_PLATFORM=offscreen``, a throwaway HOME and cache, and ``SEMJSCC_DATA`` set to a tiny
   fake CIFAR-10 (so no case decodes the real dataset); exit status, stdout and stderr are captured.
 * ``blocks``: a Python snippet run in this process against the GNU Radio blocks (``g`` is
@@ -59,7 +59,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)  # cli
     exit: int = 2  # cli: expected exit status
     code: str = ""  # blocks: Python snippet
-    error: str | None = None  # blocks: expected semjscc.errors class name, None = must not raise
+    error: str | None = None  # blocks: expected semjscc.util.errors class name, None = must not raise
     test: str = "inprocess"  # how tests/test_bad_input.py runs it: inprocess, subprocess or skip
     xfail: str = ""  # a known gap: why it does not behave yet
     slow: bool = False  # takes seconds (a subprocess that loads models or compiles a flowgraph): not in test-fast
@@ -258,7 +258,7 @@ class Fixtures:
         meta = out / "recording.sigmf-meta"
         if not meta.is_file():
             env = {**os.environ, **self.env()}
-            r = subprocess.run([sys.executable, "-m", "semjscc.cli", "ota", "--uri", "sim", "--snr", "10", "--images",
+            r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", "ota", "--uri", "sim", "--snr", "10", "--images",
                                 "2", "--calibration", str(REPO / "calibration" / "examples" / "sim-0.yaml"), "--batch", "2", "--no-sim", "--no-progress", "--out", str(out)],
                                cwd=self["scratch"], env=env, capture_output=True, text=True, timeout=300)
             if r.returncode != 0 or not meta.is_file():
@@ -515,7 +515,7 @@ class Outcome:
 
 def run_cli(case: Case, fx: Fixtures, inprocess: bool = False, timeout: float | None = None) -> Outcome:
     """Run ``semjscc ARGV`` for a cli case: as a subprocess, or (``inprocess``) through
-    ``semjscc.cli.main`` in this process with stdout/stderr captured, SystemExit caught and the
+    ``semjscc.cli.main.main`` in this process with stdout/stderr captured, SystemExit caught and the
     environment and cwd restored afterwards."""
     argv = [fx.fill(a) for a in case.argv]
     env = {**fx.env(), **{k: fx.fill(v) for k, v in case.env.items()}}
@@ -524,14 +524,14 @@ def run_cli(case: Case, fx: Fixtures, inprocess: bool = False, timeout: float | 
     t0 = time.monotonic()
     if not inprocess:
         try:
-            r = subprocess.run([sys.executable, "-m", "semjscc.cli", *argv], cwd=cwd, env={**os.environ, **env},
+            r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", *argv], cwd=cwd, env={**os.environ, **env},
                                capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             return Outcome(None, out, f"(killed: no exit within {timeout:g} s)", seconds=time.monotonic() - t0)
         return Outcome(r.returncode, r.stdout, r.stderr, traceback="Traceback (most recent call last)" in r.stderr,
                        seconds=time.monotonic() - t0)
-    from semjscc import cli
+    from semjscc.cli import main as cli
 
     saved_env = {k: os.environ.get(k) for k in env}
     saved_cwd = os.getcwd()
@@ -603,7 +603,7 @@ def run_block(case: Case, fx: Fixtures) -> Outcome:
     message when nothing is raised."""
     import numpy as np
     from semjscc import gr as sg
-    from semjscc.errors import SemJSCCError
+    from semjscc.util.errors import SemJSCCError
 
     ns: dict[str, Any] = {"g": sg, "fx": fx, "link": link, "link_blocks": link_blocks, "np": np}
     t0 = time.monotonic()
@@ -627,7 +627,7 @@ def problems(case: Case, o: Outcome) -> list[str]:
         if o.exit != case.exit:
             found.append(f"exit status {o.exit}, expected {case.exit}")
     else:
-        from semjscc import errors
+        from semjscc.util import errors
 
         if case.error is None and o.error is not None:
             found.append(f"raised {o.error}, expected no error")

@@ -24,9 +24,9 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if (root / _DONE).is_file():
         return root
     import torch
-    from semjscc.export import export_classifier, export_jscc
     from semjscc.nn.classifier import Classifier
     from semjscc.nn.config import ClassifierConfig, JSCCConfig
+    from semjscc.nn.export import export_classifier, export_jscc
     from semjscc.nn.jscc import JSCC
     from semjscc.nn.training import save_checkpoint
 

@@ -5,9 +5,9 @@ row is written there for scripts/bad_input_table.py, which renders docs/bad-inpu
 
 How the CLI cases run here (a `semjscc` process costs 0.3-3 s, too much for ~150 cases):
 
-* ``test: inprocess`` (the default): through ``semjscc.cli.main(argv)`` in this process, stdout
+* ``test: inprocess`` (the default): through ``semjscc.cli.main.main(argv)`` in this process, stdout
   and stderr captured, argparse's SystemExit caught, environment and cwd restored;
-* ``test: subprocess``: a real ``python -m semjscc.cli`` process: an argparse error, a truncated
+* ``test: subprocess``: a real ``python -m semjscc.cli.main`` process: an argparse error, a truncated
   model under ``SEMJSCC_MODELS`` and a .grc whose two ends use different models (grcc compiles it).
 
 Block cases (``blocks:``) run their snippet against the GNU Radio blocks in this process. Cases
@@ -75,7 +75,7 @@ def _judge(case: object, outcome: object, fx: object) -> None:
 
 def test_cases_cover_every_subcommand() -> None:
     """Each subcommand (and each benchmark) has bad-input rows in the table."""
-    from semjscc.cli import build_parser
+    from semjscc.cli.main import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

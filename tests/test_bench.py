@@ -14,10 +14,10 @@ pytest.importorskip("gnuradio.gr")
 
 from conftest import fake_split, write_pickles
 from gr_tiny_zoo import tiny_zoo
-from semjscc.cli import main
-from semjscc.errors import UsageError
-from semjscc.grc_path import blocks_dir, gnuradio_script
-from semjscc.grc_run import FLOWGRAPHS_DIR
+from semjscc.cli.main import main
+from semjscc.grc.install import blocks_dir, gnuradio_script
+from semjscc.grc.run import FLOWGRAPHS_DIR
+from semjscc.util.errors import UsageError
 
 pytestmark = pytest.mark.gnuradio
 REPO = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
     """What the chains cannot run is refused before a flowgraph is built: more symbols than GNU Radio's
     reference chain fits in its buffers (it used to hang in tb.run()), a CFO beyond the receiver's
     search range, a NaN SNR. At the limit both chains run to the end."""
-    from semjscc.bench import throughput as bt
+    from semjscc.experiments.bench import throughput as bt
     from semjscc.phy.channel_model import CFO_SEARCH_HZ
 
     assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, CFO_SEARCH_HZ) == (51, 2256, 46875.0)
@@ -139,7 +139,7 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="gr_packet_bytes"):
         bt.run_throughput(n_frames=2, gr_packet_bytes=584)  # 52 OFDM symbols
     # in a subprocess: a hang must fail the test, not stop the suite
-    code = ("from semjscc.bench.throughput import MAX_SYMBOLS, run_throughput\n"
+    code = ("from semjscc.experiments.bench.throughput import MAX_SYMBOLS, run_throughput\n"
             "r = run_throughput(n_frames=3, n_symbols=MAX_SYMBOLS)\n"
             "print('RESULT', r['ours_frames_ok'], r['gr_ofdm_frames_ok'], r['ofdm_symbols_per_frame'])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -152,7 +152,7 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
 
 def test_soak_refuses_a_stall_timeout_of_zero() -> None:
     """0 (or NaN) ended the soak at once as 'stalled', exit status 1; refused before the flowgraph is built."""
-    from semjscc.bench.soak import run_soak
+    from semjscc.experiments.bench.soak import run_soak
 
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(UsageError, match="--stall-timeout must be a number of seconds > 0"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from semjscc.cli import build_parser
+from semjscc.cli.main import build_parser
 
 PLACEHOLDERS = {"--data": "PATH", "--classifier": ("NAME_OR_DIR", "CHECKPOINT"), "--model": ("NAME_OR_DIR", "LABEL=MODEL"),
                 "--frames": "N", "--limit": "N", "--json": "PATH"}
@@ -55,9 +55,9 @@ def test_the_runtime_install_runs_the_cli_without_torch() -> None:
     import sys
 
     code = ("import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
-            "from semjscc.cli import build_parser, main\n"
+            "from semjscc.cli.main import build_parser, main\n"
             "build_parser()\n"
-            "import semjscc.commands.demo_cmd, semjscc.gr.sim_loopback\n"
+            "import semjscc.cli.demo, semjscc.gr.sim_loopback\n"
             "for cmd in (['--help'], ['train', 'receiver', '--help'], ['run', '--help'], ['demo', '--help']):\n"
             "    try:\n"
             "        main(cmd)\n"

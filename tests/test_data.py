@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REAL_CACHE, fake_split, write_archive, write_folder, write_pickles
-from semjscc.cli import main
+from semjscc.cli.main import main
 from semjscc.data import load_cifar10, resolve_source
-from semjscc.errors import DataError
+from semjscc.util.errors import DataError
 
 
 def _sorted(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

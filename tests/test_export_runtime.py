@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from semjscc.cli import main
-from semjscc.errors import ModelError
-from semjscc.export import PARITY_TOL, export_jscc
-from semjscc.modelcard import CARD_FILE, META_PREFIX, ModelCard
+from semjscc.cli.main import main
 from semjscc.nn.classifier import Classifier
 from semjscc.nn.config import ClassifierConfig, JSCCConfig
+from semjscc.nn.export import PARITY_TOL, export_jscc
 from semjscc.nn.jscc import JSCC
 from semjscc.nn.training import save_checkpoint
-from semjscc.runtime import (
+from semjscc.util.errors import ModelError
+from semjscc.zoo import (
     OnnxScheme,
     check_pair,
     list_models,
@@ -32,6 +31,7 @@ from semjscc.runtime import (
     load_encoder,
     load_jscc_pair,
 )
+from semjscc.zoo.card import CARD_FILE, META_PREFIX, ModelCard
 
 WIDTH = 4
 
@@ -245,7 +245,7 @@ def test_provider_in_use_is_logged(zoo: dict, caplog: pytest.LogCaptureFixture) 
 
 
 def test_onnx_scheme_and_classifier_reference(zoo: dict) -> None:
-    from semjscc.schemes import load_classifier_fn
+    from semjscc.experiments.eval.schemes import load_classifier_fn
 
     scheme = OnnxScheme("kn6", str(zoo["root"] / "jscc-kn6"))
     assert scheme.kn == pytest.approx(1 / 6)

@@ -21,11 +21,11 @@ pytest.importorskip("gnuradio.gr")
 
 from conftest import fake_split, write_pickles
 from gr_tiny_zoo import tiny_zoo
-from semjscc.cli import main
-from semjscc.errors import ModelError, UsageError
-from semjscc.grc_path import blocks_dir, gnuradio_script, grc_env, install, merge_blocks_path
-from semjscc.grc_run import FLOWGRAPHS_DIR, error_line, run_script
+from semjscc.cli.main import main
+from semjscc.grc.install import blocks_dir, gnuradio_script, grc_env, install, merge_blocks_path
+from semjscc.grc.run import FLOWGRAPHS_DIR, error_line, run_script
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
+from semjscc.util.errors import ModelError, UsageError
 
 pytestmark = pytest.mark.gnuradio
 REPO = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def test_gui_flowgraph_runs_offscreen(compiled: dict[str, Path], zoo: Path, data
 
 def test_generated_script_errors_become_one_line(tmp_path: Path) -> None:
     script = tmp_path / "fg.py"
-    script.write_text("from semjscc.errors import ModelError\nraise ModelError('model x has 7 symbols')\n")
+    script.write_text("from semjscc.util.errors import ModelError\nraise ModelError('model x has 7 symbols')\n")
     with pytest.raises(ModelError, match=r"^fg failed: model x has 7 symbols$"):
         run_script(script, [], timeout_s=60)
     assert error_line("Traceback...\n  File x\nsemjscc.errors.DataError: no images\n") == "DataError: no images"
@@ -182,7 +182,7 @@ def test_generated_script_errors_become_one_line(tmp_path: Path) -> None:
 
 
 def test_grc_refuses_what_companion_cannot_open(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from semjscc.grc_run import read_grc
+    from semjscc.grc.run import read_grc
 
     for grc in SHIPPED:
         assert "file_format" in read_grc(grc)["metadata"]

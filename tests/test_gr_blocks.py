@@ -23,11 +23,11 @@ import pmt
 from conftest import fake_split, write_pickles
 from gnuradio import blocks, gr
 from gr_tiny_zoo import tiny_zoo
-from semjscc.errors import ModelError
+from semjscc.data.imaging import to_float_nchw
 from semjscc.gr import classifier, image_display, image_source, jscc_decoder, jscc_encoder, metrics_sink
 from semjscc.gr.pdus import c32_vector, f32_vector, u8_vector
-from semjscc.imaging import to_float_nchw
-from semjscc.runtime import load_classifier, load_decoder, load_encoder
+from semjscc.util.errors import ModelError
+from semjscc.zoo import load_classifier, load_decoder, load_encoder
 
 pytestmark = pytest.mark.gnuradio
 
@@ -121,7 +121,7 @@ def test_pdu_vectors_and_metadata_convert_like_pmts_own_functions() -> None:
 # --- image_source --------------------------------------------------------------------------------
 
 def test_image_source_window_flush_and_finish(data: Path) -> None:
-    from semjscc.sources import load_images
+    from semjscc.data.sources import load_images
 
     images, labels = load_images(str(data), "test", 5, 0, 7)
     tb = gr.top_block()

@@ -196,7 +196,7 @@ def test_stream_flowgraph_accounting() -> None:
 
 
 def test_throughput_benchmark_runs() -> None:
-    from semjscc.bench.throughput import run_throughput
+    from semjscc.experiments.bench.throughput import run_throughput
 
     r = run_throughput(n_frames=60)
     for key in ("ours_samples_per_s", "gr_ofdm_samples_per_s", "ratio", "ours_frames_per_s"):

@@ -42,10 +42,10 @@ def _default_sigint() -> None:
 
 
 class Cli:
-    """``python -m semjscc.cli ARGS`` with its stdout and stderr collected as they come."""
+    """``python -m semjscc.cli.main ARGS`` with its stdout and stderr collected as they come."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.p = subprocess.Popen([sys.executable, "-m", "semjscc.cli", *args], stdout=subprocess.PIPE,
+        self.p = subprocess.Popen([sys.executable, "-m", "semjscc.cli.main", *args], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env, cwd=cwd, preexec_fn=_default_sigint)
         self._buf: dict[str, list[bytes]] = {"out": [], "err": []}
         self._pumps = [threading.Thread(target=self._pump, args=(s, self._buf[k]), daemon=True)
@@ -302,7 +302,7 @@ def test_ota_recording_survives_sigkill_at_any_moment(link: Path, env: dict[str,
             time.sleep(rng.uniform(0.0, 1.5))
             c.p.kill()
             c.p.wait(timeout=WAIT_S)
-        r = subprocess.run([sys.executable, "-m", "semjscc.cli", "replay", str(out / "recording.sigmf-meta")],
+        r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", "replay", str(out / "recording.sigmf-meta")],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
         assert r.returncode == 0, f"kill {i}: {r.stderr[-2000:]}"
         doc = json.loads(r.stdout)
@@ -328,7 +328,7 @@ def train_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def uninterrupted(train_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The same training, never stopped (in this process: one interpreter start less)."""
     import torch
-    from semjscc.cli import main
+    from semjscc.cli.main import main
 
     out = tmp_path_factory.mktemp("ref") / "ref.pt"
     threads = torch.get_num_threads()
@@ -362,7 +362,7 @@ def test_training_saves_a_checkpoint_that_resumes_exactly(train_data: Path, unin
     step = state["partial"]["step"]
     assert f"interrupted in epoch {state['epoch'] + 1} after batch {step}/{STEPS}" in c.out
 
-    r = subprocess.run([sys.executable, "-m", "semjscc.cli", *argv], capture_output=True, text=True, env=env,
+    r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", *argv], capture_output=True, text=True, env=env,
                        timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"resuming {ck} at epoch {state['epoch']}/2, batch {step}/{STEPS} of epoch {state['epoch'] + 1}" in r.stdout

@@ -12,7 +12,7 @@ import pytest
 yaml = pytest.importorskip("yaml")
 pytest.importorskip("gnuradio.gr")
 
-from semjscc.grc_path import blocks_dir  # noqa: E402
+from semjscc.grc.install import blocks_dir  # noqa: E402
 
 YMLS = sorted(Path(blocks_dir()).glob("semjscc_*.block.yml"))
 

@@ -18,7 +18,7 @@ pytest.importorskip("gnuradio.gr")
 
 from conftest import fake_split, write_pickles
 from gr_tiny_zoo import tiny_zoo
-from semjscc.grc_path import blocks_dir
+from semjscc.grc.install import blocks_dir
 
 pytestmark = [pytest.mark.gnuradio, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]

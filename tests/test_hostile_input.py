@@ -35,7 +35,7 @@ def test_hostile_sources_stay_under_1_gb(fx: Fixtures, name: str, tmp_path: Path
             else ["run", "sim_loopback", "--source", source, "--frames", "1", "--json", str(tmp_path / "r.json")])
     # VmHWM is the peak of this process's own address space; getrusage's ru_maxrss is not: Linux carries
     # the forking parent's peak across exec, so under a big pytest process it measured pytest.
-    code = ("import sys; from semjscc.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from semjscc.cli.main import main; rc = main(sys.argv[1:]); "
             "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]; "
             "print('MAXRSS', hwm, file=sys.stderr); sys.exit(rc)")
     env = {**os.environ, **fx.env(), "SEMJSCC_CACHE": str(tmp_path / "cache")}
@@ -83,7 +83,7 @@ def test_cache_follows_a_pickle_overwritten_in_place(tmp_path: Path, monkeypatch
 
 
 def test_atomic_writer_leaves_nothing_when_writing_fails(tmp_path: Path) -> None:
-    from semjscc.files import atomic_writer
+    from semjscc.util.files import atomic_writer
 
     target = tmp_path / "r.json"
     target.write_text("old\n")
@@ -96,7 +96,7 @@ def test_atomic_writer_leaves_nothing_when_writing_fails(tmp_path: Path) -> None
 def test_failed_grc_run_keeps_the_earlier_json(tmp_path: Path) -> None:
     """`semjscc run X.grc --json R` deleted R before running; a run that fails now leaves it as it was."""
     pytest.importorskip("gnuradio.gr")
-    from semjscc.cli import main
+    from semjscc.cli.main import main
 
     js = tmp_path / "r.json"
     js.write_text('{"earlier": true}\n')
@@ -107,7 +107,7 @@ def test_failed_grc_run_keeps_the_earlier_json(tmp_path: Path) -> None:
 
 def test_models_listing_into_a_closed_pipe(tmp_path: Path) -> None:
     """`semjscc models --json | head -1` ended in a BrokenPipeError traceback."""
-    r = subprocess.run(f"{sys.executable} -m semjscc.cli models --json | head -1", shell=True, capture_output=True,
+    r = subprocess.run(f"{sys.executable} -m semjscc.cli.main models --json | head -1", shell=True, capture_output=True,
                        text=True, timeout=60, cwd=tmp_path)
     assert r.stdout.strip() == "{" and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
 

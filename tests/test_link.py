@@ -1,4 +1,4 @@
-"""The rules of the link, each defined once (semjscc.link, symbols, stats, paths, stopping): the SNR a
+"""The rules of the link, each defined once (semjscc.link.ledger, symbols, stats, paths, stopping): the SNR a
 model is given, which classifier judges its images, model names versus paths, the frame ledger, the
 one run loop, the intervals every accuracy carries."""
 
@@ -12,19 +12,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from semjscc.errors import ModelError
-from semjscc.link import (
-    FrameLedger,
-    SentFrame,
-    StreamLedger,
-    clean_accuracy,
-    decoder_snr,
-    encoder_snr,
-    resolve_classifier,
-)
-from semjscc.stats import paired_difference, relative_gain, wilson, wilson_rate
-from semjscc.stopping import run_until_done
-from semjscc.symbols import from_pairs, to_pairs
+from semjscc.link.ledger import FrameLedger, SentFrame, StreamLedger, clean_accuracy
+from semjscc.link.snr import decoder_snr, encoder_snr
+from semjscc.phy.symbols import from_pairs, to_pairs
+from semjscc.util.errors import ModelError
+from semjscc.util.stats import paired_difference, relative_gain, wilson, wilson_rate
+from semjscc.util.stopping import run_until_done
+from semjscc.zoo.locate import resolve_classifier
 
 ADAPTIVE = SimpleNamespace(snr_adaptive=True, snr_db=[0.0, 20.0])
 FIXED = SimpleNamespace(snr_adaptive=False, snr_db=[10.0, 10.0])
@@ -72,7 +66,7 @@ def test_classifier_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_folder_here_never_shadows_a_shipped_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from semjscc.paths import resolve_model_dir
+    from semjscc.zoo.locate import resolve_model_dir
 
     monkeypatch.setenv("SEMJSCC_MODELS", str(tmp_path / "models"))
     (tmp_path / "models" / "m").mkdir(parents=True)
@@ -149,7 +143,7 @@ def test_clean_accuracy_counts_labelled_images_only() -> None:
     logits = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
     assert clean_accuracy(lambda x: logits[: len(x)], images, np.array([0, 1, 1, -1])) == pytest.approx(2 / 3)
     assert clean_accuracy(lambda x: logits[: len(x)], images, np.full(4, -1)) is None
-    from semjscc.sources import UNKNOWN_LABEL, labelled
+    from semjscc.data.sources import UNKNOWN_LABEL, labelled
 
     assert labelled(np.array([0, 9, UNKNOWN_LABEL])).tolist() == [True, True, False]
 

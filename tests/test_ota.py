@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 from conftest import fake_split, write_folder
 from gr_tiny_zoo import tiny_zoo
-from semjscc.cli import main
-from semjscc.ota.replay import replay
-from semjscc.ota.runner import RUN_KEYS, Experiment, run_experiment
+from semjscc.cli.main import main
+from semjscc.experiments.ota.replay import replay
+from semjscc.experiments.ota.runner import RUN_KEYS, Experiment, run_experiment
 from semjscc.radio.sim import SimRadio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,8 +181,8 @@ def test_experiment_values_are_checked_before_the_radio_opens(tmp_path: Path, mo
     """A NaN target SNR (which reached round() while choosing the attenuation) and radio settings
     outside the Pluto's ranges (a sample rate of 0 reached the SigMF writer after the first capture)
     are refused before a radio is opened or anything is written."""
-    from semjscc.errors import UsageError
-    from semjscc.ota import runner
+    from semjscc.experiments.ota import runner
+    from semjscc.util.errors import UsageError
 
     def no_radio(*_a: object, **_k: object) -> None:
         raise AssertionError("the radio was opened")
@@ -205,14 +205,14 @@ def test_experiment_values_are_checked_before_the_radio_opens(tmp_path: Path, mo
 
 def test_replay_refuses_a_model_of_another_symbol_count(experiment: dict, env: dict[str, Path]) -> None:
     """A 256-symbol model on a 512-symbol recording used to decode every frame as corrupt (exit 0)."""
-    from semjscc.errors import ModelError
+    from semjscc.util.errors import ModelError
 
     with pytest.raises(ModelError, match=r"holds frames of 512 symbols \(recorded with .*\) but model .* decodes 256"):
         replay(experiment["out"] / "recording.sigmf-meta", model=str(env["zoo"] / "jscc-kn12"))
 
 
 def test_replay_names_a_missing_data_file(experiment: dict, tmp_path: Path) -> None:
-    from semjscc.errors import UsageError
+    from semjscc.util.errors import UsageError
 
     meta = tmp_path / "recording.sigmf-meta"
     shutil.copy(experiment["out"] / "recording.sigmf-meta", meta)
@@ -228,7 +228,7 @@ FLOWGRAPHS = ("pluto_tx", "pluto_rx", "pluto_loopback")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """All Pluto flowgraphs through one grcc run (it spends seconds loading the block library)."""
     pytest.importorskip("gnuradio.iio")
-    from semjscc.grc_path import gnuradio_script
+    from semjscc.grc.install import gnuradio_script
 
     grcc = gnuradio_script("grcc")
     if grcc is None:

@@ -1,10 +1,10 @@
-"""The image source's adaptive window (semjscc.pacing), on simulated links: no flowgraph."""
+"""The image source's adaptive window (semjscc.link.pacing), on simulated links: no flowgraph."""
 
 from __future__ import annotations
 
 import pytest
-from semjscc.errors import UsageError
-from semjscc.pacing import MAX_WINDOW, AdaptiveWindow, BatchCosts
+from semjscc.link.pacing import MAX_WINDOW, AdaptiveWindow, BatchCosts
+from semjscc.util.errors import UsageError
 
 
 def _simulate(win: AdaptiveWindow, seconds: float, service_s: float, base_latency_s: float,

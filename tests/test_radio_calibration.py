@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from semjscc.calib import apply
-from semjscc.calib.estimators import (
+from semjscc.cli.main import main
+from semjscc.radio import RadioConfig, SimAir, SimRadio, open_radio, parse_sim_uri
+from semjscc.radio.base import RadioError
+from semjscc.radio.calib import apply
+from semjscc.radio.calib.estimators import (
     IQImbalance,
     correct_iq,
     dc_offset,
@@ -28,14 +31,11 @@ from semjscc.calib.estimators import (
     power_dbfs,
     tone,
 )
-from semjscc.calib.procedure import CalibrationPlan, calibrate
-from semjscc.calib.profile import CalibrationProfile, SNRPoint
-from semjscc.cli import main
-from semjscc.errors import UsageError
-from semjscc.radio import RadioConfig, SimAir, SimRadio, open_radio, parse_sim_uri
-from semjscc.radio.base import RadioError
+from semjscc.radio.calib.procedure import CalibrationPlan, calibrate
+from semjscc.radio.calib.profile import CalibrationProfile, SNRPoint
 from semjscc.radio.capture import build_batch, frames_in_window, random_payloads, tx_scale
 from semjscc.radio.sim import impair_iq
+from semjscc.util.errors import UsageError
 
 FS = 1e6
 FC = 2.45e9

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from semjscc.bench.soak import garbage_samples, noise_false_frames
+from semjscc.experiments.bench.soak import garbage_samples, noise_false_frames
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
 from semjscc.phy.rx import OFDMReceiver
 from semjscc.phy.tx import modulate_stream
@@ -81,7 +81,7 @@ def test_noise_false_frame_rate_small() -> None:
 def test_gr_rx_block_survives_garbage(kind: str) -> None:
     pytest.importorskip("gnuradio.gr")
     from gnuradio import blocks, gr
-    from semjscc.gr.rx import ofdm_rx
+    from semjscc.gr.ofdm_rx import ofdm_rx
 
     x = garbage(kind)
     tb = gr.top_block()

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 from semjscc.data import Dataset
-from semjscc.imaging import to_float_nchw
-from semjscc.metrics import psnr_db
+from semjscc.data.imaging import to_float_nchw
+from semjscc.data.metrics import psnr_db
+from semjscc.experiments.eval.separate import AUTO, envelope, run_separate_sweep
 from semjscc.nn.channels import make_channel
+from semjscc.phy.symbols import from_pairs, to_pairs
 from semjscc.separate.codecs import available_codecs, make_codec
-from semjscc.separate.envelope import AUTO, envelope, run_separate_sweep
 from semjscc.separate.ldpc import _numba_kernel, rate_value, wifi_code
 from semjscc.separate.modem import MODULATIONS, constellation, demap, hard_bits, modulate
 from semjscc.separate.scheme import (
@@ -25,7 +26,6 @@ from semjscc.separate.scheme import (
     unpack_frame,
 )
 from semjscc.separate.wifi_ldpc_tables import LENGTHS, RATES
-from semjscc.symbols import from_pairs, to_pairs
 
 
 def smooth_images(n: int, seed: int = 0) -> np.ndarray:
@@ -285,7 +285,7 @@ def test_evaluate_choice_reuses_a_codec_table_across_snrs(monkeypatch: pytest.Mo
     """eval evaluates the chosen configuration at every SNR: the codec's table (every quality
     decoded and classified) and the fallback image's scores are built once and give the same outcome
     as fresh ones."""
-    from semjscc.separate import envelope as env
+    from semjscc.experiments.eval import separate as env
 
     imgs, labels = smooth_images(8, seed=5), np.arange(8) % 10
 

@@ -17,9 +17,9 @@ pytest.importorskip("gnuradio.gr")
 
 import pmt
 from gnuradio import blocks, gr
+from semjscc.data.imaging import to_float_nchw
 from semjscc.gr import separate_decoder, separate_encoder
 from semjscc.gr.pdus import c32_vector, u8_vector
-from semjscc.imaging import to_float_nchw
 
 pytestmark = pytest.mark.gnuradio
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_corrupted_payload_gives_counted_fallback() -> None:
 
 @pytest.mark.slow
 def test_sim_separate_grc_compiles(tmp_path: Path) -> None:
-    from semjscc.grc_path import gnuradio_script
+    from semjscc.grc.install import gnuradio_script
 
     grcc = gnuradio_script("grcc")
     if grcc is None:
@@ -124,7 +124,7 @@ def test_semjscc_run_sets_any_grc_parameter(tmp_path: Path, monkeypatch: pytest.
     if shutil.which("grcc") is None:
         pytest.skip("grcc not installed")
     from conftest import fake_split, write_pickles
-    from semjscc.cli import main
+    from semjscc.cli.main import main
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")

@@ -17,11 +17,11 @@ pytest.importorskip("gnuradio.gr")
 
 from conftest import fake_split, write_pickles
 from gr_tiny_zoo import tiny_zoo
-from semjscc.cli import main
-from semjscc.errors import ModelError
-from semjscc.grc_path import blocks_dir, gnuradio_script
-from semjscc.grc_run import FLOWGRAPHS_DIR
+from semjscc.cli.main import main
+from semjscc.grc.install import blocks_dir, gnuradio_script
+from semjscc.grc.run import FLOWGRAPHS_DIR
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
+from semjscc.util.errors import ModelError
 
 pytestmark = pytest.mark.gnuradio
 REPO = Path(__file__).resolve().parents[1]
@@ -202,7 +202,7 @@ def test_demo_cli(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert r["frames_sent"] == 6 == r["frames_received"] + r["frames_lost"]
     assert doc["clean_accuracy"] is not None and doc["clean_images"] == 6
     # every accuracy printed carries its 95 % interval and its count
-    from semjscc.stats import fmt_pct, wilson
+    from semjscc.util.stats import fmt_pct, wilson
 
     row = next(line for line in text.splitlines() if line.startswith("tiny "))
     assert fmt_pct(r["accuracy_sent"], *wilson(round(r["accuracy_sent"] * 6), 6)) in row
@@ -218,7 +218,7 @@ def test_demo_runs_without_torch(zoo: Path, data: Path, tmp_path: Path) -> None:
     run with `import torch` failing."""
     out = tmp_path / "demo"
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from semjscc.cli import main\n"
+            "from semjscc.cli.main import main\n"
             f"sys.exit(main(['demo', '--model', 'tiny=jscc-kn6', '--frames', '4', '--snr', '15', '--source', "
             f"{str(data)!r}, '--out', {str(out)!r}]))\n")
     env = {**os.environ, "SEMJSCC_MODELS": str(zoo), "MPLBACKEND": "Agg"}

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from semjscc.bench.soak import rss_kib
-from semjscc.errors import UsageError
+from semjscc.experiments.bench.soak import rss_kib
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
 from semjscc.phy.impairments import DELAY_TAPS, BurstChannel, draw_impairment, fractional_delay_taps
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
 from semjscc.phy.rx import OFDMReceiver
 from semjscc.phy.tx import modulate_stream
+from semjscc.util.errors import UsageError
 
 
 def test_draws_in_range_and_inside_the_cyclic_prefix() -> None:
@@ -95,8 +95,8 @@ def test_burst_channel_block_draws_one_channel_per_burst() -> None:
     gr = pytest.importorskip("gnuradio.gr")
     from gnuradio import blocks
     from semjscc.gr.burst_channel import burst_channel
-    from semjscc.gr.rx import ofdm_rx
-    from semjscc.gr.tx import ofdm_tx
+    from semjscc.gr.ofdm_rx import ofdm_rx
+    from semjscc.gr.ofdm_tx import ofdm_tx
 
     with pytest.raises(UsageError, match="burst channel: max CFO"):
         burst_channel(max_cfo_hz=1e6)
@@ -126,8 +126,8 @@ def test_soak_accounts_for_every_frame(tmp_path: Path, monkeypatch: pytest.Monke
     pytest.importorskip("gnuradio.gr")
     from conftest import fake_split, write_pickles
     from gr_tiny_zoo import tiny_zoo
-    from semjscc.bench.soak import run_soak
-    from semjscc.cli import main
+    from semjscc.cli.main import main
+    from semjscc.experiments.bench.soak import run_soak
 
     zoo = tiny_zoo(tmp_path_factory)
     data = write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(3, 1), fake_split(3, 2))
@@ -159,7 +159,7 @@ def test_soak_accounts_for_every_frame(tmp_path: Path, monkeypatch: pytest.Monke
 ])
 def test_soak_cli_refuses_bad_ranges(argv: list[str], message: str, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from semjscc.cli import main
+    from semjscc.cli.main import main
 
     assert main(["bench", "soak", "--json", str(tmp_path / "s.json"), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -174,7 +174,7 @@ def test_soak_with_shipped_models_keeps_memory_flat(tmp_path_factory: pytest.Tem
     frames, memory growth from frame 1,000 to the end within the issue's 5 %."""
     pytest.importorskip("gnuradio.gr")
     from conftest import fake_split, write_pickles
-    from semjscc.bench.soak import RSS_REFERENCE_FRAME, run_soak
+    from semjscc.experiments.bench.soak import RSS_REFERENCE_FRAME, run_soak
 
     data = write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(1, 1), fake_split(10, 2))
     r = run_soak(2000, seed=3, source=str(data))
@@ -186,7 +186,7 @@ def test_soak_with_shipped_models_keeps_memory_flat(tmp_path_factory: pytest.Tem
 
 # --- signal-free input ------------------------------------------------------------------------------
 def test_garbage_streams_continue_across_calls() -> None:
-    from semjscc.bench.soak import GARBAGE_KINDS, garbage_samples
+    from semjscc.experiments.bench.soak import GARBAGE_KINDS, garbage_samples
 
     for kind in ("tone", "two-tone", "dc"):  # deterministic kinds: cut anywhere, same stream
         whole = garbage_samples(kind, 0, 1000, np.random.default_rng(0))
@@ -201,7 +201,7 @@ def test_garbage_streams_continue_across_calls() -> None:
 
 
 def test_bench_garbage_reports_every_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from semjscc.cli import main
+    from semjscc.cli.main import main
 
     out = tmp_path / "g.json"
     assert main(["bench", "garbage", "--samples", "100000", "--kinds", "noise,tone,nan,mixed", "--json", str(out)]) == 0
@@ -217,7 +217,7 @@ def test_bench_garbage_reports_every_kind(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_poisson_upper_bound() -> None:
-    from semjscc.bench.soak import poisson_upper
+    from semjscc.experiments.bench.soak import poisson_upper
 
     assert poisson_upper(0) == pytest.approx(-np.log(0.05), rel=1e-6)  # the rule of three
     assert poisson_upper(1) == pytest.approx(4.7439, rel=1e-3)  # tabulated exact limits

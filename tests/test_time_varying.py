@@ -8,8 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
-from semjscc.bench.fading import fading_link
-from semjscc.errors import UsageError
+from semjscc.experiments.bench.fading import fading_link
 from semjscc.phy import DEFAULT_NUMEROLOGY as NUM
 from semjscc.phy.channel_model import check_doppler, fading_delays, fading_input, fading_mags, static_taps
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
@@ -18,6 +17,7 @@ from semjscc.phy.impairments import BurstChannel, FadingChannel, FadingTaps, dra
 from semjscc.phy.rx import OFDMReceiver, receive
 from semjscc.phy.tracking import bessel_j0
 from semjscc.phy.tx import modulate_stream
+from semjscc.util.errors import UsageError
 
 
 def cn(rng: np.random.Generator, n: int | tuple[int, ...]) -> np.ndarray:
@@ -285,7 +285,7 @@ def test_phy_eval_channel_with_doppler_and_midamble() -> None:
     (["bench", "soak", "--max-doppler", "1", "--json", "/dev/null"], "normalised Doppler"),
 ])
 def test_cli_refuses_bad_doppler_options(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from semjscc.cli import main
+    from semjscc.cli.main import main
 
     assert main(argv) == 2
     assert message in capsys.readouterr().err

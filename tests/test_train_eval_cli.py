@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import fake_split, write_archive
-from semjscc.cli import main
+from semjscc.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,9 +106,9 @@ def test_bad_training_arguments(tiny: dict[str, Path], capsys: pytest.CaptureFix
 
 def test_device_names_are_checked_before_torch_sees_them() -> None:
     """torch.device('tpu') raised a RuntimeError listing torch's twenty device types (a traceback)."""
-    from semjscc.devices import check_device
-    from semjscc.errors import UsageError
     from semjscc.nn.training import setup_runtime
+    from semjscc.util.devices import check_device
+    from semjscc.util.errors import UsageError
 
     assert [check_device(d) for d in ("auto", "cpu", "cuda", "cuda:1")] == ["auto", "cpu", "cuda", "cuda:1"]
     for bad in ("tpu", "cuda:", "cuda:x", "CPU", "", None):
@@ -122,9 +122,9 @@ def test_device_names_are_checked_before_torch_sees_them() -> None:
 def test_snr_range_is_checked_before_anything_is_loaded(tmp_path: Path) -> None:
     """A reversed --snr-range used to train a model on it; refused before the device or the data
     (here missing) are touched."""
-    from semjscc.errors import UsageError
     from semjscc.nn.config import JSCCConfig
     from semjscc.nn.train_jscc import train_jscc
+    from semjscc.util.errors import UsageError
 
     for lo, hi, text in ((20.0, 0.0, "LO must not exceed HI"), (0.0, float("inf"), "must be finite")):
         with pytest.raises(UsageError, match=text):
@@ -135,19 +135,19 @@ def test_snr_range_is_checked_before_anything_is_loaded(tmp_path: Path) -> None:
 def test_eval_refuses_separate_on_other_channels_up_front(monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """--separate --channel rayleigh was refused only after the deep JSCC sweep had run."""
-    import semjscc.schemes
+    import semjscc.experiments.eval.schemes
 
     def no_loading(*_a: object, **_k: object) -> None:
         raise AssertionError("a model was loaded before the options were checked")
 
-    monkeypatch.setattr(semjscc.schemes, "load_scheme", no_loading)
+    monkeypatch.setattr(semjscc.experiments.eval.schemes, "load_scheme", no_loading)
     assert main(["eval", "--separate", "--channel", "rayleigh", "--limit", "4"]) == 2
     assert "--separate supports --channel awgn or ofdm, not rayleigh" in capsys.readouterr().err
 
 
 def test_sweep_refuses_non_finite_snrs() -> None:
-    from semjscc.errors import UsageError
-    from semjscc.evaluation import sweep
+    from semjscc.experiments.eval.sweep import sweep
+    from semjscc.util.errors import UsageError
 
     with pytest.raises(UsageError, match="SNR nan dB is not a finite number"):
         sweep([], lambda x: x, None, [0.0, float("nan")])  # type: ignore[arg-type]

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from semjscc.errors import DataError
-from semjscc.files import MiB, read_regular, save_npy
-from semjscc.paths import cache_dir, default_data_source
+from semjscc.util.errors import DataError
+from semjscc.util.files import MiB, read_regular, save_npy
+from semjscc.util.paths import cache_dir, default_data_source
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",

@@ -48,9 +48,9 @@ from semjscc.gr.jscc_encoder import jscc_encoder  # noqa: E402
 from semjscc.gr.link_rx import jscc_rx, separate_rx  # noqa: E402
 from semjscc.gr.link_tx import jscc_tx, separate_tx  # noqa: E402
 from semjscc.gr.metrics_sink import metrics_sink  # noqa: E402
-from semjscc.gr.rx import ofdm_rx  # noqa: E402
+from semjscc.gr.ofdm_rx import ofdm_rx  # noqa: E402
+from semjscc.gr.ofdm_tx import header_framer, ofdm_tx, pdu_framer  # noqa: E402
 from semjscc.gr.separate_blocks import separate_decoder, separate_encoder  # noqa: E402
-from semjscc.gr.tx import header_framer, ofdm_tx, pdu_framer  # noqa: E402
 
 __all__ = [
     "burst_channel",

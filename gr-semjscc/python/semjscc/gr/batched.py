@@ -10,7 +10,7 @@ Latency cap: when frames trickle in (a source paced by acks or a radio's sample 
 one by one), a small batch pays a whole call's fixed cost for few frames. So the handler may wait,
 at most ``max_wait_s`` after its first frame, for more -- only when it pays: when the frames the
 measured arrival rate promises within the cap would save at least a tenth of a frame's CPU cost
-(:class:`semjscc.pacing.BatchCosts` fits each call's cost as fixed + per frame), and only while
+(:class:`semjscc.link.pacing.BatchCosts` fits each call's cost as fixed + per frame), and only while
 they keep coming (it stops once twice the mean gap passes without one, or at ``max_batch``).
 Measured on the shipped models, the fixed cost is too small for waiting to pay (docs/results.md,
 Throughput): batches form anyway, from the receiver's bursts and the source's window.
@@ -27,8 +27,8 @@ import pmt
 from gnuradio import gr
 
 from semjscc.gr.pdus import c32_array, drain, empty_like_u8, image_from_vector, log, make_pdu, split_pdu
-from semjscc.pacing import BatchCosts
-from semjscc.runtime.blas import limit_blas_threads
+from semjscc.link.pacing import BatchCosts
+from semjscc.util.blas import limit_blas_threads
 
 PORT_IN = pmt.intern("in")
 PORT_OUT = pmt.intern("out")
@@ -47,7 +47,7 @@ class BatchedPduBlock(gr.basic_block):
 
     def __init__(self, name: str, max_batch: int = 64, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         gr.basic_block.__init__(self, name=name, in_sig=None, out_sig=None)
-        limit_blas_threads()  # see semjscc.runtime.blas
+        limit_blas_threads()  # see semjscc.util.blas
         self.max_batch = max(1, int(max_batch))
         self.max_wait_s = max(0.0, float(max_wait_s))
         self.message_port_register_in(PORT_IN)

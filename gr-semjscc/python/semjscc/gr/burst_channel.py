@@ -15,8 +15,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from semjscc.errors import UsageError
 from semjscc.phy.impairments import MAX_CFO_HZ, MAX_TAPS, BurstChannel
+from semjscc.util.errors import UsageError
 
 DRAW_FIELDS = ("snr_db", "cfo_hz", "delay", "n_taps", "doppler")
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import ModelError
+from semjscc.data.imaging import IMAGE_SHAPE
 from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads
 from semjscc.gr.params import as_float, as_int
 from semjscc.gr.pdus import image_from_vector, make_pdu
-from semjscc.imaging import IMAGE_SHAPE
-from semjscc.runtime import load_classifier
+from semjscc.util.errors import ModelError
+from semjscc.zoo import load_classifier
 
 
 class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)

@@ -24,7 +24,7 @@ from gnuradio import gr
 from semjscc.data import CIFAR10_CLASSES
 from semjscc.gr.pdus import finite_or, image_u8_from_vector, split_pdu
 from semjscc.phy.frame import MAX_FRAME_NUMBER
-from semjscc.stats import wilson
+from semjscc.util.stats import wilson
 
 PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")

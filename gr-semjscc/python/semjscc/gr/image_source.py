@@ -7,7 +7,7 @@ a whole dataset in front of the encoder in milliseconds. Two pacing mechanisms, 
 * ``max_in_flight`` > 0: a window of frames sent but not yet accounted for by the metrics sink,
   whose ``ack`` messages (``{accounted: n, done: bool}``) open it again. With ``adaptive_window``
   (the default) the window is sized from what the link delivers, the highest recent frame rate
-  times the lowest recent latency, doubled (:class:`semjscc.pacing.AdaptiveWindow`), between 64
+  times the lowest recent latency, doubled (:class:`semjscc.link.pacing.AdaptiveWindow`), between 64
   frames and ``max_in_flight``: just enough to keep the slowest block busy, so frames do not queue
   in front of it; without, it is ``max_in_flight``, fixed. If no ack progress comes for
   ``ack_timeout_s`` one more frame is let through, so a lost ack cannot stall the source.
@@ -31,16 +31,16 @@ import pmt
 from gnuradio import gr
 
 from semjscc.data.cifar10 import SPLITS
-from semjscc.errors import UsageError
+from semjscc.data.sources import load_images
 from semjscc.gr.params import as_float, as_int, one_of
 from semjscc.gr.pdus import PduMeta, finite_or, log, make_pdu, u8_vector
-from semjscc.pacing import MAX_WINDOW, AdaptiveWindow
-from semjscc.sources import load_images
+from semjscc.link.pacing import MAX_WINDOW, AdaptiveWindow
+from semjscc.util.errors import UsageError
 
 PORT_OUT = pmt.intern("pdus")
 PORT_ACK = pmt.intern("ack")
 _DONE_MSG = pmt.cons(pmt.intern("done"), pmt.from_long(1))
-DEFAULT_MAX_IN_FLIGHT = 1024  # the adaptive window's cap (see semjscc.pacing)
+DEFAULT_MAX_IN_FLIGHT = 1024  # the adaptive window's cap (see semjscc.link.pacing)
 
 
 class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
@@ -66,7 +66,7 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             raise UsageError("the image source needs pacing: frames_per_second > 0 or max_in_flight > 0 (with the "
                              "metrics sink's ack connected); unpaced, GNU Radio drops messages past 8192 queued")
         gr.basic_block.__init__(self, name="semjscc_image_source", in_sig=None, out_sig=None)
-        # pictures of any size are centre-cropped and resized to 32x32 (semjscc.sources); a CIFAR-10
+        # pictures of any size are centre-cropped and resized to 32x32 (semjscc.data.sources); a CIFAR-10
         # layout must hold 32x32 images (DataError otherwise)
         self.images, self.labels = load_images(source or None, one_of(name, "split", split, SPLITS), count, start,
                                                None if shuffle_seed < 0 else shuffle_seed)

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import ModelError
 from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads, triage_received
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import check_image_format, image_vector, make_pdu
-from semjscc.link import decoder_snr, to_pairs
+from semjscc.link.snr import decoder_snr
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
-from semjscc.runtime import load_decoder
+from semjscc.phy.symbols import to_pairs
+from semjscc.util.errors import ModelError
+from semjscc.zoo import load_decoder
 
 SNR_MODES = ("estimate", "fixed")
 

@@ -6,14 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import ModelError
+from semjscc.data.imaging import IMAGE_SHAPE
 from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, collect_images, ort_threads
 from semjscc.gr.params import as_float, as_int, payload_limit
 from semjscc.gr.pdus import c32_vector, make_pdu
-from semjscc.imaging import IMAGE_SHAPE
-from semjscc.link import encoder_snr, from_pairs
+from semjscc.link.snr import encoder_snr
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
-from semjscc.runtime import load_encoder
+from semjscc.phy.symbols import from_pairs
+from semjscc.util.errors import ModelError
+from semjscc.zoo import load_encoder
 
 
 class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)

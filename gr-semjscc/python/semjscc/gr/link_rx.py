@@ -16,7 +16,7 @@ from gnuradio import gr
 from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
 from semjscc.gr.classifier import classifier
 from semjscc.gr.jscc_decoder import jscc_decoder
-from semjscc.gr.rx import ofdm_rx
+from semjscc.gr.ofdm_rx import ofdm_rx
 from semjscc.gr.separate_blocks import separate_decoder
 from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
@@ -54,13 +54,13 @@ class _LinkRX(gr.hier_block2):
 
 class jscc_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
     """OFDM RX + deep JSCC decoder (``model``; SNR input per ``snr_mode``) + classifier (``''``: the
-    receiver the model's card names, see :func:`semjscc.link.resolve_classifier`)."""
+    receiver the model's card names, see :func:`semjscc.zoo.locate.resolve_classifier`)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", classifier: str = "", snr_mode: str = "estimate",
                  snr_db: float = 10.0, device: str = "auto", threads: int = 0, max_batch: int = 64,
                  equalizer: str = "mmse", phase_tracking: str = "linear", latency_s: float = 0.05,
                  max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
-        from semjscc.link import resolve_classifier
+        from semjscc.zoo.locate import resolve_classifier
 
         dec = jscc_decoder(model, snr_mode=snr_mode, snr_db=snr_db, device=device, threads=threads,
                            max_batch=max_batch, max_payload_len=MAX_PAYLOAD_LEN, max_wait_s=max_wait_s)
@@ -80,7 +80,7 @@ class separate_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
                  device: str = "auto", threads: int = 0, max_batch: int = 64, equalizer: str = "mmse",
                  phase_tracking: str = "linear", latency_s: float = 0.05,
                  max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS) -> None:
-        from semjscc.shipped import CLASSIFIER
+        from semjscc.zoo.shipped import CLASSIFIER
 
         dec = separate_decoder(codec, quality, modulation, rate, n_symbols, equalizer=equalizer, snr_mode=snr_mode,
                                snr_db=snr_db, max_batch=max_batch, max_payload_len=MAX_PAYLOAD_LEN)

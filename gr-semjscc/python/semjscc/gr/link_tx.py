@@ -14,9 +14,9 @@ from gnuradio import gr
 
 from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
 from semjscc.gr.jscc_encoder import jscc_encoder
+from semjscc.gr.ofdm_tx import ofdm_tx
 from semjscc.gr.params import midamble_interval
 from semjscc.gr.separate_blocks import separate_encoder
-from semjscc.gr.tx import ofdm_tx
 from semjscc.phy.frame import MAX_PAYLOAD_LEN
 
 

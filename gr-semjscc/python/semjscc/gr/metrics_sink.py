@@ -5,7 +5,7 @@ Inputs: ``sent`` (the image source's PDUs: running ``frame_number``, ``label``, 
 ``header_ok``, ``snr_est_db``, ``cfo_hz``, ``pred``, ``confidence``, the decoded image).
 Output ``ack``: ``{accounted, done}`` whenever either changes, for the image source's window.
 
-The accounting is :class:`semjscc.link.StreamLedger` (GNU Radio-free, defined once): so
+The accounting is :class:`semjscc.link.ledger.StreamLedger` (GNU Radio-free, defined once): so
 ``frames_sent == frames_received + frames_lost + frames_in_flight`` at every moment, and when the
 run ends (``done``, or ``stop()``, which gives up on frames still in flight)
 ``frames_sent == frames_received + frames_lost``. This block adds what needs a flowgraph: the
@@ -43,12 +43,12 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from semjscc.errors import UsageError
-from semjscc.files import write_json
 from semjscc.gr.params import as_float, as_int
 from semjscc.gr.pdus import image_u8_from_vector, log, meta_pmt, split_pdu
-from semjscc.link import Outcome, StreamLedger
+from semjscc.link.ledger import Outcome, StreamLedger
 from semjscc.phy.frame import MAX_FRAME_NUMBER
+from semjscc.util.errors import UsageError
+from semjscc.util.files import write_json
 
 PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")
@@ -267,7 +267,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
 
     # --- results ------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """The ledger's counters and means so far (:data:`semjscc.link.SUMMARY_KEYS` and more), the
+        """The ledger's counters and means so far (:data:`semjscc.link.ledger.SUMMARY_KEYS` and more), the
         elapsed time and frame rate, and ``done``."""
         with self._lock:
             t_end = self._t_end if self._t_end is not None else time.monotonic()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from semjscc.errors import UsageError
 from semjscc.phy.frame import MAX_PAYLOAD_LEN, MIDAMBLE_INTERVALS
+from semjscc.util.errors import UsageError
 
 
 def as_int(block: str, name: str, value: Any, lo: int | None = None, hi: int | None = None, hint: str = "") -> int:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pmt
 
-from semjscc.errors import UsageError
-from semjscc.imaging import IMAGE_SHAPE
+from semjscc.data.imaging import IMAGE_SHAPE
+from semjscc.util.errors import UsageError
 
 log = logging.getLogger("semjscc.gr")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import UsageError
+from semjscc.data.imaging import to_uint8_nhwc
 from semjscc.gr.batched import BatchedPduBlock, collect_images, triage_received
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import (
@@ -29,12 +29,12 @@ from semjscc.gr.pdus import (
     image_vector,
     make_pdu,
 )
-from semjscc.imaging import to_uint8_nhwc
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN
 from semjscc.separate.codecs import available_codecs, make_codec
 from semjscc.separate.modem import MODULATIONS
 from semjscc.separate.scheme import SeparateScheme, pack_frame, phy_encode
 from semjscc.separate.wifi_ldpc_tables import RATES
+from semjscc.util.errors import UsageError
 
 SNR_MODES = ("estimate", "fixed")
 EQUALIZERS = ("mmse", "zf", "none")

@@ -23,7 +23,6 @@ from typing import Any
 
 from gnuradio import blocks, channels, gr
 
-from semjscc.errors import ModelError, UsageError
 from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
 from semjscc.gr.image_source import DEFAULT_MAX_IN_FLIGHT, image_source
 from semjscc.gr.link_rx import jscc_rx
@@ -42,7 +41,8 @@ from semjscc.phy.channel_model import (
     noise_voltage,
     static_taps,
 )
-from semjscc.shipped import JSCC_SEMANTIC
+from semjscc.util.errors import ModelError, UsageError
+from semjscc.zoo.shipped import JSCC_SEMANTIC
 
 # The top block's edges, (block, port, block, port) by attribute name, and the GRC block each
 # attribute is: the same graph as flowgraphs/sim_loopback.grc (a test compares the two).
@@ -190,7 +190,7 @@ def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None
     Ctrl-C / SIGTERM / SIGHUP (once the flowgraph is built) stop the flowgraph the same way: frames
     in flight count as lost, the JSON is written with ``interrupted: true`` and ``stopped_by``, and
     then the signal is delivered (``KeyboardInterrupt`` under ``semjscc``)."""
-    from semjscc.stopping import RunOutcome, run_until_done
+    from semjscc.util.stopping import RunOutcome, run_until_done
 
     tb = sim_loopback(cfg, channel=channel)
     shown = {"accounted": 0, "at": -math.inf}

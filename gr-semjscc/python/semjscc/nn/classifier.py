@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semjscc.imaging import CIFAR10_MEAN, CIFAR10_STD
+from semjscc.data.imaging import CIFAR10_MEAN, CIFAR10_STD
 
 WHITEN_PATCH = 2  # patch size of the whitening layer
 WHITEN_EPS = 5e-4  # added to the patch covariance's eigenvalues: bounds the gain on near-flat directions

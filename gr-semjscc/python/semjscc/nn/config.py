@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from semjscc.errors import UsageError
+from semjscc.util.errors import UsageError
 
 # The classifier network (semjscc.nn.classifier); a checkpoint of another network is refused.
 CLASSIFIER_ARCHITECTURE = "whiten-conv3"

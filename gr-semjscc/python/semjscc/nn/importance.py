@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from semjscc.files import save_npy
-from semjscc.modelcard import sha256_file
-from semjscc.paths import cache_dir
+from semjscc.util.files import save_npy
+from semjscc.util.paths import cache_dir
+from semjscc.zoo.card import sha256_file
 
 
 @dataclass(frozen=True)

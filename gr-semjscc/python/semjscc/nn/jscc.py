@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semjscc.imaging import IMAGE_SHAPE
+from semjscc.data.imaging import IMAGE_SHAPE
 from semjscc.nn.config import JSCC_ARCHITECTURE as ARCHITECTURE  # noqa: F401 (the network's name, re-exported)
 
 SOURCE_DIM = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]  # n = 3072 real values

@@ -87,7 +87,7 @@ class WeightAverage:
 
 def check_architecture(config: dict, path: Path) -> None:
     """ModelError unless a checkpoint's config describes today's classifier network."""
-    from semjscc.errors import ModelError
+    from semjscc.util.errors import ModelError
 
     arch = config.get("arch", "resnet9")  # checkpoints before the field held the ResNet-9-style net
     if arch != ClassifierConfig().arch:
@@ -190,10 +190,10 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
 def load_classifier(path: Path, device: str | torch.device = "cpu") -> Classifier:
     ck = load_checkpoint(path)
     if ck.get("kind") not in ("classifier", "receiver"):
-        from semjscc.errors import ModelError
+        from semjscc.util.errors import ModelError
 
         raise ModelError(f"{path} is a {ck.get('kind')!r} checkpoint, not a classifier")
-    from semjscc.errors import ModelError
+    from semjscc.util.errors import ModelError
 
     try:
         check_architecture(ck["config"], path)

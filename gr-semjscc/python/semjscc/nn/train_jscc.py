@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from semjscc.data import load_cifar10
-from semjscc.errors import UsageError
 from semjscc.nn.channels import channel_options, make_channel
 from semjscc.nn.config import JSCCConfig, check_snr_range
 from semjscc.nn.importance import ImportanceConfig, cached_importance
@@ -40,6 +39,7 @@ from semjscc.nn.training import (
     use_bf16,
     wrap_ddp,
 )
+from semjscc.util.errors import UsageError
 
 VAL_SNRS = (0.0, 10.0, 20.0)
 
@@ -54,7 +54,7 @@ def validate(model: JSCC, images_u8: np.ndarray, labels: np.ndarray, classifier:
              doppler: float | None = None) -> dict:
     """Mean PSNR and SSIM of the reconstructions, and the classifier's accuracy on them when one is
     given, at each of ``snrs`` over ``channel_name`` (fixed noise seed: runs compare like for like)."""
-    from semjscc.metrics import ssim
+    from semjscc.data.metrics import ssim
 
     model.eval()
     gen = torch.Generator(device=device).manual_seed(99)
@@ -105,7 +105,7 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
 
 def check_architecture(config: dict, path: Path) -> None:
     """ModelError unless a checkpoint's config describes today's network."""
-    from semjscc.errors import ModelError
+    from semjscc.util.errors import ModelError
 
     arch = config.get("arch", "conv5")  # checkpoints before the field held the plain five-convolution net
     if arch != JSCCConfig().arch:
@@ -233,7 +233,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
 
 
 def load_jscc(path: Path, device: str | torch.device = "cpu") -> tuple[JSCC, dict]:
-    from semjscc.errors import ModelError
+    from semjscc.util.errors import ModelError
 
     ck = load_checkpoint(path)
     if ck.get("kind") != "jscc":

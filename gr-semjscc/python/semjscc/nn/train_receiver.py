@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from semjscc.data import load_cifar10
-from semjscc.errors import UsageError
 from semjscc.nn.channels import make_channel
 from semjscc.nn.config import ReceiverConfig, check_snr_range
 from semjscc.nn.train_classifier import (
@@ -48,6 +47,7 @@ from semjscc.nn.training import (
     train_epoch,
     use_bf16,
 )
+from semjscc.util.errors import UsageError
 
 VAL_SNRS = (0.0, 10.0, 20.0)
 
@@ -90,8 +90,8 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
                    separate_configs: Path | None, device: str = "auto", resume: bool = True,
                    limit: int | None = None, threads: int | None = None) -> dict:
     from semjscc.nn.jscc import symbols_for_ratio
-    from semjscc.paths import cache_dir
     from semjscc.separate.bank import decode_bank, load_configs
+    from semjscc.util.paths import cache_dir
 
     check_snr_range(cfg.snr_min, cfg.snr_max)
     if not jscc and separate_configs is None:

@@ -24,8 +24,8 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from semjscc.devices import check_device
-from semjscc.errors import UsageError
+from semjscc.util.devices import check_device
+from semjscc.util.errors import UsageError
 
 
 @dataclass
@@ -145,7 +145,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor
 
 def save_checkpoint(path: Path, **state: Any) -> None:
     """Atomic save: a crash mid-write never leaves a half checkpoint behind."""
-    from semjscc.files import atomic_writer
+    from semjscc.util.files import atomic_writer
 
     with atomic_writer(path, "wb") as f:
         torch.save(state, f)
@@ -174,7 +174,7 @@ class StopFlag:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> StopFlag:
-        from semjscc.stopping import deferred_signals
+        from semjscc.util.stopping import deferred_signals
 
         self._held = self._stack.enter_context(deferred_signals())
         return self
@@ -284,7 +284,7 @@ def set_rng_state(state: dict[str, Any], gen: torch.Generator, device: torch.dev
 
 
 def write_json(path: Path, obj: Any) -> None:
-    from semjscc import files
+    from semjscc.util import files
 
     files.write_json(path, obj)
 

@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from semjscc.errors import UsageError
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+from semjscc.util.errors import UsageError
 
 SAMPLE_RATE = DEFAULT_NUMEROLOGY.sample_rate  # the PHY's native rate (1 MS/s); CFOs in Hz refer to it
 MAX_CFO_SUBCARRIERS = 3.0  # the receiver's default CFO search range, in subcarrier spacings

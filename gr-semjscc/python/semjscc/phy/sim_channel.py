@@ -23,8 +23,8 @@ from semjscc.phy.channel_model import check_doppler
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER, FrameFormat
 from semjscc.phy.impairments import FadingChannel
 from semjscc.phy.rx import receive
+from semjscc.phy.symbols import from_pairs, to_pairs
 from semjscc.phy.tx import modulate_stream
-from semjscc.symbols import from_pairs, to_pairs
 
 
 class PhyChannel:

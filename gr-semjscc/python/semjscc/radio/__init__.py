@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from semjscc.errors import UsageError
 from semjscc.radio.base import (
     GAIN_MODES,
     GR_SINK_SCALE,
@@ -14,6 +13,7 @@ from semjscc.radio.base import (
     RadioInfo,
 )
 from semjscc.radio.sim import SimAir, SimParams, SimRadio, parse_sim_uri
+from semjscc.util.errors import UsageError
 
 _PLUTO_SCHEMES = ("ip", "usb", "local", "serial")
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import SemJSCCError, UsageError
 from semjscc.phy.channel_model import SAMPLE_RATE
+from semjscc.util.errors import SemJSCCError, UsageError
 
 TX_COUNTS_PER_UNIT = 2**14
 RX_COUNTS_PER_UNIT = 2**11
@@ -44,7 +44,7 @@ class RadioError(SemJSCCError):
 @dataclass(frozen=True)
 class RadioConfig:
     """What ``Radio.configure`` sets. ``lo_hz`` is the LO as programmed (nominal); a calibration profile
-    turns a wanted RF frequency into it (:func:`semjscc.calib.apply.lo_hz`)."""
+    turns a wanted RF frequency into it (:func:`semjscc.radio.calib.apply.lo_hz`)."""
 
     lo_hz: float = 2.45e9
     sample_rate: float = SAMPLE_RATE

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import UsageError
 from semjscc.radio.base import (
     RX_COUNTS_PER_UNIT,
     TX_COUNTS_PER_UNIT,
@@ -34,6 +33,7 @@ from semjscc.radio.base import (
     RadioInfo,
     clip_full_scale,
 )
+from semjscc.util.errors import UsageError
 
 CONNECT_TIMEOUT_S = 4.0
 IIO_TIMEOUT_MS = 5000  # per buffer operation once connected

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.errors import UsageError
 from semjscc.radio.base import Radio, RadioConfig, RadioInfo, clip_full_scale
+from semjscc.util.errors import UsageError
 
 _BOLTZMANN_DBM_HZ = -174.0
 _AGC_TARGET_DBFS = -12.0
@@ -198,7 +198,7 @@ class SimRadio(Radio):
 
 def impair_iq(x: np.ndarray, gain: float, phase_rad: float) -> np.ndarray:
     """Receiver IQ imbalance with the I branch as reference: Q' = gain * (Q cos(phi) + I sin(phi)).
-    :func:`semjscc.calib.estimators.iq_imbalance` estimates exactly these two numbers."""
+    :func:`semjscc.radio.calib.estimators.iq_imbalance` estimates exactly these two numbers."""
     i, q = x.real, x.imag
     return i + 1j * gain * (q * math.cos(phase_rad) + i * math.sin(phase_rad))
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from semjscc.errors import UsageError
-from semjscc.files import save_npy
-from semjscc.imaging import to_float_nchw, to_uint8_nhwc
-from semjscc.symbols import from_pairs, to_pairs
+from semjscc.data.imaging import to_float_nchw, to_uint8_nhwc
+from semjscc.phy.symbols import from_pairs, to_pairs
+from semjscc.util.errors import UsageError
+from semjscc.util.files import save_npy
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semjscc.imaging import to_float_nchw, to_uint8_nhwc
+from semjscc.data.imaging import to_float_nchw, to_uint8_nhwc
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+from semjscc.phy.symbols import from_pairs, to_pairs
 from semjscc.separate.codecs import Codec, CodecError
 from semjscc.separate.ldpc import wifi_code
 from semjscc.separate.modem import bits_per_symbol, demap, modulate, nearest_point
 from semjscc.separate.wifi_ldpc_tables import LENGTHS
-from semjscc.symbols import from_pairs, to_pairs
 
 _SCRAMBLE_SEED = 0x5EB
 _INTERLEAVE_SEED = 0x1EA
@@ -261,13 +261,13 @@ FALLBACK_REASONS = ("too_big", "ldpc", "codec")
 
 
 class SeparateScheme:
-    """One (codec, quality, modulation, code rate) configuration as a ``semjscc.evaluation.Scheme``:
+    """One (codec, quality, modulation, code rate) configuration as a ``semjscc.experiments.eval.sweep.Scheme``:
     ``encode(images, snr) -> (B, n_cu, 2)`` and ``decode(symbols, snr) -> images``, end to end
     on the real payload bits. ``quality`` None picks, per image, the highest quality whose
     bitstream fits (its index is sent in the frame). ``stats`` counts images and fallbacks by
     reason; fallbacks output ``fallback`` (a (3, 32, 32) image, default mid-grey: pass the dataset
     mean). Over the OFDM channel construct it with ``equalizer="mmse"`` (the channel's default) so
-    the receiver estimates per-subcarrier reliabilities; then ``semjscc.evaluation.sweep`` runs it
+    the receiver estimates per-subcarrier reliabilities; then ``semjscc.experiments.eval.sweep.sweep`` runs it
     like any JSCC scheme."""
 
     def __init__(self, codec: Codec, quality: int | None, modulation: str, rate: str, n_cu: int,

@@ -1,0 +1,62 @@
+"""Argument helpers shared by subcommands, so options mean the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from semjscc.util.errors import UsageError
+from semjscc.util.paths import DATA_ENV
+
+
+def add_data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="PATH", default=None,
+                   help=f"CIFAR-10: a cifar-10-batches-py folder, a train/ + test/ image folder, or a .tar.gz "
+                        f"of one (default: ${DATA_ENV}, else ../shared/datasets/cifar10-jpeg.tar.gz)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def finite_float(text: str) -> float:
+    """A float that is a number: NaN and +-inf are refused (an SNR of NaN dB means nothing)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0 (a time-out, a duration)."""
+    v = finite_float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return v
+
+
+def device_arg(text: str) -> str:
+    """A compute device: auto, cpu, cuda or cuda:N (what torch and ONNX Runtime are both given)."""
+    from semjscc.util.devices import check_device
+
+    try:
+        return check_device(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def existing_file(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p} does not exist or is not a file")
+    return p

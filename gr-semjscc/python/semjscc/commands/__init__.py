@@ -1,1 +1,0 @@
-"""Subcommands of the ``semjscc`` CLI, one module each; heavy imports stay inside handlers."""
