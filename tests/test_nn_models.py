@@ -152,9 +152,9 @@ def test_short_training_lowers_loss() -> None:
 
 
 def test_numpy_awgn_matches_the_torch_channel() -> None:
-    """Evaluation's numpy AWGN (phy.channel_model.awgn_pairs) adds the noise the torch AWGN channel
+    """Evaluation's numpy AWGN (phy.symbols.awgn_pairs) adds the noise the torch AWGN channel
     used in training adds: same variance per image, for unit-power symbols, at each SNR."""
-    from semjscc.phy.channel_model import awgn_pairs
+    from semjscc.phy.symbols import awgn_pairs
 
     z = np.zeros((4, 20000, 2), np.float32)
     snr = np.array([0.0, 5.0, 10.0, 20.0], np.float32)

@@ -28,7 +28,8 @@ from conftest import fake_split, write_folder
 from gr_tiny_zoo import tiny_zoo
 from semjscc.cli.main import main
 from semjscc.experiments.ota.replay import replay
-from semjscc.experiments.ota.runner import RUN_KEYS, Experiment, run_experiment
+from semjscc.experiments.ota.runner import Experiment, run_experiment
+from semjscc.link.ledger import RUN_KEYS
 from semjscc.radio.sim import SimRadio
 
 REPO = Path(__file__).resolve().parents[1]

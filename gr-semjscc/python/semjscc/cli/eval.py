@@ -223,7 +223,7 @@ def _separate_scheme_for(configs: dict[float, dict], kn: float, data):  # -> Cal
     """For the uncertainty protocol: design SNR -> the literal separate-coding scheme a transmitter would
     use (the configuration chosen on validation for the highest SNR of the grid at or below it)."""
     from semjscc.data.imaging import to_float_nchw
-    from semjscc.nn.jscc import symbols_for_ratio
+    from semjscc.phy.symbols import symbols_for_ratio
     from semjscc.separate.bank import Config, config_for
     from semjscc.separate.codecs import make_codec
     from semjscc.separate.scheme import SeparateScheme

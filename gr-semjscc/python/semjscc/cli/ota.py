@@ -57,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semjscc.experiments.ota.runner import RUN_KEYS, Experiment, run_experiment, timestamped_dir
+    from semjscc.experiments.ota.runner import Experiment, run_experiment, timestamped_dir
+    from semjscc.link.ledger import RUN_KEYS
 
     exp = Experiment(
         out=args.out or timestamped_dir(), uri=args.uri, tx_uri=args.tx_uri, freq_hz=args.freq,

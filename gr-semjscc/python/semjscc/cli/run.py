@@ -24,8 +24,6 @@ ENGINE = "sim_loopback"  # shipped flowgraph run in-process by semjscc.gr.sim_lo
 _GRC_PARAMS = {"snr": "snr_db", "cfo": "cfo_hz", "frames": "frames", "model": "model", "classifier": "classifier",
                "multipath": "multipath", "doppler": "doppler", "midamble": "midamble", "epsilon": "epsilon",
                "seed": "seed", "source": "source", "device": "device", "json": "json_path", "csv": "csv_path"}
-SUMMARY_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
-                "snr_est_db")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -32,6 +32,7 @@ from semjscc.util.blas import limit_blas_threads
 
 PORT_IN = pmt.intern("in")
 PORT_OUT = pmt.intern("out")
+DEFAULT_MAX_BATCH = 64  # frames per model call at most: the GRC blocks' default too (their yml repeat it)
 DEFAULT_MAX_WAIT_S = 0.005  # a frame at 1 MS/s takes 1.5 ms of air time: a few frames' worth
 _RATE_SMOOTHING = 0.2  # weight of the newest arrival-rate sample
 
@@ -45,7 +46,7 @@ class BatchedPduBlock(gr.basic_block):
     """Subclasses implement ``process(items) -> list of messages to publish``, where ``items`` holds
     ``(msg, meta dict, vector pmt)`` per input message (non-PDU messages are counted and dropped)."""
 
-    def __init__(self, name: str, max_batch: int = 64, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+    def __init__(self, name: str, max_batch: int = DEFAULT_MAX_BATCH, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         gr.basic_block.__init__(self, name=name, in_sig=None, out_sig=None)
         limit_blas_threads()  # see semjscc.util.blas
         self.max_batch = max(1, int(max_batch))

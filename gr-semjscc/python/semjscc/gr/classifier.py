@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.data.imaging import IMAGE_SHAPE
-from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads
+from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads
 from semjscc.gr.params import as_float, as_int
 from semjscc.gr.pdus import image_from_vector, make_pdu
 from semjscc.util.errors import ModelError
@@ -21,7 +21,7 @@ class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait)."""
 
     def __init__(self, model: str = "classifier", device: str = "auto", threads: int = 0,
-                 max_batch: int = 64, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+                 max_batch: int = DEFAULT_MAX_BATCH, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         super().__init__("semjscc_classifier", as_int("classifier", "max_batch", max_batch, 1),
                          as_float("classifier", "max_wait_s", max_wait_s, 0.0, 1.0))
         self.model = load_classifier(model, device=device or None,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads, triage_received
+from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads, triage_received
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import check_image_format, image_vector, make_pdu
 from semjscc.link.snr import decoder_snr
@@ -32,7 +32,7 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     * ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_mode: str = "estimate", snr_db: float = 10.0,
-                 output: str = "u8", device: str = "auto", threads: int = 0, max_batch: int = 64,
+                 output: str = "u8", device: str = "auto", threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH,
                  max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         name = "jscc_decoder"
         snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)

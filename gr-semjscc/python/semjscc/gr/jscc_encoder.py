@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.data.imaging import IMAGE_SHAPE
-from semjscc.gr.batched import DEFAULT_MAX_WAIT_S, BatchedPduBlock, collect_images, ort_threads
+from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, BatchedPduBlock, collect_images, ort_threads
 from semjscc.gr.params import as_float, as_int, payload_limit
 from semjscc.gr.pdus import c32_vector, make_pdu
 from semjscc.link.snr import encoder_snr
@@ -27,7 +27,7 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto",
-                 threads: int = 0, max_batch: int = 64, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
+                 threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
                  max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         name = "jscc_encoder"
         snr_db = as_float(name, "snr_db", snr_db)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from gnuradio import gr
 
-from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
+from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from semjscc.gr.classifier import classifier
 from semjscc.gr.jscc_decoder import jscc_decoder
 from semjscc.gr.ofdm_rx import ofdm_rx
@@ -57,7 +57,7 @@ class jscc_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
     receiver the model's card names, see :func:`semjscc.zoo.locate.resolve_classifier`)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", classifier: str = "", snr_mode: str = "estimate",
-                 snr_db: float = 10.0, device: str = "auto", threads: int = 0, max_batch: int = 64,
+                 snr_db: float = 10.0, device: str = "auto", threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH,
                  equalizer: str = "mmse", phase_tracking: str = "linear", latency_s: float = 0.05,
                  max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
         from semjscc.zoo.locate import resolve_classifier
@@ -77,7 +77,7 @@ class separate_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
                  n_symbols: int = 512, classifier: str = "", snr_mode: str = "estimate", snr_db: float = 10.0,
-                 device: str = "auto", threads: int = 0, max_batch: int = 64, equalizer: str = "mmse",
+                 device: str = "auto", threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH, equalizer: str = "mmse",
                  phase_tracking: str = "linear", latency_s: float = 0.05,
                  max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS) -> None:
         from semjscc.zoo.shipped import CLASSIFIER

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gnuradio import gr
 
-from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
+from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from semjscc.gr.jscc_encoder import jscc_encoder
 from semjscc.gr.ofdm_tx import ofdm_tx
 from semjscc.gr.params import midamble_interval
@@ -45,7 +45,7 @@ class jscc_tx(_LinkTX):  # noqa: N801 (GNU Radio block naming)
     between mid-ambles, 0 = none; see :mod:`semjscc.phy.frame`)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto", threads: int = 0,
-                 max_batch: int = 64, pad_before: int = 160, pad_after: int = 160,
+                 max_batch: int = DEFAULT_MAX_BATCH, pad_before: int = 160, pad_after: int = 160,
                  max_wait_s: float = DEFAULT_MAX_WAIT_S, midamble: int = 0) -> None:
         midamble = midamble_interval("jscc_tx", midamble)  # before the model is loaded
         enc = jscc_encoder(model, snr_db=snr_db, device=device, threads=threads, max_batch=max_batch,
@@ -61,7 +61,7 @@ class separate_tx(_LinkTX):  # noqa: N801 (GNU Radio block naming)
     (``midamble`` as for :class:`jscc_tx`)."""
 
     def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
-                 n_symbols: int = 512, max_batch: int = 64, pad_before: int = 160, pad_after: int = 160,
+                 n_symbols: int = 512, max_batch: int = DEFAULT_MAX_BATCH, pad_before: int = 160, pad_after: int = 160,
                  midamble: int = 0) -> None:
         midamble = midamble_interval("separate_tx", midamble)
         enc = separate_encoder(codec, quality, modulation, rate, n_symbols, max_batch=max_batch,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.data.imaging import to_uint8_nhwc
-from semjscc.gr.batched import BatchedPduBlock, collect_images, triage_received
+from semjscc.gr.batched import DEFAULT_MAX_BATCH, BatchedPduBlock, collect_images, triage_received
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import (
     c32_vector,
@@ -79,7 +79,7 @@ class separate_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     bpsk/qpsk/16qam/64qam, ``rate`` the 802.11n LDPC mother code rate ('1/2', '2/3', '3/4', '5/6')."""
 
     def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
-                 n_symbols: int = 512, max_batch: int = 64, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
+                 n_symbols: int = 512, max_batch: int = DEFAULT_MAX_BATCH, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
         super().__init__("semjscc_separate_encoder", as_int("separate_encoder", "max_batch", max_batch, 1))
         self.scheme = make_scheme(codec, quality, modulation, rate, n_symbols, max_payload_len=max_payload_len)
         self.n_symbols = int(n_symbols)
@@ -124,7 +124,7 @@ class separate_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, codec: str = "jpeg", quality: int = 50, modulation: str = "qpsk", rate: str = "1/2",
                  n_symbols: int = 512, equalizer: str = "mmse", snr_mode: str = "estimate", snr_db: float = 10.0,
-                 output: str = "u8", fallback: float = 0.5, max_iter: int = 20, max_batch: int = 64,
+                 output: str = "u8", fallback: float = 0.5, max_iter: int = 20, max_batch: int = DEFAULT_MAX_BATCH,
                  max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN) -> None:
         name = "separate_decoder"
         snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)

@@ -23,7 +23,7 @@ from typing import Any
 
 from gnuradio import blocks, channels, gr
 
-from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
+from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from semjscc.gr.image_source import DEFAULT_MAX_IN_FLIGHT, image_source
 from semjscc.gr.link_rx import jscc_rx
 from semjscc.gr.link_tx import jscc_tx
@@ -85,7 +85,7 @@ class SimConfig:
     snr_mode: str = "estimate"
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # the cap of the source's adaptive window
     adaptive_window: bool = True
-    max_batch: int = 64  # frames per model call at most (1: every frame on its own)
+    max_batch: int = DEFAULT_MAX_BATCH  # frames per model call at most (1: every frame on its own)
     max_wait_s: float = DEFAULT_MAX_WAIT_S  # the model blocks' latency cap for filling a batch
     sample_rate_limit: float = 0.0  # > 0: a blocks.throttle after the TX at this rate (a radio's sample clock)
     frames_per_second: float = 0.0

@@ -25,6 +25,9 @@ from semjscc.phy.frame import MAX_FRAME_NUMBER
 # what the application at the receiver actually got; means are over received frames.
 SUMMARY_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "corrupt", "fallbacks",
                 "accuracy", "accuracy_sent", "psnr_db", "snr_est_db", "cfo_est_hz")
+# The headline of a run, a subset of SUMMARY_KEYS: what `semjscc ota` prints when it ends.
+RUN_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
+            "snr_est_db")
 LOSS_CAUSES = ("gap", "timeout", "stopped", "corrupt", "missing")
 
 

@@ -29,23 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semjscc.data.imaging import IMAGE_SHAPE
 from semjscc.nn.config import JSCC_ARCHITECTURE as ARCHITECTURE  # noqa: F401 (the network's name, re-exported)
-
-SOURCE_DIM = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]  # n = 3072 real values
-LATENT_HW = 8  # two stride-2 stages: 32 -> 8
-
-
-def channels_for_ratio(kn: float) -> int:
-    """Latent channels C giving bandwidth ratio k/n (k complex symbols, n real pixels)."""
-    c = kn * SOURCE_DIM * 2 / (LATENT_HW * LATENT_HW)
-    if abs(c - round(c)) > 1e-9 or round(c) < 2 or round(c) % 2:
-        raise ValueError(f"k/n = {kn} does not give an even whole number of latent channels (got {c})")
-    return round(c)
-
-
-def symbols_for_ratio(kn: float) -> int:
-    return channels_for_ratio(kn) * LATENT_HW * LATENT_HW // 2
+from semjscc.phy.symbols import (  # noqa: F401 (the symbols-per-image rule, torch-free there; re-exported)
+    LATENT_HW,
+    SOURCE_DIM,
+    channels_for_ratio,
+    symbols_for_ratio,
+)
 
 
 class GDN(nn.Module):

@@ -89,7 +89,7 @@ def _jscc_accuracy(clf: nn.Module, model: nn.Module, images_u8: np.ndarray, labe
 def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path, jscc: list[tuple[str, Path]],
                    separate_configs: Path | None, device: str = "auto", resume: bool = True,
                    limit: int | None = None, threads: int | None = None) -> dict:
-    from semjscc.nn.jscc import symbols_for_ratio
+    from semjscc.phy.symbols import symbols_for_ratio
     from semjscc.separate.bank import decode_bank, load_configs
     from semjscc.util.paths import cache_dir
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.util.errors import UsageError
 
@@ -49,16 +47,6 @@ MULTIPATH_PROFILES: dict[str, tuple[complex, ...]] = {
 def noise_voltage(snr_db: float) -> float:
     """``channel_model`` noise voltage for ``snr_db`` Es/N0 per subcarrier (see the module docstring)."""
     return DEFAULT_NUMEROLOGY.noise_std_for_snr(float(snr_db))
-
-
-def awgn_pairs(z: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """JSCC symbols as (B, k, 2) real/imaginary pairs of unit mean power through AWGN at ``snr_db``
-    (one SNR per image): E|n|^2 = 10^(-snr/10), as :class:`semjscc.nn.channels.AWGN` adds in torch
-    (numpy here, so evaluation and the demo need no torch)."""
-    z = np.asarray(z, dtype=np.float32)
-    std = np.asarray([DEFAULT_NUMEROLOGY.noise_std_for_snr(float(s)) for s in np.ravel(snr_db)], np.float32)
-    std = std.reshape(-1, *([1] * (z.ndim - 1))) / np.float32(math.sqrt(2.0))  # per real dimension
-    return z + std * rng.standard_normal(z.shape, dtype=np.float32)
 
 
 def freq_offset(cfo_hz: float, sample_rate: float = SAMPLE_RATE) -> float:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semjscc.phy.symbols import noise_power
+
 
 def _default_data() -> tuple[int, ...]:
     pilots = {-21, -7, 7, 21}
@@ -104,8 +106,9 @@ class OFDMNumerology:
         return -(-n_channel_uses // self.n_data)
 
     def noise_std_for_snr(self, snr_db: float, signal_power: float = 1.0) -> float:
-        """Per-sample complex noise std (E|n|^2) giving ``snr_db`` per subcarrier (unitary FFT)."""
-        return math.sqrt(signal_power / 10 ** (snr_db / 10))
+        """Per-sample complex noise std (E|n|^2) giving ``snr_db`` per subcarrier (unitary FFT): the AWGN rule
+        of :func:`semjscc.phy.symbols.noise_power`, scaled by ``signal_power``."""
+        return math.sqrt(signal_power * float(noise_power(snr_db)))
 
     def time_signal_power(self) -> float:
         """Average time-domain sample power of a payload symbol with unit-power data and pilots

@@ -1,13 +1,37 @@
-"""Complex channel symbols and the models' layout for them, defined once.
+"""Complex channel symbols, defined once: how many an image gets, the models' layout for them, and the
+AWGN that every simulation adds at the project's SNR convention. numpy only (no torch).
 
-The deep JSCC models (torch and ONNX, which has no complex type) carry k complex symbols as a real
-array (..., k, 2) = (real, imaginary); the PHY, the GNU Radio blocks and separate coding use complex
-arrays (..., k). Every conversion between the two goes through these functions.
+* The budget: a 3x32x32 image at bandwidth ratio k/n gets ``symbols_for_ratio(kn)`` complex symbols
+  (n = 3072 real source values; the deep JSCC's 8x8 latent grid pairs C channels into 8*8*C/2).
+* The layout: the deep JSCC models (torch and ONNX, which has no complex type) carry k complex symbols
+  as a real array (..., k, 2) = (real, imaginary); the PHY, the GNU Radio blocks and separate coding
+  use complex arrays (..., k). Every conversion between the two goes through these functions.
+* The noise: symbols have unit mean power and the SNR is Es/N0, so complex noise has
+  E|n|^2 = :func:`noise_power` = 10^(-snr/10) (:class:`semjscc.nn.channels.AWGN` is the same rule in
+  torch; :meth:`semjscc.phy.numerology.OFDMNumerology.noise_std_for_snr` per OFDM sample).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from semjscc.data.imaging import IMAGE_SHAPE
+
+SOURCE_DIM = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]  # n = 3072 real values
+LATENT_HW = 8  # the deep JSCC's two stride-2 stages: 32 -> 8
+
+
+def channels_for_ratio(kn: float) -> int:
+    """Latent channels C giving bandwidth ratio k/n (k complex symbols, n real pixels)."""
+    c = kn * SOURCE_DIM * 2 / (LATENT_HW * LATENT_HW)
+    if abs(c - round(c)) > 1e-9 or round(c) < 2 or round(c) % 2:
+        raise ValueError(f"k/n = {kn} does not give an even whole number of latent channels (got {c})")
+    return round(c)
+
+
+def symbols_for_ratio(kn: float) -> int:
+    """Complex channel symbols (channel uses) per image at bandwidth ratio k/n: 512 at 1/6."""
+    return channels_for_ratio(kn) * LATENT_HW * LATENT_HW // 2
 
 
 def to_pairs(symbols: np.ndarray) -> np.ndarray:
@@ -20,3 +44,25 @@ def from_pairs(pairs: np.ndarray) -> np.ndarray:
     """(..., k, 2) real pairs -> complex64 (..., k)."""
     a = np.asarray(pairs)
     return (a[..., 0] + 1j * a[..., 1]).astype(np.complex64)
+
+
+def noise_power(snr_db: float | np.ndarray) -> np.ndarray:
+    """E|n|^2 of the complex noise for unit-power symbols at ``snr_db`` (Es/N0): 10^(-snr/10), float64.
+    Written 1 / 10^(snr/10), the arithmetic the PHY has always used, so GNU Radio's noise voltage and the
+    evaluation's noise are bit for bit what they were."""
+    return 1.0 / 10.0 ** (np.asarray(snr_db, dtype=np.float64) / 10.0)
+
+
+def awgn(z: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Complex symbols (B, k) of unit mean power through AWGN, one SNR per row: complex128."""
+    std = np.sqrt(noise_power(snr_db) / 2.0).reshape(-1, 1)  # per real dimension
+    return z + std * (rng.standard_normal(z.shape) + 1j * rng.standard_normal(z.shape))
+
+
+def awgn_pairs(z: np.ndarray, snr_db: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """JSCC symbols as (B, k, 2) real/imaginary pairs of unit mean power through AWGN at ``snr_db``
+    (one SNR per image), in float32: what evaluation and the demo add without torch."""
+    z = np.asarray(z, dtype=np.float32)
+    std = np.sqrt(noise_power(np.ravel(snr_db))).astype(np.float32)
+    std = std.reshape(-1, *([1] * (z.ndim - 1))) / np.float32(np.sqrt(2.0))  # per real dimension
+    return z + std * rng.standard_normal(z.shape, dtype=np.float32)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from semjscc.data.imaging import to_float_nchw, to_uint8_nhwc
-from semjscc.phy.symbols import from_pairs, to_pairs
+from semjscc.phy.symbols import awgn, from_pairs, to_pairs
 from semjscc.util.errors import UsageError
 from semjscc.util.files import save_npy
 
@@ -79,8 +79,7 @@ def decode_bank(images_u8: np.ndarray, snr_db: np.ndarray, configs: dict[float, 
         for s in range(0, len(idx), 256):
             part = idx[s : s + 256]
             z = from_pairs(scheme.encode(to_float_nchw(images_u8[part]), snr_db[part]))
-            std = np.sqrt(10.0 ** (-np.asarray(snr_db[part], np.float64) / 10.0) / 2.0)[:, None]
-            y = z + std * (rng.standard_normal(z.shape) + 1j * rng.standard_normal(z.shape))
+            y = awgn(z, snr_db[part], rng)
             out[part] = to_uint8_nhwc(scheme.decode(to_pairs(y), np.asarray(snr_db[part], np.float32)))
     if cache is not None:
         with contextlib.suppress(OSError):  # a read-only or full cache only costs time

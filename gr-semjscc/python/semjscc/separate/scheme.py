@@ -33,7 +33,7 @@ import numpy as np
 
 from semjscc.data.imaging import to_float_nchw, to_uint8_nhwc
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
-from semjscc.phy.symbols import from_pairs, to_pairs
+from semjscc.phy.symbols import from_pairs, noise_power, to_pairs
 from semjscc.separate.codecs import Codec, CodecError
 from semjscc.separate.ldpc import wifi_code
 from semjscc.separate.modem import bits_per_symbol, demap, modulate, nearest_point
@@ -211,7 +211,7 @@ def equalizer_correction(y: np.ndarray, snr_db: np.ndarray, modulation: str, equ
 
     None: AWGN, y as is, gain 1, variance 10^(-snr/10). 'mmse'/'zf': blind per-subcarrier
     estimates after the OFDM channel's equaliser (module docstring)."""
-    n0 = (10.0 ** (-np.asarray(snr_db, dtype=np.float64) / 10.0)).reshape(-1, 1)
+    n0 = noise_power(snr_db).reshape(-1, 1)
     if equalizer is None:
         return y, np.ones(y.shape, np.float32), np.broadcast_to(n0, y.shape).astype(np.float32)
     if equalizer not in ("mmse", "zf"):

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from semjscc.phy.symbols import noise_power
 from semjscc.util.errors import ModelError
 from semjscc.util.paths import REPO_ROOT
 from semjscc.zoo.card import ModelCard, sha256_file
@@ -172,7 +173,7 @@ def _measure(enc: Any, dec: Any, clf: Any, jscc_t: Any, clf_t: Any, jscc_real: b
     for b in batches:
         x = rng.random((b, 3, 32, 32), dtype=np.float32)
         snr = np.full(b, snr_db, dtype=np.float32)
-        std = np.float32(10 ** (-snr_db / 20) / np.sqrt(2))
+        std = np.float32(np.sqrt(noise_power(snr_db) / 2))  # per real dimension
         noise = (rng.standard_normal((b, enc.n_symbols, 2)) * std).astype(np.float32)
         z = enc.run(x, snr)
         xt, st, zt, nt = (torch.from_numpy(a) for a in (x, snr, z, noise))

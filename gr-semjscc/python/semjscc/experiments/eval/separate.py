@@ -39,7 +39,7 @@ import numpy as np
 
 from semjscc.data.imaging import to_float_nchw
 from semjscc.data.metrics import capped_psnr_db, ssim
-from semjscc.phy.symbols import from_pairs, to_pairs
+from semjscc.phy.symbols import from_pairs, symbols_for_ratio, to_pairs
 from semjscc.separate.codecs import Codec, CodecError, available_codecs, make_codec
 from semjscc.separate.modem import MODULATIONS
 from semjscc.separate.scheme import (
@@ -278,8 +278,6 @@ def evaluate_config(table: CodecTable, quality: int | str, phy: PhyOutcome, fall
 
 def channel_uses(kn: float) -> int:
     """Complex channel uses per 32x32x3 image at bandwidth ratio k/n (the JSCC's count)."""
-    from semjscc.nn.jscc import symbols_for_ratio
-
     return symbols_for_ratio(kn)
 
 

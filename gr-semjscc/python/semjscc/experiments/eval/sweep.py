@@ -34,6 +34,7 @@ from tqdm import tqdm
 from semjscc.data import Dataset
 from semjscc.data.imaging import to_float_nchw
 from semjscc.data.metrics import capped_psnr_db, ssim
+from semjscc.phy.symbols import awgn_pairs
 from semjscc.util.errors import UsageError
 from semjscc.util.stats import fmt_pct, paired_difference, relative_gain, wilson
 
@@ -143,8 +144,6 @@ class _Channel:
 
     def __call__(self, z: np.ndarray, snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.torch_channel is None:
-            from semjscc.phy.channel_model import awgn_pairs
-
             return awgn_pairs(z, snr, self.rng), snr
         import torch
 
@@ -194,8 +193,6 @@ def sweep_uncertain(schemes: list[Scheme], classifiers: dict[str, Classify], dat
     (the true SNR plus ``SNR_ESTIMATE_STD_DB`` of Gaussian error); separate coding
     (``separate_for(design_db)``: the configuration a transmitter picks for the design SNR) is
     decoded with the estimate too. Schemes see the same SNRs and noise."""
-    from semjscc.phy.channel_model import awgn_pairs
-
     labels = data.labels
     out = Sweep()
     for cond in conditions:

@@ -44,8 +44,6 @@ from semjscc.util.errors import SemJSCCError, UsageError
 from semjscc.zoo.shipped import JSCC_SEMANTIC
 
 RECORDING = "recording"
-RUN_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
-            "snr_est_db")
 
 
 @dataclass
