@@ -1,16 +1,22 @@
-"""Shared fixtures: tiny CIFAR-10 look-alikes in each layout, the shared archive when present."""
+"""Shared fixtures: tiny CIFAR-10 look-alikes in each layout, the shared archive when present, and for the
+GNU Radio tests a private HOME, the tiny untrained model zoo, a tiny dataset and every shipped .grc
+compiled once per session (they were module-scoped copies in three files, so each .grc compiled thrice)."""
 
 from __future__ import annotations
 
 import io
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from semjscc.data.cifar10 import CIFAR10_CLASSES
+from semjscc.grc.install import blocks_dir, gnuradio_script
+from semjscc.grc.run import FLOWGRAPHS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -84,3 +90,68 @@ def shared_archive() -> Path:
     if not SHARED_ARCHIVE.is_file():
         pytest.skip(f"shared CIFAR-10 archive not present at {SHARED_ARCHIVE}")
     return SHARED_ARCHIVE
+
+
+# --- GNU Radio: HOME, tiny models and data, the shipped flowgraphs compiled once ----------------------
+
+SHIPPED = sorted(FLOWGRAPHS_DIR.glob("*.grc"))
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    h = tmp_path_factory.mktemp("home")
+    (h / "xdg").mkdir(mode=0o700)
+    return h
+
+
+@pytest.fixture
+def gr_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For modules that use it (pytestmark usefixtures): the session's HOME for every test."""
+    # grcc caches under ~/.cache, GNU Radio and ONNX Runtime write under ~; Qt needs these two
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "xdg"))
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny untrained exports (tests/gr_tiny_zoo.py); torch is imported only by the tests that ask."""
+    from gr_tiny_zoo import tiny_zoo
+
+    return tiny_zoo(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(3, 1), fake_split(3, 2))
+
+
+@pytest.fixture(scope="session")
+def grcc_runs(tmp_path_factory: pytest.TempPathFactory, home: Path) -> dict[str, tuple[int, str, Path]]:
+    """Every shipped .grc compiled with grcc as ``semjscc grc``/``semjscc run`` run it (under the venv's
+    python, so flowgraphs whose variables call into semjscc — the Pluto ones apply calibration
+    profiles — evaluate): name -> (return code, output, generated script). The first run fills grcc's block cache under
+    the temporary HOME (~8x faster afterwards); the others then run in parallel."""
+    out = tmp_path_factory.mktemp("grcc")
+    env = {**os.environ, "HOME": str(home), "GRC_BLOCKS_PATH": str(blocks_dir())}
+
+    def start(grc: Path) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, gnuradio_script("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+
+    first, *rest = SHIPPED
+    runs = {}
+    for batch in ([first], rest):
+        procs = [(grc, start(grc)) for grc in batch]
+        for grc, p in procs:
+            text, _ = p.communicate(timeout=180)
+            runs[grc.stem] = (p.returncode, text, out / grc.stem / f"{grc.stem}.py")
+    return runs
+
+
+@pytest.fixture(scope="session")
+def compiled(grcc_runs: dict[str, tuple[int, str, Path]]) -> dict[str, Path]:
+    for name in ("sim_loopback", "sim_loopback_gui"):
+        assert grcc_runs[name][0] == 0, grcc_runs[name][1]
+    return {name: run[2] for name, run in grcc_runs.items()}

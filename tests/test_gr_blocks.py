@@ -22,7 +22,6 @@ pytest.importorskip("gnuradio.gr")
 import pmt
 from conftest import fake_split, write_pickles
 from gnuradio import blocks, gr
-from gr_tiny_zoo import tiny_zoo
 from semjscc.data.imaging import to_float_nchw
 from semjscc.gr import classifier, image_display, image_source, jscc_decoder, jscc_encoder, metrics_sink
 from semjscc.gr.pdus import c32_vector, f32_vector, u8_vector
@@ -35,11 +34,6 @@ pytestmark = pytest.mark.gnuradio
 @pytest.fixture(autouse=True)
 def _tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # GNU Radio and ONNX Runtime write under ~
-
-
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_zoo(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

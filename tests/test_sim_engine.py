@@ -15,74 +15,15 @@ import pytest
 
 pytest.importorskip("gnuradio.gr")
 
-from conftest import fake_split, write_pickles
-from gr_tiny_zoo import tiny_zoo
 from semjscc.cli.main import main
-from semjscc.grc.install import blocks_dir, gnuradio_script
 from semjscc.grc.run import FLOWGRAPHS_DIR
+from semjscc.link.ledger import RUN_KEYS as KEYS
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
 from semjscc.util.errors import ModelError
 
-pytestmark = pytest.mark.gnuradio
+# the shared fixtures (tiny zoo, data, grcc compiled once per session, HOME) are in conftest.py
+pytestmark = [pytest.mark.gnuradio, pytest.mark.usefixtures("gr_home")]
 REPO = Path(__file__).resolve().parents[1]
-KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db", "snr_est_db")
-SHIPPED = sorted(FLOWGRAPHS_DIR.glob("*.grc"))
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    h = tmp_path_factory.mktemp("home")
-    (h / "xdg").mkdir(mode=0o700)
-    return h
-
-
-@pytest.fixture(autouse=True)
-def _env(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # grcc caches under ~/.cache, GNU Radio and ONNX Runtime write under ~; Qt needs these two
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "xdg"))
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-
-
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_zoo(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_pickles(tmp_path_factory.mktemp("cifar"), fake_split(3, 1), fake_split(3, 2))
-
-
-@pytest.fixture(scope="module")
-def grcc_runs(tmp_path_factory: pytest.TempPathFactory, home: Path) -> dict[str, tuple[int, str, Path]]:
-    """Every shipped .grc compiled with grcc as ``semjscc grc``/``semjscc run`` run it (under the venv's
-    python, so flowgraphs whose variables call into semjscc — the Pluto ones apply calibration
-    profiles — evaluate): name -> (return code, output, generated script). The first run fills grcc's block cache under
-    the temporary HOME (~8x faster afterwards); the others then run in parallel."""
-    out = tmp_path_factory.mktemp("grcc")
-    env = {**os.environ, "HOME": str(home), "GRC_BLOCKS_PATH": str(blocks_dir())}
-
-    def start(grc: Path) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, gnuradio_script("grcc") or "/usr/bin/grcc", "-o", str(out / grc.stem), str(grc)],
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env=env)
-
-    first, *rest = SHIPPED
-    runs = {}
-    for batch in ([first], rest):
-        procs = [(grc, start(grc)) for grc in batch]
-        for grc, p in procs:
-            text, _ = p.communicate(timeout=180)
-            runs[grc.stem] = (p.returncode, text, out / grc.stem / f"{grc.stem}.py")
-    return runs
-
-
-@pytest.fixture(scope="module")
-def compiled(grcc_runs: dict[str, tuple[int, str, Path]]) -> dict[str, Path]:
-    for name in ("sim_loopback", "sim_loopback_gui"):
-        assert grcc_runs[name][0] == 0, grcc_runs[name][1]
-    return {name: run[2] for name, run in grcc_runs.items()}
 
 
 def test_engine_end_to_end(zoo: Path, data: Path, tmp_path: Path) -> None:
