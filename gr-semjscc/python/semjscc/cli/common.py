@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from semjscc.util.errors import UsageError
@@ -60,3 +61,14 @@ def existing_file(path: str) -> Path:
     if not p.is_file():
         raise UsageError(f"{p} does not exist or is not a file")
     return p
+
+
+def labelled_models(specs: Sequence[str], example: str) -> list[tuple[str, str]]:
+    """``--model LABEL=MODEL`` options as (label, model) pairs; a UsageError showing ``example`` otherwise."""
+    out = []
+    for spec in specs:
+        label, sep, model = spec.partition("=")
+        if not sep or not label or not model:
+            raise UsageError(f"--model {spec!r}: expected LABEL=MODEL, e.g. {example}")
+        out.append((label, model))
+    return out

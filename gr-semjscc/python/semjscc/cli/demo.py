@@ -7,8 +7,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from semjscc.cli.common import positive_int
-from semjscc.util.errors import ModelError, UsageError
+from semjscc.cli.common import labelled_models, positive_int
+from semjscc.util.errors import ModelError
 from semjscc.util.files import write_json
 
 N_SHOWN = 10
@@ -41,13 +41,7 @@ def _models(specs: list[str] | None) -> list[tuple[str, str]]:
 
     if not specs:
         return [(label, name) for label, name in sorted(DEFAULT_EVAL_MODELS, key=lambda m: m[0] != "semantic")]
-    out = []
-    for spec in specs:
-        label, sep, model = spec.partition("=")
-        if not sep or not label or not model:
-            raise UsageError(f"--model {spec!r}: expected LABEL=MODEL, e.g. semantic=jscc-semantic-kn6")
-        out.append((label, model))
-    return out
+    return labelled_models(specs, "semantic=jscc-semantic-kn6")
 
 
 def _check_models(models: list[tuple[str, str]]) -> None:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from semjscc.cli.common import add_data_arg, finite_float, positive_int
+from semjscc.cli.common import add_data_arg, finite_float, labelled_models, positive_int
 from semjscc.experiments.eval.sweep import PROTOCOLS
 from semjscc.phy.frame import MIDAMBLE_INTERVALS
 from semjscc.util.errors import UsageError
@@ -76,13 +76,7 @@ def _parse_models(specs: list[str] | None) -> list[tuple[str, str]]:
 
     if not specs:
         return list(DEFAULT_EVAL_MODELS)
-    out = []
-    for spec in specs:
-        label, sep, model = spec.partition("=")
-        if not sep or not label or not model:
-            raise UsageError(f"--model {spec!r}: expected LABEL=MODEL, e.g. semantic=models/jscc-semantic-kn6")
-        out.append((label, model))
-    return out
+    return labelled_models(specs, "semantic=models/jscc-semantic-kn6")
 
 
 def _classifiers(args: argparse.Namespace, schemes: list) -> dict[str, str]:

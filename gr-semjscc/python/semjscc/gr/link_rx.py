@@ -20,6 +20,8 @@ from semjscc.gr.ofdm_rx import ofdm_rx
 from semjscc.gr.separate_blocks import separate_decoder
 from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
+from semjscc.zoo.locate import resolve_classifier
+from semjscc.zoo.shipped import CLASSIFIER
 
 
 class _LinkRX(gr.hier_block2):
@@ -60,8 +62,6 @@ class jscc_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
                  snr_db: float = 10.0, device: str = "auto", threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH,
                  equalizer: str = "mmse", phase_tracking: str = "linear", latency_s: float = 0.05,
                  max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
-        from semjscc.zoo.locate import resolve_classifier
-
         dec = jscc_decoder(model, snr_mode=snr_mode, snr_db=snr_db, device=device, threads=threads,
                            max_batch=max_batch, max_payload_len=MAX_PAYLOAD_LEN, max_wait_s=max_wait_s)
         super().__init__("semjscc_jscc_rx", dec, resolve_classifier(model, classifier), device, threads, max_batch,
@@ -80,8 +80,6 @@ class separate_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
                  device: str = "auto", threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH, equalizer: str = "mmse",
                  phase_tracking: str = "linear", latency_s: float = 0.05,
                  max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS) -> None:
-        from semjscc.zoo.shipped import CLASSIFIER
-
         dec = separate_decoder(codec, quality, modulation, rate, n_symbols, equalizer=equalizer, snr_mode=snr_mode,
                                snr_db=snr_db, max_batch=max_batch, max_payload_len=MAX_PAYLOAD_LEN)
         super().__init__("semjscc_separate_rx", dec, classifier or CLASSIFIER, device, threads, max_batch, equalizer,

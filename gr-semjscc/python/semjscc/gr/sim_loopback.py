@@ -42,6 +42,7 @@ from semjscc.phy.channel_model import (
     static_taps,
 )
 from semjscc.util.errors import ModelError, UsageError
+from semjscc.util.stopping import RunOutcome, run_until_done
 from semjscc.zoo.shipped import JSCC_SEMANTIC
 
 # The top block's edges, (block, port, block, port) by attribute name, and the GRC block each
@@ -190,8 +191,6 @@ def run_sim(cfg: SimConfig, timeout_s: float | None = None, progress: Any = None
     Ctrl-C / SIGTERM / SIGHUP (once the flowgraph is built) stop the flowgraph the same way: frames
     in flight count as lost, the JSON is written with ``interrupted: true`` and ``stopped_by``, and
     then the signal is delivered (``KeyboardInterrupt`` under ``semjscc``)."""
-    from semjscc.util.stopping import RunOutcome, run_until_done
-
     tb = sim_loopback(cfg, channel=channel)
     shown = {"accounted": 0, "at": -math.inf}
     summary: dict[str, Any] = {}

@@ -16,6 +16,8 @@ runs on unattended and nothing is left half written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import re
 import shutil
 import signal
@@ -25,9 +27,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from semjscc.grc.install import grc_env
-from semjscc.util.errors import ModelError, UsageError
-from semjscc.util.paths import REPO_ROOT
+from semjscc import __version__
+from semjscc.grc.install import blocks_dir, gnuradio_script, grc_env
+from semjscc.util.errors import DataError, ModelError, UsageError
+from semjscc.util.files import load_yaml, read_regular
+from semjscc.util.paths import REPO_ROOT, cache_dir
+from semjscc.util.stopping import RunOutcome, run_until_done
 
 FLOWGRAPHS_DIR = REPO_ROOT / "flowgraphs"
 _OPTION = re.compile(r'parser\.add_argument\(\s*(?:"-\w",\s*)?"(--[\w-]+)"')
@@ -57,9 +62,6 @@ def find_grc(ref: str) -> Path:
 def read_grc(grc: Path) -> dict[str, Any]:
     """The parsed .grc: a YAML mapping with an ``options`` block (its ``parameters``) and
     ``metadata: file_format``, as GNU Radio Companion 3.10 saves it; UsageError otherwise."""
-    from semjscc.util.errors import DataError
-    from semjscc.util.files import load_yaml, read_regular
-
     fix = "give a .grc file saved by GNU Radio Companion 3.10"
     try:
         text = read_regular(grc, MAX_GRC_BYTES, "flowgraph").decode("utf-8")
@@ -86,13 +88,6 @@ def compiled_script(grc: Path, timeout_s: float = 180.0) -> Path:
     """The generated script of ``grc`` from the compile cache, compiling it on a miss. The key covers
     the .grc's bytes, the SemJSCC block definitions and this semjscc version, so an edited flowgraph
     or block is recompiled; entries are written whole (a scratch folder renamed into place)."""
-    import hashlib
-    import os
-
-    from semjscc import __version__
-    from semjscc.grc.install import blocks_dir
-    from semjscc.util.paths import cache_dir
-
     h = hashlib.sha256(grc.read_bytes())
     for yml in sorted(blocks_dir().glob("*.block.yml")):
         h.update(yml.name.encode() + yml.read_bytes())
@@ -117,8 +112,6 @@ def compiled_script(grc: Path, timeout_s: float = 180.0) -> Path:
 def compile_grc(grc: Path, out_dir: Path, timeout_s: float = 180.0) -> Path:
     """grcc ``grc`` into ``out_dir``; the generated Python script. When grcc fails, every line it
     printed about the problem goes into the error (GRC lists one error per line)."""
-    from semjscc.grc.install import gnuradio_script
-
     grcc = gnuradio_script("grcc")
     if grcc is None:
         raise UsageError("grcc not found: GNU Radio is not installed (run scripts/setup.sh)")
@@ -176,8 +169,6 @@ def run_script(script: Path, args: list[str], timeout_s: float, env: dict[str, s
     (GRC's generated ``main`` then stops its top block, and the metrics sink writes its JSON on
     stop), is waited for up to ``grace_s`` (then killed), and only then is the signal delivered here
     (``KeyboardInterrupt`` under ``semjscc``): whatever the script measured is on disk by then."""
-    from semjscc.util.stopping import RunOutcome, run_until_done
-
     with tempfile.TemporaryFile("w+") as log:
         proc: subprocess.Popen | None = None
         output = {"text": ""}

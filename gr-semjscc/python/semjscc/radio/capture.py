@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER, FrameFormat
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.phy.rx import ReceivedFrame, receive
 from semjscc.phy.tx import modulate_stream
 
@@ -75,8 +76,6 @@ def spectral_offset(iq: np.ndarray, sample_rate: float, oversample: int = 4) -> 
     +-MAX_CFO_SUBCARRIERS): the circular shift that best aligns the averaged power spectrum with the
     numerology's occupied band. Returns (offset in Hz, in-band power over the out-of-band floor in dB;
     near 0 dB means no signal stands above the noise and the offset means nothing)."""
-    from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
-
     num = DEFAULT_NUMEROLOGY
     nfft = num.fft_len * oversample
     x = np.asarray(iq, dtype=np.complex64)

@@ -19,6 +19,8 @@ import numpy as np
 
 from semjscc.data.imaging import to_float_nchw, to_uint8_nhwc
 from semjscc.phy.symbols import awgn, from_pairs, to_pairs
+from semjscc.separate.codecs import make_codec
+from semjscc.separate.scheme import SeparateScheme
 from semjscc.util.errors import UsageError
 from semjscc.util.files import save_npy
 
@@ -58,9 +60,6 @@ def config_for(configs: dict[float, Config], snr_db: float) -> Config:
 def decode_bank(images_u8: np.ndarray, snr_db: np.ndarray, configs: dict[float, Config], n_cu: int, seed: int = 0,
                 fallback: np.ndarray | None = None, cache: Path | None = None) -> np.ndarray:
     """uint8 NHWC images as separate coding delivers them over AWGN at ``snr_db`` (one per image)."""
-    from semjscc.separate.codecs import make_codec
-    from semjscc.separate.scheme import SeparateScheme
-
     if cache is not None:
         h = hashlib.sha256(images_u8.tobytes())
         h.update(np.asarray(snr_db, np.float64).tobytes())

@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from semjscc.data.imaging import IMAGE_SHAPE
-from semjscc.util.errors import ModelError
+from semjscc.util.errors import DataError, ModelError
+from semjscc.util.files import load_yaml, read_regular
 
 CARD_FILE = "card.yaml"
 SIBLING_FIELDS = ("files", "weights", "weights_sha256")  # what only card.yaml knows: the files beside the ONNX
@@ -184,8 +187,6 @@ class ModelCard:
         return card.check(where)
 
     def save(self, directory: Path) -> Path:
-        import yaml
-
         path = Path(directory) / CARD_FILE
         header = (f"# gr-semjscc model card ({self.kind}): written by `semjscc export`.\n"
                   "# The runtime refuses files whose sha256 differs from the one recorded here.\n")
@@ -194,9 +195,6 @@ class ModelCard:
 
     @classmethod
     def load(cls, directory: Path) -> ModelCard:
-        from semjscc.util.errors import DataError
-        from semjscc.util.files import load_yaml, read_regular
-
         path = Path(directory) / CARD_FILE
         if not path.exists() and not path.is_symlink():
             raise ModelError(f"{path} not found: not a model directory (`semjscc models` lists them)")

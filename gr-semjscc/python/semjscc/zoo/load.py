@@ -1,4 +1,4 @@
-"""The model zoo: find model directories by name or path, open them, list them.
+"""Opening models by name or path as ONNX Runtime sessions (encoder, decoder, classifier, a JSCC pair), listing them.
 
 A model reference is a directory path, a name under ``models_dir()`` (``models/`` or
 $SEMJSCC_MODELS), or for single files a path to an .onnx file.
@@ -14,7 +14,7 @@ import numpy as np
 
 from semjscc.util.errors import ModelError
 from semjscc.zoo.card import CARD_FILE, KIND_FILES, ModelCard, kn_label, sha256_file
-from semjscc.zoo.locate import models_dir, resolve_model_dir
+from semjscc.zoo.locate import models_dir, resolve_classifier, resolve_model_dir
 from semjscc.zoo.session import (
     ClassifierSession,
     DecoderSession,
@@ -95,7 +95,6 @@ class OnnxScheme:
         self.directory = resolve_model_dir(model)
         self.encoder, self.decoder, self.card = load_jscc_pair(self.directory, **runtime)
         self.kn = float(self.card.kn or 0.0)
-        from semjscc.zoo.locate import resolve_classifier
 
         self.classifier_ref = resolve_classifier(self.directory)
 

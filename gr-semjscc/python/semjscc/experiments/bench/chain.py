@@ -31,14 +31,13 @@ from semjscc.gr.batched import DEFAULT_MAX_WAIT_S
 from semjscc.gr.image_source import DEFAULT_MAX_IN_FLIGHT
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
 from semjscc.util.errors import UsageError
+from semjscc.zoo.card import ModelCard
+from semjscc.zoo.locate import resolve_model_dir
 from semjscc.zoo.shipped import JSCC_SEMANTIC
 
 
 def samples_per_frame(model: str) -> int:
     """Channel samples of one frame of ``model`` (burst plus padding)."""
-    from semjscc.zoo.card import ModelCard
-    from semjscc.zoo.locate import resolve_model_dir
-
     card = ModelCard.load(resolve_model_dir(model))
     return DEFAULT_FRAME_FORMAT.burst_samples(int(card.n_symbols or 0))
 

@@ -31,9 +31,9 @@ from semjscc.phy.symbols import noise_power
 from semjscc.util.errors import ModelError
 from semjscc.util.paths import REPO_ROOT
 from semjscc.zoo.card import ModelCard, sha256_file
-from semjscc.zoo.load import load_classifier, load_jscc_pair
+from semjscc.zoo.load import load_classifier, load_decoder, load_encoder, load_jscc_pair
 from semjscc.zoo.locate import resolve_classifier, resolve_model_dir
-from semjscc.zoo.session import DEFAULT_THREADS
+from semjscc.zoo.session import DEFAULT_THREADS, RuntimeOptions
 
 STAGES = ("encoder", "decoder", "classifier", "chain")
 
@@ -247,9 +247,6 @@ def bench_session_options(model: str | Path, *, classifier: str | Path | None = 
     the option sets so that other load hits them alike; ``vs_default`` is each set's median wall
     time over the default's. CPU time counts every thread of the process (a second intra-op
     thread's work shows there even when the wall time gains nothing)."""
-    from semjscc.zoo.load import load_decoder, load_encoder
-    from semjscc.zoo.session import RuntimeOptions
-
     model_dir = resolve_model_dir(model)
     cdir = resolve_model_dir(resolve_classifier(model_dir, classifier))
     sessions: dict[str, dict[str, Any]] = {}

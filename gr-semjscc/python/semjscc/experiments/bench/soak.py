@@ -25,6 +25,10 @@ import numpy as np
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT
 from semjscc.phy.impairments import MAX_CFO_HZ
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+from semjscc.phy.rx import OFDMReceiver
+from semjscc.util.errors import UsageError
+from semjscc.util.stopping import RunOutcome, run_until_done, stopped_by
+from semjscc.zoo.shipped import JSCC_SEMANTIC
 
 MAX_CLOCK_PPM = 20.0  # sample clock offset, a cheap TCXO pair
 RSS_REFERENCE_FRAME = 1000  # memory growth is measured from here (start-up and warm-up excluded)
@@ -64,10 +68,6 @@ def run_soak(frames: int, seed: int = 0, model: str = "", classifier: str = "", 
     Ctrl-C stops the run early with what was measured (``interrupted``)."""
     from semjscc.gr.burst_channel import burst_channel
     from semjscc.gr.sim_loopback import SimConfig, sim_loopback
-    from semjscc.util.errors import UsageError
-    from semjscc.util.stopping import RunOutcome, run_until_done, stopped_by
-    from semjscc.zoo.shipped import JSCC_SEMANTIC
-
     if frames <= 0:
         raise ValueError("frames must be > 0")
     if not (math.isfinite(stall_timeout_s) and stall_timeout_s > 0):  # 0 would end the soak at once as "stalled"
@@ -240,8 +240,6 @@ def noise_false_frames(n_samples: int = 10_000_000, block: int = 65_536, snr_ref
     (``false_frames``, header passed or not) or a frame with a passing header CRC
     (``false_header_ok``, what would reach the decoder); ``false_frames_per_slot_upper95`` bounds
     the rate at 95 % confidence."""
-    from semjscc.phy.rx import OFDMReceiver
-
     if kind not in GARBAGE_KINDS:
         raise ValueError(f"kind must be one of {', '.join(GARBAGE_KINDS)}; got {kind!r}")
     rng = np.random.default_rng(seed)

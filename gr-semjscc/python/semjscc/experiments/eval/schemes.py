@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from semjscc.util.errors import ModelError
+from semjscc.zoo import OnnxScheme, load_classifier
 
 # Offline evaluation owns the machine, unlike a flowgraph: let ONNX Runtime use every core.
 _EVAL_THREADS = os.cpu_count() or 1
@@ -43,7 +44,6 @@ def load_scheme(name: str, model: str):
         if not p.is_file():
             raise ModelError(f"checkpoint {p} not found")
         return TorchScheme(name, p)
-    from semjscc.zoo import OnnxScheme
 
     return OnnxScheme(name, model, threads=_EVAL_THREADS)
 
@@ -53,16 +53,15 @@ def load_classifier_fn(ref: str | Path):
     if ref.endswith(".pt"):
         import torch
 
-        from semjscc.nn.train_classifier import load_classifier
+        from semjscc.nn.train_classifier import load_classifier as load_torch_classifier
 
-        model = load_classifier(Path(ref))
+        model = load_torch_classifier(Path(ref))
 
         def classify(images: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 return model(torch.from_numpy(images)).numpy()
 
         return classify
-    from semjscc.zoo import load_classifier
 
     session = load_classifier(ref, threads=_EVAL_THREADS)
     return session.run

@@ -54,6 +54,7 @@ from semjscc.separate.scheme import (
     unpack_frame,
 )
 from semjscc.separate.wifi_ldpc_tables import RATES
+from semjscc.util.paths import cache_dir
 
 Classify = Callable[[np.ndarray], np.ndarray]  # float NCHW images -> logits (B, 10)
 AUTO = "auto"  # per-image quality: the highest that fits, its index sent in the frame
@@ -91,7 +92,6 @@ class CodecTable:
 def _cache_path(codec: Codec, images: np.ndarray) -> Path:
     from PIL import __version__ as pil_version
 
-    from semjscc.util.paths import cache_dir
 
     h = hashlib.sha1(images.tobytes())
     h.update(repr((codec.name, codec.qualities, pil_version)).encode())

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from semjscc.data import Dataset
 from semjscc.data.imaging import to_float_nchw
 from semjscc.data.metrics import capped_psnr_db, ssim
+from semjscc.link.ledger import clean_accuracy
 from semjscc.phy.symbols import awgn_pairs
 from semjscc.util.errors import UsageError
 from semjscc.util.stats import fmt_pct, paired_difference, relative_gain, wilson
@@ -99,7 +100,6 @@ def sweep(schemes: list[Scheme], classifiers: dict[str, Classify], data: Dataset
     bad = [s for s in snrs if not math.isfinite(s)]
     if bad:  # checked before any image is classified (NaN would reach round() below)
         raise UsageError(f"SNR {bad[0]} dB is not a finite number: give SNRs such as 0 5 10")
-    from semjscc.link.ledger import clean_accuracy
 
     labels = data.labels
     out = Sweep(clean_accuracy={p: clean_accuracy(f, data.images, labels, batch) for p, f in classifiers.items()})

@@ -12,9 +12,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from semjscc.data.sources import load_images
 from semjscc.experiments.ota.decode import FrameResult, TxFrame, decode_capture
 from semjscc.experiments.ota.recording import capture_samples, open_recording
 from semjscc.experiments.ota.report import point_summaries, totals
+from semjscc.experiments.ota.runner import images_digest, load_models
+from semjscc.util.errors import ModelError, UsageError
+from semjscc.zoo.card import sha256_file
 
 log = logging.getLogger("semjscc.ota")
 
@@ -24,11 +28,6 @@ def replay(path: str | Path, model: str | None = None, classifier: str | None = 
     """Decode a recording again. The images must be the ones sent (sha256 checked) and the decoder the
     one trained with the encoder that sent the frames (export ids checked): otherwise the result is no
     comparison, and it is refused unless ``force``."""
-    from semjscc.data.sources import load_images
-    from semjscc.experiments.ota.runner import images_digest, load_models
-    from semjscc.util.errors import ModelError, UsageError
-    from semjscc.zoo.card import sha256_file
-
     rec = open_recording(path)
     g = rec.get_global_info()
     exp = g.get("semjscc:experiment")

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import getpass
+import hashlib
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -30,17 +32,25 @@ import numpy as np
 from tqdm import tqdm
 
 from semjscc import __version__
+from semjscc.data.sources import load_images
 from semjscc.experiments.ota.decode import CaptureResult, FrameResult, Models, TxFrame, decode_capture, summarize
 from semjscc.experiments.ota.recording import RecordingWriter, utc_now
 from semjscc.experiments.ota.report import FrameLog, plot, point_summaries, totals, write_json
-from semjscc.phy.channel_model import SAMPLE_RATE
+from semjscc.link.ledger import clean_accuracy as accuracy_before_transmission
+from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS, SAMPLE_RATE
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.phy.tx import modulate_stream
 from semjscc.radio import Radio, RadioConfig, SimAir, open_radio
 from semjscc.radio.base import TX_ATTEN_RANGE_DB
 from semjscc.radio.calib.profile import CalibrationProfile, calibration_dir, profile_path_for
-from semjscc.radio.capture import TX_RMS_DBFS, CyclicBatch, build_batch, tx_scale
+from semjscc.radio.capture import TX_RMS_DBFS, CyclicBatch, build_batch, spectral_offset, tx_scale
 from semjscc.util.errors import SemJSCCError, UsageError
+from semjscc.util.paths import default_data_source
+from semjscc.util.stopping import RunOutcome, deferred_signals, interrupt_for, run_until_done
+from semjscc.zoo import load_classifier, load_jscc_pair
+from semjscc.zoo.card import sha256_file
+from semjscc.zoo.locate import resolve_classifier
 from semjscc.zoo.shipped import JSCC_SEMANTIC
 
 RECORDING = "recording"
@@ -106,17 +116,12 @@ def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile 
 
 def load_models(model: str, classifier: str | None) -> Models:
     """The experiment's models; the classifier as :func:`semjscc.zoo.locate.resolve_classifier` picks it."""
-    from semjscc.zoo import load_classifier, load_jscc_pair
-    from semjscc.zoo.locate import resolve_classifier
-
     enc, dec, _card = load_jscc_pair(model)
     return Models(enc, dec, load_classifier(resolve_classifier(model, classifier)))
 
 
 def _model_info(models: Models, model: str) -> dict[str, Any]:
     """Which files decoded the recording (replay checks the hashes before claiming identical results)."""
-    from semjscc.zoo.card import sha256_file
-
     info: dict[str, Any] = {"model": model, "n_symbols": models.n_symbols}
     for role in ("encoder", "decoder", "classifier"):
         m = getattr(models, role)
@@ -128,15 +133,11 @@ def _model_info(models: Models, model: str) -> dict[str, Any]:
 
 def images_digest(images: np.ndarray) -> str:
     """sha256 of the images sent (uint8 NHWC): replay checks it reloads the same pictures."""
-    import hashlib
-
     return hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()
 
 
 def run_experiment(exp: Experiment) -> dict[str, Any]:
     """Run the sweep; returns the summary document (also written to OUT/summary.json)."""
-    from semjscc.data.sources import load_images
-
     exp.validate()
     air = SimAir()
     rx = open_radio(exp.uri, air)  # first: a missing radio is reported in seconds, before loading anything
@@ -257,8 +258,6 @@ class _Sweep:
         return self.done_jobs == len(self.jobs)
 
     def step(self) -> None:
-        from semjscc.util.stopping import deferred_signals
-
         exp, labels = self.exp, self.labels
         p, b0 = self.jobs[self.done_jobs]
         if b0 == 0:
@@ -297,8 +296,6 @@ class _Sweep:
         self.symbols = self.models.encode(self.images, p["design_snr_db"])
 
     def close(self, _held: list[int] | None = None) -> None:
-        from semjscc.util.stopping import deferred_signals
-
         with deferred_signals(deliver=False):  # a second Ctrl-C must not cut the files short
             self.bar.close()
             self.writer.close()
@@ -308,12 +305,6 @@ class _Sweep:
 def _no_frames_hint(iq: np.ndarray, sample_rate: float, two_radios: bool, point: dict[str, Any]) -> str:
     """Why a batch may have been lost entirely, logged once per point: no signal above the noise, a
     signal far off the LO (two radios' oscillators, beyond the receiver's search range), or neither."""
-    import logging
-
-    from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
-    from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
-    from semjscc.radio.capture import spectral_offset
-
     search = MAX_CFO_SUBCARRIERS * sample_rate / DEFAULT_NUMEROLOGY.fft_len
     offset, excess_db = spectral_offset(iq, sample_rate)
     where = f"no frame found at point {point['index']}"
@@ -337,8 +328,6 @@ def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.n
          models: Models) -> dict[str, Any]:
     """The sweep (:class:`_Sweep`) in the one run loop; Ctrl-C / SIGTERM or a radio failure stop it after the
     batch in progress, and the summary of what was recorded is written before the stop goes on."""
-    from semjscc.util.stopping import RunOutcome, interrupt_for, run_until_done
-
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     rx_profile, rx_profile_path = resolve_profile(exp.calibration, rx)
@@ -476,16 +465,12 @@ def simulate_curve(models: Models, images: np.ndarray, labels: np.ndarray, snrs:
 
 
 def clean_accuracy(models: Models, images: np.ndarray, labels: np.ndarray) -> float | None:
-    from semjscc.link.ledger import clean_accuracy as accuracy_before_transmission
-
     return accuracy_before_transmission(models.classifier.run, images, labels)
 
 
 def _source_record(data: str | None) -> str:
     """Where the images came from, as a path a replay can reload: the default source resolved now
     ($SEMJSCC_DATA or the shared archive), not null."""
-    from semjscc.util.paths import default_data_source
-
     return str(Path(data).resolve() if data and "," not in data else data or default_data_source().resolve())
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from semjscc.radio.base import GR_SINK_SCALE
 from semjscc.radio.calib.profile import AttenChoice, CalibrationProfile
+from semjscc.radio.capture import TX_RMS_DBFS, tx_scale
 from semjscc.util.errors import UsageError
 
 
@@ -54,9 +56,6 @@ def tx_atten_db(calibration: str | Path | None, tx_atten_db: float, target_snr_d
 def gr_tx_amplitude(calibration: str | Path | None) -> float:
     """Multiplier between the OFDM TX block and gr-iio's Pluto sink that gives the same RF level as the
     experiment runner (the profile's TX level, default ``TX_RMS_DBFS``; see GR_SINK_SCALE)."""
-    from semjscc.radio.base import GR_SINK_SCALE
-    from semjscc.radio.capture import TX_RMS_DBFS, tx_scale
-
     profile = load_optional(calibration)
     return tx_scale(profile.tx_rms_dbfs if profile is not None else TX_RMS_DBFS) * GR_SINK_SCALE
 

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from semjscc.radio.base import TX_ATTEN_RANGE_DB
-from semjscc.util.errors import UsageError
+from semjscc.util.errors import DataError, UsageError
+from semjscc.util.files import load_yaml, read_regular, write_text
 from semjscc.util.paths import REPO_ROOT
 
 CALIBRATION_ENV = "SEMJSCC_CALIBRATION"
@@ -134,7 +135,6 @@ class CalibrationProfile:
         p = Path(path) if path is not None else calibration_dir()
         if p.suffix not in (".yaml", ".yml"):
             p = p / f"{_safe(self.serial)}.yaml"
-        from semjscc.util.files import write_text
 
         write_text(p, yaml.safe_dump(_plain(self.to_dict()), sort_keys=False))
         return p
@@ -144,9 +144,6 @@ class CalibrationProfile:
         p = Path(path)
         if not p.is_file():
             raise UsageError(f"calibration profile {p} not found (run `semjscc calibrate --uri URI` first)")
-        from semjscc.util.errors import DataError
-        from semjscc.util.files import load_yaml, read_regular
-
         try:
             d = load_yaml(read_regular(p, 1 << 20, "calibration profile").decode("utf-8"), str(p), UsageError)
             return cls.from_dict(d)
