@@ -166,6 +166,7 @@ def _check_run(c: Cli, rc: int, code: int, name: str, js: Path, csv_path: Path) 
     return doc
 
 
+@pytest.mark.slow  # runs the flowgraph
 @pytest.mark.gnuradio
 @pytest.mark.parametrize(("sig", "code", "name"), WITH_HANGUP)
 def test_run_engine_stops_and_writes_what_it_measured(link: Path, env: dict[str, str], tmp_path: Path, sig: int,
@@ -253,6 +254,7 @@ def _state(pid: int) -> str:
 
 # --- semjscc ota ---------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a whole over-the-air run in a subprocess
 @pytest.mark.gnuradio
 @pytest.mark.parametrize(("sig", "code", "name"), SIGNALS)
 def test_ota_stops_after_a_whole_batch(link: Path, env: dict[str, str], tmp_path: Path, sig: int, code: int,

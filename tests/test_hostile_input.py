@@ -93,6 +93,7 @@ def test_atomic_writer_leaves_nothing_when_writing_fails(tmp_path: Path) -> None
     assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
+@pytest.mark.slow  # compiles and runs a flowgraph
 def test_failed_grc_run_keeps_the_earlier_json(tmp_path: Path) -> None:
     """`semjscc run X.grc --json R` deleted R before running; a run that fails now leaves it as it was."""
     pytest.importorskip("gnuradio.gr")

@@ -133,6 +133,7 @@ def test_semantic_loss_reduces_to_mse() -> None:
         semantic_loss(x, x_hat, uniform, mix=1.5)
 
 
+@pytest.mark.slow  # a training run
 def test_short_training_lowers_loss() -> None:
     torch.manual_seed(0)
     model = JSCC(1 / 12, width=8)

@@ -289,6 +289,7 @@ class _Recorder:
         return type(f"Fake{kind}", (gr.hier_block2,), {"__init__": init, **methods})
 
 
+@pytest.mark.slow  # compiles the Pluto flowgraphs
 @pytest.mark.gnuradio
 def test_loopback_flowgraph_gets_the_runners_parameters(env: dict[str, Path], compiled: dict[str, Path],
                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

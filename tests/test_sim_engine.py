@@ -22,7 +22,8 @@ from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
 from semjscc.util.errors import ModelError
 
 # the shared fixtures (tiny zoo, data, grcc compiled once per session, HOME) are in conftest.py
-pytestmark = [pytest.mark.gnuradio, pytest.mark.usefixtures("gr_home")]
+# every test here runs the flowgraph or needs the tiny zoo (torch): slow, out of `make test-fast`
+pytestmark = [pytest.mark.gnuradio, pytest.mark.slow, pytest.mark.usefixtures("gr_home")]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -45,7 +46,6 @@ def test_engine_end_to_end(zoo: Path, data: Path, tmp_path: Path) -> None:
     assert len((tmp_path / "r.csv").read_text().splitlines()) == 21
 
 
-@pytest.mark.slow
 def test_batched_chain_gives_the_unbatched_chains_results(zoo: Path, data: Path, tmp_path: Path) -> None:
     """Batching, the batch wait and the adaptive window change when frames are processed, never what
     comes out: every frame's status, prediction, confidence, PSNR and SNR estimate are those of the
