@@ -1,5 +1,5 @@
-"""The rules of the link, each defined once (semjscc.link.ledger, symbols, stats, paths, stopping): the SNR a
-model is given, which classifier judges its images, model names versus paths, the frame ledger, the
+"""The rules of the link, each defined once (semjscc.link, phy.symbols, util.stats, zoo.locate, util.stopping):
+the AWGN at our SNR convention, the SNR a model is given, which classifier judges its images, model names versus paths, the frame ledger, the
 one run loop, the intervals every accuracy carries."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from semjscc.link.ledger import FrameLedger, SentFrame, StreamLedger, clean_accuracy
 from semjscc.link.snr import decoder_snr, encoder_snr
-from semjscc.phy.symbols import from_pairs, to_pairs
+from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+from semjscc.phy.symbols import awgn, awgn_pairs, from_pairs, noise_power, to_pairs
 from semjscc.util.errors import ModelError
 from semjscc.util.stats import paired_difference, relative_gain, wilson, wilson_rate
 from semjscc.util.stopping import run_until_done
@@ -22,6 +23,19 @@ from semjscc.zoo.locate import resolve_classifier
 
 ADAPTIVE = SimpleNamespace(snr_adaptive=True, snr_db=[0.0, 20.0])
 FIXED = SimpleNamespace(snr_adaptive=False, snr_db=[10.0, 10.0])
+
+
+def test_one_awgn_rule() -> None:
+    """The PHY's per-sample noise (GNU Radio's noise voltage) and the complex and pair AWGN of evaluation
+    and separate coding all add E|n|^2 = phy.symbols.noise_power = 10^(-snr/10) to unit-power symbols."""
+    snr = np.array([-3.0, 0.0, 7.5, 20.0])
+    np.testing.assert_allclose(noise_power(snr), 10 ** (-snr / 10), rtol=1e-12)
+    assert [DEFAULT_NUMEROLOGY.noise_std_for_snr(float(s)) ** 2 for s in snr] == pytest.approx(noise_power(snr), rel=1e-12)
+    rng = np.random.default_rng(0)
+    y = awgn(np.zeros((4, 20000), np.complex64), snr, rng)
+    np.testing.assert_allclose((np.abs(y) ** 2).mean(1), noise_power(snr), rtol=0.03)
+    pairs = awgn_pairs(np.zeros((4, 20000, 2), np.float32), snr.astype(np.float32), rng)
+    np.testing.assert_allclose((pairs ** 2).sum(-1).mean(1), noise_power(snr), rtol=0.03)
 
 
 def test_model_snr_rules() -> None:

@@ -10,9 +10,10 @@ import torch
 from semjscc.nn.channels import AWGN, OFDMMultipath, RayleighBlock, make_channel
 from semjscc.nn.classifier import Classifier
 from semjscc.nn.importance import ImportanceConfig, importance_maps
-from semjscc.nn.jscc import JSCC, Decoder, Encoder, channels_for_ratio, symbols_for_ratio
+from semjscc.nn.jscc import JSCC, Decoder, Encoder
 from semjscc.nn.losses import mse_loss, semantic_loss
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
+from semjscc.phy.symbols import channels_for_ratio, symbols_for_ratio
 
 
 @pytest.mark.parametrize(("kn", "k"), [(1 / 6, 512), (1 / 12, 256)])
