@@ -1,4 +1,5 @@
-"""Physical layer definitions shared by the torch channel simulation and the GNU Radio blocks."""
+"""The analog-payload OFDM physical layer in numpy: numerology, frame, TX, RX, channel models and the symbols' rules,
+shared by the torch channel simulation, the evaluation and the GNU Radio blocks."""
 
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY, OFDMNumerology
 
