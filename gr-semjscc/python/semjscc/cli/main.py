@@ -42,6 +42,7 @@ _COMMAND_MODULES = (
     "semjscc.cli.calibrate",
     "semjscc.cli.ota",
     "semjscc.cli.replay",
+    "semjscc.cli.emulate",
 )
 def build_parser() -> argparse.ArgumentParser:
     import importlib

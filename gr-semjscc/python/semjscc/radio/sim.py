@@ -158,23 +158,11 @@ class SimRadio(Radio):
             offset_hz = src.config.lo_hz * (1 + src.ppm * 1e-6) - cfg.lo_hz * (1 + self.ppm * 1e-6)
             if abs(offset_hz) > cfg.rf_bandwidth / 2:
                 continue  # outside the analog filter
-            distortion = 10 ** (src.params.tx_evm_db / 20) * (
-                self._rng.standard_normal(n) + 1j * self._rng.standard_normal(n)) / math.sqrt(2)
-            amp_dbm = src.params.tx_power_dbm - src.config.tx_atten_db - p.path_loss_db
             phase = 2 * np.pi * offset_hz / cfg.sample_rate * t + src._lo_phase - self._lo_phase
-            y += 10 ** (amp_dbm / 20) * burst * (1 + distortion) * np.exp(1j * phase)
-        noise_dbm = _BOLTZMANN_DBM_HZ + 10 * math.log10(cfg.sample_rate) + p.noise_figure_db
-        y += 10 ** (noise_dbm / 20) * (self._rng.standard_normal(n) + 1j * self._rng.standard_normal(n)) / math.sqrt(2)
-        gain_db = cfg.rx_gain_db
-        if cfg.rx_gain_mode != "manual":
-            level_dbm = 10 * math.log10(np.mean(np.abs(y) ** 2) + 1e-30)
-            gain_db = float(np.clip(np.round(_AGC_TARGET_DBFS - level_dbm + p.full_scale_dbm), -3, 71))
-        self.last_gain_db = gain_db
-        y *= 10 ** ((gain_db - p.full_scale_dbm) / 20)  # sqrt(mW) -> full-scale units
-        y = impair_iq(y, 10 ** (p.iq_gain_db / 20), math.radians(p.iq_phase_deg))
-        y += 10 ** (p.dc_dbfs / 20) * np.exp(1j * math.radians(30.0))
+            y += air_signal(burst, src.params, src.config.tx_atten_db, p.path_loss_db, self._rng) * np.exp(1j * phase)
+        out, self.last_gain_db = front_end(y, cfg.sample_rate, cfg.rx_gain_mode, cfg.rx_gain_db, p, self._rng)
         self._clock += n + int(self._rng.integers(1000, 100000))  # captures are not back to back
-        return quantize_adc(y)
+        return out
 
     def _emit(self, n: int) -> np.ndarray | None:
         """What this radio's TX puts on the air during the next ``n`` receive samples."""
@@ -194,6 +182,34 @@ class SimRadio(Radio):
     def describe(self) -> dict[str, Any]:
         """The simulated truth (for recordings and tests)."""
         return {**asdict(self.params), "ppm": self.ppm}
+
+
+def air_signal(burst: np.ndarray, tx: SimParams, tx_atten_db: float, path_loss_db: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """A transmitter's samples (full scale 1.0) as they reach a receiver's antenna, in sqrt(mW): TX level
+    less attenuation and path loss, with the TX distortion noise ``tx.tx_evm_db`` below the signal.
+    The carrier offset is the caller's (it depends on how the caller keeps time)."""
+    n = len(burst)
+    distortion = 10 ** (tx.tx_evm_db / 20) * (rng.standard_normal(n) + 1j * rng.standard_normal(n)) / math.sqrt(2)
+    amp_dbm = tx.tx_power_dbm - tx_atten_db - path_loss_db
+    return 10 ** (amp_dbm / 20) * burst * (1 + distortion)
+
+
+def front_end(y: np.ndarray, sample_rate: float, gain_mode: str, gain_db: float, p: SimParams,
+              rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The receiver from its antenna (``y`` in sqrt(mW)) to ADC samples: thermal noise, RX gain (manual, or
+    the AGC's), IQ imbalance, DC offset, 12-bit ADC -> (complex64 full scale 1.0, the gain applied).
+    One definition for :class:`SimRadio` and the emulated Pluto (:mod:`semjscc.radio.emulator`)."""
+    n = len(y)
+    noise_dbm = _BOLTZMANN_DBM_HZ + 10 * math.log10(sample_rate) + p.noise_figure_db
+    y = y + 10 ** (noise_dbm / 20) * (rng.standard_normal(n) + 1j * rng.standard_normal(n)) / math.sqrt(2)
+    if gain_mode != "manual":
+        level_dbm = 10 * math.log10(np.mean(np.abs(y) ** 2) + 1e-30)
+        gain_db = float(np.clip(np.round(_AGC_TARGET_DBFS - level_dbm + p.full_scale_dbm), -3, 71))
+    y = y * 10 ** ((gain_db - p.full_scale_dbm) / 20)  # sqrt(mW) -> full-scale units
+    y = impair_iq(y, 10 ** (p.iq_gain_db / 20), math.radians(p.iq_phase_deg))
+    y += 10 ** (p.dc_dbfs / 20) * np.exp(1j * math.radians(30.0))
+    return quantize_adc(y), float(gain_db)
 
 
 def impair_iq(x: np.ndarray, gain: float, phase_rad: float) -> np.ndarray:
