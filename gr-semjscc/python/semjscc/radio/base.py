@@ -38,7 +38,10 @@ RX_GAIN_RANGE_DB = (-3.0, 73.0)  # 1 dB steps; the top depends on the LO
 
 
 class RadioError(SemJSCCError):
-    """The radio failed during use (unplugged, a driver error): one line, exit status 1."""
+    """The radio failed during use (unplugged, a driver error): one line, exit status 2, as for bad input
+    (the fix is at the radio, not in this program; what was measured before is kept by the caller)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ Everything above it (calibration, the experiment runner, recording, replay) runs
 from __future__ import annotations
 
 import contextlib
+import errno
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -109,25 +110,35 @@ class PlutoRadio(Radio):
             self._write(sdr, old, config)
         self._applied = config
 
-    @staticmethod
-    def _write(sdr: Any, old: RadioConfig | None, config: RadioConfig) -> None:
+    def _write(self, sdr: Any, old: RadioConfig | None, config: RadioConfig) -> None:
         def changed(name: str) -> bool:
             return old is None or getattr(old, name) != getattr(config, name)
 
+        def put(name: str, value: Any) -> None:
+            """``sdr.name = value``; a value the driver refuses (EINVAL/ERANGE) is a one-line UsageError naming it."""
+            try:
+                setattr(sdr, name, value)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ERANGE):
+                    raise
+                raise UsageError(f"Pluto {self.uri} refused {name} = {value!r} ({e.strerror or e}): outside what "
+                                 "this radio's driver accepts (a stock Pluto is an AD9363: LO 325 MHz-3.8 GHz, RF "
+                                 "bandwidth up to 20 MHz)") from None
+
         if changed("sample_rate"):
-            sdr.sample_rate = round(config.sample_rate)
+            put("sample_rate", round(config.sample_rate))
         if changed("rf_bandwidth"):
-            sdr.rx_rf_bandwidth = round(config.rf_bandwidth)
-            sdr.tx_rf_bandwidth = round(config.rf_bandwidth)
+            put("rx_rf_bandwidth", round(config.rf_bandwidth))
+            put("tx_rf_bandwidth", round(config.rf_bandwidth))
         if changed("lo_hz"):
-            sdr.rx_lo = round(config.lo_hz)
-            sdr.tx_lo = round(config.lo_hz)
+            put("rx_lo", round(config.lo_hz))
+            put("tx_lo", round(config.lo_hz))
         if changed("tx_atten_db"):
-            sdr.tx_hardwaregain_chan0 = -round(config.tx_atten_db * 4) / 4  # 0.25 dB steps, negative = attenuation
+            put("tx_hardwaregain_chan0", -round(config.tx_atten_db * 4) / 4)  # 0.25 dB steps, negative = attenuation
         if changed("rx_gain_mode"):
-            sdr.gain_control_mode_chan0 = config.rx_gain_mode
+            put("gain_control_mode_chan0", config.rx_gain_mode)
         if config.rx_gain_mode == "manual" and (changed("rx_gain_db") or changed("rx_gain_mode")):
-            sdr.rx_hardwaregain_chan0 = float(round(config.rx_gain_db))
+            put("rx_hardwaregain_chan0", float(round(config.rx_gain_db)))
 
     def info(self) -> RadioInfo:
         attrs = dict(self._sdr.ctx.attrs)
