@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import fake_split, write_folder
 from semjscc.cli.main import main
 from semjscc.radio.emulator import emulated_plutos
@@ -251,3 +252,32 @@ def test_refused_setting_and_unplugged_radio_end_with_one_line(tmp_path: Path, i
         assert len(err) == 1 and "still connected" in err[0], err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True
+
+
+def test_calibrate_peer_writes_xo_correction_and_the_two_radio_link_works(tmp_path: Path, images: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Two stock Plutos 50 ppm apart: uncorrected, every frame of a two-radio run is lost (122.5 kHz is
+    beyond the receiver's +-47 kHz acquisition); `calibrate --peer --write-xo` writes the receiver's
+    xo_correction, says so, leaves a residual offset < 1 kHz, and the same run then receives every frame."""
+    with emulated_plutos((25.0, -25.0), lifetime_s=LIFETIME_S) as (a, b):
+        ota = ["ota", "--uri", b.uri, "--tx-uri", a.uri, "--tx-atten", "25", "--images", "8", "--batch", "8",
+               "--data", str(images), "--tx-calibration", "none", "--no-sim", "--no-progress"]
+        assert main([*ota, "--calibration", "none", "--out", str(tmp_path / "raw")]) == 0
+        raw = json.loads((tmp_path / "raw" / "summary.json").read_text())
+        assert raw["frames_received"] == 0 and raw["frames_lost"] == 8
+        profile = tmp_path / "b.yaml"
+        capsys.readouterr()
+        assert main(["calibrate", "--uri", b.uri, "--peer", a.uri, "--write-xo", "--rx-gains", "40",
+                     "--tx-attens", "20", "40", "--out", str(profile), "--quiet"]) == 0
+        said = capsys.readouterr().out
+        osc = yaml.safe_load(profile.read_text())["oscillator"]
+        expected = round(40e6 * (1 - 25e-6) / (1 + 25e-6))  # 39,998,000: B now believes A's oscillator
+        assert abs(osc["xo_correction_hz"] - expected) <= 2
+        assert b.radio.state.xo_correction == osc["xo_correction_hz"]
+        assert f"wrote xo_correction = {osc['xo_correction_hz']} Hz on {b.uri}" in said
+        assert abs(osc["ppm_before_xo_correction"] + 50.0) < 0.05
+        assert abs(osc["offset_hz"]) < 1000 and abs(osc["ppm"]) < 0.4
+        assert main([*ota, "--calibration", str(profile), "--out", str(tmp_path / "fixed")]) == 0
+    fixed = json.loads((tmp_path / "fixed" / "summary.json").read_text())
+    assert fixed["frames_received"] == 8
+    assert abs(fixed["cfo_est_hz"]) < 1000

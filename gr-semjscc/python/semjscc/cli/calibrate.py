@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="TX attenuations to sweep (default 0 to 85 in 5 dB steps)")
     p.add_argument("--out", type=Path, default=None,
                    help="profile file or directory (default calibration/<serial>.yaml; $SEMJSCC_CALIBRATION)")
+    p.add_argument("--write-xo", action="store_true",
+                   help="with --peer: write this radio's xo_correction so its LOs and sample clock match the "
+                        "peer's (until it reboots), re-measure, and keep only the residual as the profile's ppm")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -34,17 +37,24 @@ def run(args: argparse.Namespace) -> int:
     from semjscc.radio import SimAir, open_radio
     from semjscc.radio.calib.procedure import CalibrationPlan, calibrate
     from semjscc.radio.calib.profile import calibration_dir
+    from semjscc.radio.calib.xo import write_xo_correction
+    from semjscc.util.errors import UsageError
 
     plan = CalibrationPlan(center_freq_hz=args.freq, sample_rate=args.rate, rf_bandwidth=args.rf_bw,
                            rx_gains_db=tuple(args.rx_gains))
     if args.tx_attens:
         plan.tx_attens_db = tuple(sorted(args.tx_attens))
     plan.config(0.0, plan.rx_gains_db[0]).validate()  # bad settings fail before touching a radio
+    if args.write_xo and not args.peer:
+        raise UsageError("--write-xo needs --peer URI: only a second radio shows this one's oscillator error")
     air = SimAir()
     radio = open_radio(args.uri, air)
     peer = open_radio(args.peer, air) if args.peer else None
+    say = None if args.quiet else lambda m: print(m, file=sys.stderr)
     try:
-        profile = calibrate(radio, plan, peer, progress=None if args.quiet else lambda m: print(m, file=sys.stderr))
+        profile = calibrate(radio, plan, peer, progress=say)
+        if args.write_xo and peer is not None:
+            profile = write_xo_correction(radio, peer, plan, profile, progress=say)
     finally:
         if peer is not None:
             peer.close()
@@ -54,5 +64,9 @@ def run(args: argparse.Namespace) -> int:
     ppm = "not measurable in a one-radio loopback" if osc["ppm"] is None else f"{osc['ppm']:+.3f} ppm vs {osc['reference']}"
     print(f"{profile.serial}: oscillator {ppm} (offset {osc['offset_hz']:+.1f} Hz); DC {profile.dc_offset['dbfs']:.1f} dBFS; "
           f"IQ {iq['gain_db']:+.3f} dB / {iq['phase_deg']:+.3f} deg (image rejection {iq['image_rejection_db']:.1f} dB)")
+    if "xo_correction_hz" in osc:
+        print(f"wrote xo_correction = {osc['xo_correction_hz']} Hz on {args.uri} (was {osc['xo_correction_before_hz']}; "
+              f"{osc['ppm_before_xo_correction']:+.3f} ppm), residual offset {osc['offset_hz']:+.1f} Hz; it lasts "
+              "until the radio reboots")
     print(f"wrote {path}")
     return 0

@@ -140,6 +140,22 @@ class PlutoRadio(Radio):
         if config.rx_gain_mode == "manual" and (changed("rx_gain_db") or changed("rx_gain_mode")):
             put("rx_hardwaregain_chan0", float(round(config.rx_gain_db)))
 
+    def xo_correction(self) -> int:
+        """The reference frequency (Hz) the AD9361 driver programs its LOs and sample clock from."""
+        with _device(self.uri, "reading xo_correction"):
+            return int(self._sdr._ctrl.attrs["xo_correction"].value)
+
+    def set_xo_correction(self, hz: int) -> None:
+        """Tell the driver the reference runs at ``hz``: LOs and sample clock move together (the driver
+        refuses values beyond its range, +-200 ppm on a Pluto: a UsageError naming it)."""
+        try:
+            self._sdr._ctrl.attrs["xo_correction"].value = str(int(hz))
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.ERANGE):
+                raise UsageError(f"Pluto {self.uri} refused xo_correction = {int(hz)} ({e.strerror or e})") from None
+            raise RadioError(f"Pluto {self.uri}: writing xo_correction failed ({e}); is it still connected?") from e
+        self._applied = None  # LOs and rates were re-derived from the new reference: write them all next time
+
     def info(self) -> RadioInfo:
         attrs = dict(self._sdr.ctx.attrs)
         temp = None
