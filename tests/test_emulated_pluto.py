@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import fake_split, write_folder
 from semjscc.cli.main import main
-from semjscc.radio.emulator import emulated_plutos
+from semjscc.radio.emulator import emulated_plutos, free_loopback_addresses
 from semjscc.radio.emulator.air import EmulatedRadio
 
 LIFETIME_S = 120.0
@@ -281,3 +281,24 @@ def test_calibrate_peer_writes_xo_correction_and_the_two_radio_link_works(tmp_pa
     fixed = json.loads((tmp_path / "fixed" / "summary.json").read_text())
     assert fixed["frames_received"] == 8
     assert abs(fixed["cfo_est_hz"]) < 1000
+
+
+@needs_iio_tools
+def test_emulate_pluto_command(capfd: pytest.CaptureFixture[str]) -> None:
+    """`semjscc emulate-pluto ... -- COMMAND` serves while COMMAND runs and exits with its status; only
+    loopback addresses; and with no emulator there, a radio command still fails fast with one line."""
+    addr, nobody = free_loopback_addresses(2)
+    assert main(["emulate-pluto", "--address", addr, "--xo-ppm", "3.5", "--",
+                 "iio_attr", "-u", f"ip:{addr}", "-C", "hw_serial"]) == 0
+    out, err = capfd.readouterr()
+    assert f"hw_serial: emu{addr.replace('.', '')}" in out and "+3.500 ppm" in err
+    assert main(["emulate-pluto", "--address", addr, "--", "iio_attr", "-u", f"ip:{addr}", "-c", "ad9361-phy",
+                 "voltage0", "hardwaregain", "80"]) == 1  # iio_attr's own status for a refused write
+    assert main(["emulate-pluto", "--address", "192.168.2.1", "--duration", "1"]) == 2
+    assert "only loopback addresses" in capfd.readouterr().err
+    assert main(["calibrate", "--uri", f"ip:{addr}", "--write-xo"]) == 2  # needs --peer
+    t0 = time.monotonic()
+    assert main(["calibrate", "--uri", f"ip:{nobody}"]) == 2
+    assert time.monotonic() - t0 < 5
+    err = capfd.readouterr().err.strip().splitlines()
+    assert "--write-xo needs --peer" in err[0] and f"no Pluto at ip:{nobody}" in err[-1]

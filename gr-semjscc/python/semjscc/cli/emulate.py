@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
 
 
@@ -28,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="ranges the driver enforces: a stock Pluto (ad9363: LO 325 MHz-3.8 GHz, 20 MHz "
                         "bandwidth) or one switched to ad9364 (70 MHz-6 GHz, 56 MHz)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    p.add_argument("run_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+                   help="run COMMAND while the radios serve, then stop them and exit with its status "
+                        "(e.g. -- semjscc ota --uri ip:127.0.0.1 ...)")
     p.set_defaults(func=run)
 
 
@@ -42,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--xo-ppm: give one value per radio ({len(addresses)}), got {len(ppms)}")
     if args.duration is not None and not args.duration > 0:
         raise UsageError(f"--duration must be > 0 seconds, got {args.duration:g}")
+    command = args.run_command[1:] if args.run_command[:1] == ["--"] else args.run_command
+    if command and shutil.which(command[0]) is None:
+        raise UsageError(f"command not found: {command[0]}")
     air = Air()
     plutos: list[EmulatedPluto] = []
     try:
@@ -54,5 +62,13 @@ def run(args: argparse.Namespace) -> int:
         for p in plutos:
             p.stop()
         raise
-    serve(plutos, args.duration)
-    return 0
+    if not command:
+        serve(plutos, args.duration)
+        return 0
+    try:  # the servers are threads of this process: they answer while the command runs
+        return subprocess.run(command, timeout=args.duration).returncode
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{command[0]} still ran after --duration {args.duration:g} s; stopped it") from None
+    finally:
+        for p in plutos:
+            p.stop()
