@@ -108,7 +108,7 @@ class _Connection(socketserver.StreamRequestHandler):
         stream, _ = self.streams.pop(dev_id)
         if isinstance(stream, TxStream):
             stream.close()
-        self.pluto._open.discard(dev_id)
+            self.pluto._open.discard(dev_id)
 
     # --- commands -----------------------------------------------------------------------------------
     def command(self, w: list[str]) -> None:
@@ -204,14 +204,23 @@ class _Connection(socketserver.StreamRequestHandler):
         scan = [c for c in dev.channels if c.scan_index is not None]
         if n <= 0 or not bits & ((1 << len(scan)) - 1):
             return self.reply(-errno.EINVAL)
-        if dev.id in self.pluto._open:
-            return self.reply(-errno.EBUSY)
         if cyclic and not dev.is_tx:
             return self.reply(-errno.EINVAL)
+        if dev.id in self.streams:
+            return self.reply(-errno.EBUSY)
+        if dev.is_tx:
+            # One TX buffer at a time, as the DMA allows. A client that just dropped its connection without
+            # CLOSE (gr-iio cancels, then closes the socket) is released once its thread notices, within a
+            # buffer's duration: wait for that rather than refuse a restart.
+            deadline = time.monotonic() + 2.0
+            while dev.id in self.pluto._open and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if dev.id in self.pluto._open:
+                return self.reply(-errno.EBUSY)
+            self.pluto._open.add(dev.id)
         buffers = self.pluto.kernel_buffers.get(dev.id, self.pluto.kernel_buffers.get(dev.name, DEFAULT_KERNEL_BUFFERS))
         stream: RxStream | TxStream = (TxStream(self.pluto.radio, cyclic, buffers) if dev.is_tx
                                        else RxStream(self.pluto.radio, buffers))
-        self.pluto._open.add(dev.id)
         self.streams[dev.id] = (stream, bits)
         self.reply(0)
 
@@ -251,13 +260,18 @@ class _Connection(socketserver.StreamRequestHandler):
 
 
 class EmulatedPluto:
-    """One emulated Pluto listening on ``address``:``port`` (a loopback address)."""
+    """One emulated Pluto listening on ``address``:``port`` (a loopback address). One TX buffer at a time
+    (EBUSY otherwise); every connection may have its own RX buffer."""
 
     def __init__(self, address: str = "127.0.0.1", params: SimParams | None = None, chip: str = "ad9363",
                  air: Air | None = None, port: int = IIOD_PORT) -> None:
         if chip not in CHIPS:
             raise UsageError(f"emulated chip {chip!r}: expected one of {', '.join(CHIPS)}")
         self.address, self.port = check_loopback(address), port
+        try:  # bind first: a failed start leaves no radio behind on the shared air
+            self._server = _Server((address, port), _Connection, bind_and_activate=True)
+        except OSError as e:
+            raise UsageError(f"cannot listen on {address}:{port} for the emulated Pluto ({e.strerror or e})") from None
         self.air = air or Air()
         self.radio = EmulatedRadio(self.air, params or SimParams(), CHIPS[chip])
         self.uri = f"ip:{address}" if port == IIOD_PORT else f"ip:{address}:{port}"
@@ -268,10 +282,6 @@ class EmulatedPluto:
         self.stats = {"rx_samples": 0, "tx_samples": 0}
         self._open: set[str] = set()
         self._connections: set[socket.socket] = set()
-        try:
-            self._server = _Server((address, port), _Connection, bind_and_activate=True)
-        except OSError as e:
-            raise UsageError(f"cannot listen on {address}:{port} for the emulated Pluto ({e.strerror or e})") from None
         self._server.pluto = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"emulated-pluto {address}", daemon=True)
@@ -287,7 +297,8 @@ class EmulatedPluto:
     def unplug(self) -> None:
         """What pulling the USB cable does to the clients: every connection drops, nothing answers."""
         self.stopping.set()
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()  # waits for serve_forever to return: only when it runs
         self._server.server_close()
         for conn in list(self._connections):
             with contextlib.suppress(OSError):
