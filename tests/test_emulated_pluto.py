@@ -112,6 +112,23 @@ def test_pyadi_cyclic_loopback_is_paced_and_recovers_the_waveform() -> None:
         sdr.rx_destroy_buffer()
 
 
+def test_dds_tone_plays_until_a_tx_buffer_opens() -> None:
+    """pyadi-iio's dds_single_tone: the DDS plays a tone with no TX buffer; a buffer replaces it."""
+    with emulated_plutos((0.0,), lifetime_s=LIFETIME_S) as (pluto,):
+        sdr = _pluto(pluto.uri)
+        sdr.dds_single_tone(150e3, 0.25)
+        sdr.rx_buffer_size = 20000
+        y = np.asarray(sdr.rx())
+        assert abs(_tone_hz(y) - 150e3) < 100
+        # 0.25 of the DAC's full scale = 0.5 of the TX unit: 7 dBm - 6 dB - 20 dB - 50 dB + 40 dB gain
+        assert abs(10 * np.log10(np.mean(np.abs(y / 2**11) ** 2)) - (7 - 6 - 20 - 50 + 40)) < 1.0
+        sdr.tx_cyclic_buffer = True
+        sdr.tx(0.5 * np.exp(-2j * np.pi * 50e3 / FS * np.arange(1000)) * 2**14)
+        sdr.rx_destroy_buffer()
+        assert abs(_tone_hz(np.asarray(sdr.rx())) + 50e3) < 100
+        sdr.tx_destroy_buffer()
+
+
 def test_two_radios_show_their_oscillators_and_xo_correction_cancels_them() -> None:
     """+25 and -25 ppm at 2.45 GHz: the receiver sees the other radio 122.5 kHz off (the offset the
     acquisition range cannot cover); writing xo_correction on the receiver leaves < 1 kHz."""

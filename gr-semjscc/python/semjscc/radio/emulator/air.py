@@ -23,7 +23,8 @@ buffer count behind, samples are dropped and the core's overflow flag is set (gr
 streaming TX buffer is queued after the previous one; a push blocks while the kernel buffers are full;
 when the queue ran dry before a push the underflow flag is set (gr-iio prints ``U``). A cyclic TX buffer
 repeats until it is closed; closing a TX buffer stops it at once (what is still queued is not sent, as
-when the DMA is stopped).
+when the DMA is stopped). With no TX buffer open, the DDS plays its tones (``raw`` = 1 and a scale above 0 on
+the ``TX1_*`` channels, the way pyadi-iio's ``dds_single_tone`` sets them).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class EmulatedRadio:
         self.rng = np.random.default_rng([params.seed, 3])
         self.lo_phase = float(self.rng.uniform(0, 2 * np.pi))
         self.segments: list[Segment] = []
+        self.tx_buffers_open = 0  # while a TX buffer is open the DAC takes its samples from DMA, not the DDS
         self._generation = 0
         with air.lock:
             air.radios.append(self)
@@ -155,11 +157,45 @@ class EmulatedRadio:
             out[m] += seg.data[rel % len(seg.data)] if seg.cyclic else seg.data[rel]
         return out
 
+    def dds_tones(self) -> list[tuple[float, float, float, float]]:
+        """The DDS tones on the air now: (frequency Hz, scale, I phase, Q phase in radians), one per pair of
+        I/Q channels with ``raw`` = 1; none while a TX buffer is open (the DAC then plays the buffer)."""
+        st = self.state
+        with st.lock:
+            if self.tx_buffers_open:
+                return []
+            chans = [st.dds.get(f"altvoltage{i}", {}) for i in range(4)]
+        tones = []
+        for i_ch, q_ch in ((chans[0], chans[2]), (chans[1], chans[3])):
+            try:
+                on = i_ch["raw"] == "1" or q_ch["raw"] == "1"
+                f, scale = float(i_ch["frequency"]), float(i_ch["scale"])
+                pi, pq = float(i_ch["phase"]) * 1e-3, float(q_ch["phase"]) * 1e-3
+            except (KeyError, ValueError):
+                continue
+            if on and scale > 0:
+                tones.append((f, scale, np.radians(pi), np.radians(pq)))
+        return tones
+
+    def emitting(self) -> bool:
+        with self.state.lock:
+            return not self.state.tx_lo_powerdown and bool(self.segments or self.dds_tones())
+
     def tx_at(self, pos: np.ndarray, exact: bool) -> np.ndarray:
         """This radio's TX signal at positions ``pos`` of its own sample clock (integers when ``exact``)."""
         with self.state.lock:
             self._check_generation()
             segments = list(self.segments)
+            tones, fs = self.dds_tones(), self.state.stream_rate
+        if tones:
+            # each DDS channel plays scale x sin(2 pi f t + phase); full scale (1.0) is the DAC's, 2**15
+            # counts, twice this module's unit of 2**14
+            t = np.asarray(pos, dtype=np.float64) / fs
+            dds = np.zeros(len(pos), dtype=np.complex128)
+            for f, scale, pi, pq in tones:
+                w = 2 * np.pi * f * t
+                dds += 2 * scale * (np.sin(w + pi) + 1j * np.sin(w + pq))
+            return dds
         if not segments:
             return np.zeros(len(pos), dtype=np.complex128)
         if exact:
@@ -188,9 +224,9 @@ class EmulatedRadio:
         with self.air.lock:
             radios = list(self.air.radios)
         for src in radios:
+            if not src.emitting():
+                continue
             with src.state.lock:
-                if src.state.tx_lo_powerdown or not src.segments:
-                    continue
                 offset_hz = src.state.tx_lo * src.xo() - rx_lo
                 rate_s, atten = src.true_rate(), src.state.tx_atten_db
             if abs(offset_hz) > rx_bw / 2:
@@ -244,6 +280,9 @@ class TxStream:
         self.radio, self.cyclic, self.kernel_buffers = radio, cyclic, max(1, kernel_buffers)
         self.segments: list[Segment] = []
         self.queued_end: float | None = None
+        with radio.state.lock:
+            radio.tx_buffers_open += 1
+        self._open = True
 
     def push(self, x: np.ndarray, stopping: threading.Event) -> None:
         r = self.radio
@@ -267,6 +306,10 @@ class TxStream:
         for seg in self.segments:
             self.radio.stop(seg)
         self.segments = []
+        if self._open:
+            self._open = False
+            with self.radio.state.lock:
+                self.radio.tx_buffers_open -= 1
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:

@@ -442,8 +442,7 @@ class PlutoDevices:
                 **self._rate_divider_attrs("out", True),
             }
             dev.channels.append(ch)
-        # Two DDS tones per I and Q: attributes only (the tone generator itself is not emulated; pyadi-iio
-        # and gr-iio switch it off)
+        # Two DDS tones per I and Q; they play while no TX buffer is open (air.EmulatedRadio.dds_tones)
         s = self.state
         for i, label in enumerate(("TX1_I_F1", "TX1_I_F2", "TX1_Q_F1", "TX1_Q_F2")):
             cid = f"altvoltage{i}"
