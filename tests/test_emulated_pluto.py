@@ -260,7 +260,14 @@ def test_refused_setting_and_unplugged_radio_end_with_one_line(tmp_path: Path, i
         assert main([*args, "--freq", "5.8e9", "--images", "4", "--out", str(tmp_path / "refused")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "refused rx_lo = 5800000000" in err, err
-        threading.Timer(2.0, pluto.unplug).start()
+
+        def unplug_after_the_first_batch() -> None:
+            t_end = time.monotonic() + 20
+            while pluto.stats["rx_samples"] == 0 and time.monotonic() < t_end:
+                time.sleep(0.001)
+            pluto.unplug()
+
+        threading.Thread(target=unplug_after_the_first_batch, daemon=True).start()
         out = tmp_path / "unplugged"
         t0 = time.monotonic()
         assert main([*args, "--images", "20", "--batch", "1", "--out", str(out)]) == 2

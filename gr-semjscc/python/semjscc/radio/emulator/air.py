@@ -262,15 +262,22 @@ class RxStream:
         if now - (self.next + n) > self.kernel_buffers * n:  # the DMA had nowhere to put them
             r.flag("rx", OVERFLOW_BIT)
             self.next = math.floor(now) - n
-        while True:
-            wait = (self.next + n - r.now_index()) / r.true_rate()
-            if wait <= 0:
-                break
-            if stopping.wait(min(wait, 0.05)):
-                return None
-        out = r.synthesize(self.next, n)
-        self.next += n
-        return out
+        # Synthesised in chunks as their time comes, so a long capture returns one chunk's work after its
+        # last sample rather than the whole buffer's
+        parts = []
+        pos, end = self.next, self.next + n
+        while pos < end:
+            stop = min(pos + _CHUNK * 4, end)
+            while True:
+                wait = (stop - r.now_index()) / r.true_rate()
+                if wait <= 0:
+                    break
+                if stopping.wait(min(wait, 0.05)):
+                    return None
+            parts.append(r.synthesize(pos, stop - pos))
+            pos = stop
+        self.next = end
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class TxStream:
