@@ -42,6 +42,12 @@ def _pluto(uri: str):
     return sdr
 
 
+def _needs_radio_stack() -> None:
+    """`semjscc calibrate`/`ota` on an ip: URI need pyadi-iio, and ota's recording sigmf (the radio extra)."""
+    pytest.importorskip("adi")
+    pytest.importorskip("sigmf")
+
+
 def _tone_hz(y: np.ndarray, fs: float = FS) -> float:
     """Frequency of a dominant complex tone from the mean phase step (far finer than an FFT bin), after
     removing the receiver's DC offset; the residual IQ image (-37 dB) biases it by up to ~30 Hz."""
@@ -237,6 +243,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_calibrate_and_ota_run_against_the_emulator(tmp_path: Path, images: Path) -> None:
     """`semjscc calibrate` and `semjscc ota` through pyadi-iio on an emulated Pluto, as on a real one."""
+    _needs_radio_stack()
     with emulated_plutos((0.0,), lifetime_s=LIFETIME_S) as (pluto,):
         profile = tmp_path / "cal.yaml"
         assert main(["calibrate", "--uri", pluto.uri, "--rx-gains", "40", "--tx-attens", "20", "40", "60",
@@ -253,6 +260,7 @@ def test_refused_setting_and_unplugged_radio_end_with_one_line(tmp_path: Path, i
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     """A frequency a stock Pluto refuses (5.8 GHz on an AD9363), and a radio unplugged mid-run: each one
     line, exit 2; the run that lost its radio keeps its summary."""
+    _needs_radio_stack()
     with emulated_plutos((0.0,), lifetime_s=LIFETIME_S) as (pluto,):
         args = ["ota", "--uri", pluto.uri, "--tx-atten", "30", "--data", str(images), "--calibration", "none",
                 "--no-sim", "--no-progress"]
@@ -283,6 +291,7 @@ def test_calibrate_peer_writes_xo_correction_and_the_two_radio_link_works(tmp_pa
     """Two stock Plutos 50 ppm apart: uncorrected, every frame of a two-radio run is lost (122.5 kHz is
     beyond the receiver's +-47 kHz acquisition); `calibrate --peer --write-xo` writes the receiver's
     xo_correction, says so, leaves a residual offset < 1 kHz, and the same run then receives every frame."""
+    _needs_radio_stack()
     with emulated_plutos((25.0, -25.0), lifetime_s=LIFETIME_S) as (a, b):
         ota = ["ota", "--uri", b.uri, "--tx-uri", a.uri, "--tx-atten", "25", "--images", "8", "--batch", "8",
                "--data", str(images), "--tx-calibration", "none", "--no-sim", "--no-progress"]
@@ -311,6 +320,7 @@ def test_calibrate_peer_writes_xo_correction_and_the_two_radio_link_works(tmp_pa
 def test_emulate_pluto_command(capfd: pytest.CaptureFixture[str]) -> None:
     """`semjscc emulate-pluto ... -- COMMAND` serves while COMMAND runs and exits with its status; only
     loopback addresses; and with no emulator there, a radio command still fails fast with one line."""
+    _needs_radio_stack()
     addr, nobody = free_loopback_addresses(2)
     assert main(["emulate-pluto", "--address", addr, "--xo-ppm", "3.5", "--",
                  "iio_attr", "-u", f"ip:{addr}", "-C", "hw_serial"]) == 0
