@@ -34,6 +34,7 @@ from semjscc.radio.calib.estimators import (
 from semjscc.radio.calib.procedure import CalibrationPlan, calibrate
 from semjscc.radio.calib.profile import CalibrationProfile, SNRPoint
 from semjscc.radio.capture import build_batch, frames_in_window, random_payloads, tx_scale
+from semjscc.radio.emulator import free_loopback_addresses
 from semjscc.radio.sim import impair_iq
 from semjscc.util.errors import UsageError
 
@@ -266,12 +267,14 @@ def test_calibrate_command_writes_profile(tmp_path: Path, capsys: pytest.Capture
 # --- no radio: fail fast, never hang (127.0.0.1 only) --------------------------------------------
 def test_no_device_fails_fast(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("adi")
-    for argv in (["calibrate", "--uri", "ip:127.0.0.1"], ["ota", "--uri", "ip:127.0.0.1", "--snr", "10"]):
+    # a loopback address nothing listens on: 127.0.0.1 may hold an emulated Pluto (docs/hardware.md)
+    uri = f"ip:{free_loopback_addresses(1)[0]}"
+    for argv in (["calibrate", "--uri", uri], ["ota", "--uri", uri, "--snr", "10"]):
         t0 = time.monotonic()
         assert main(argv) == 2
         assert time.monotonic() - t0 < 5.0
         err = capsys.readouterr().err
-        assert "no Pluto at ip:127.0.0.1" in err and len(err.strip().splitlines()) == 1
+        assert f"no Pluto at {uri}" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
