@@ -64,12 +64,12 @@ def test_bench_throughput_limits(tmp_path: Path) -> None:
     from semjscc.experiments.bench import throughput as bt
     from semjscc.phy.channel_model import CFO_SEARCH_HZ
 
-    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, CFO_SEARCH_HZ) == (51, 2256, 46875.0)
-    bt.check_args(2, bt.MAX_SYMBOLS, 20.0, -46874.0)
+    assert (bt.GR_MAX_OFDM_SYMBOLS, bt.MAX_SYMBOLS, CFO_SEARCH_HZ) == (51, 2256, 125000.0)
+    bt.check_args(2, bt.MAX_SYMBOLS, 20.0, -124999.0)
     for args, text in [((2, bt.MAX_SYMBOLS + 1, 20.0, 0.0), "--symbols must lie in 1..2256, got 2257"),
                        ((2, 0, 20.0, 0.0), "--symbols must lie in 1..2256, got 0"),
                        ((2, 512, float("nan"), 0.0), "--snr must be a finite number of dB"),
-                       ((2, 512, 20.0, 46875.0), "--cfo must stay within +-3 subcarriers (46875 Hz at 1 MS/s)"),
+                       ((2, 512, 20.0, 125000.0), "--cfo must stay within +-8 subcarriers (125000 Hz at 1 MS/s)"),
                        ((2, 512, 20.0, float("nan")), "--cfo must stay within"),
                        ((0, 512, 20.0, 0.0), "--frames must be >= 1")]:
         with pytest.raises(UsageError) as e:

@@ -288,16 +288,18 @@ def test_refused_setting_and_unplugged_radio_end_with_one_line(tmp_path: Path, i
 
 def test_calibrate_peer_writes_xo_correction_and_the_two_radio_link_works(tmp_path: Path, images: Path,
                                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """Two stock Plutos 50 ppm apart: uncorrected, every frame of a two-radio run is lost (122.5 kHz is
-    beyond the receiver's +-47 kHz acquisition); `calibrate --peer --write-xo` writes the receiver's
-    xo_correction, says so, leaves a residual offset < 1 kHz, and the same run then receives every frame."""
+    """Two stock Plutos 50 ppm apart: uncorrected, the receiver acquires the 122.5 kHz offset (its search
+    reaches +-140 kHz) and every frame of a two-radio run arrives; `calibrate --peer --write-xo` writes the
+    receiver's xo_correction, says so, leaves a residual offset < 1 kHz, and the same run receives every
+    frame with the carrier centred."""
     _needs_radio_stack()
     with emulated_plutos((25.0, -25.0), lifetime_s=LIFETIME_S) as (a, b):
         ota = ["ota", "--uri", b.uri, "--tx-uri", a.uri, "--tx-atten", "25", "--images", "8", "--batch", "8",
                "--data", str(images), "--tx-calibration", "none", "--no-sim", "--no-progress"]
         assert main([*ota, "--calibration", "none", "--out", str(tmp_path / "raw")]) == 0
         raw = json.loads((tmp_path / "raw" / "summary.json").read_text())
-        assert raw["frames_received"] == 0 and raw["frames_lost"] == 8
+        assert raw["frames_received"] == 8 and raw["frames_lost"] == 0
+        assert abs(abs(raw["cfo_est_hz"]) - 122.5e3) < 2e3  # 50 ppm of 2.45 GHz
         profile = tmp_path / "b.yaml"
         capsys.readouterr()
         assert main(["calibrate", "--uri", b.uri, "--peer", a.uri, "--write-xo", "--rx-gains", "40",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
+from semjscc.grc.install import blocks_dir
+from semjscc.grc.run import FLOWGRAPHS_DIR
 from semjscc.phy import DEFAULT_NUMEROLOGY as NUM
+from semjscc.phy.channel_model import CFO_SEARCH_HZ, MAX_CFO_SUBCARRIERS
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT as FMT
 from semjscc.phy.rx import FrameCounter, OFDMReceiver, ReceivedFrame, receive
 from semjscc.phy.tx import modulate_burst, modulate_frames, modulate_stream
@@ -95,6 +101,61 @@ def test_cfo_round_trip(burst_train: tuple, cfo_hz: float) -> None:
     assert len(frames) == len(sent) and all(f.header_ok for f in frames)
     assert np.all(np.abs([f.cfo_hz - cfo_hz for f in frames]) < 200)
     assert abs(payload_snr_db(frames, sent) - 20.0) < 1.0
+
+
+@pytest.mark.parametrize("snr_db", [5.0, 20.0])
+@pytest.mark.parametrize("cfo_hz", [120e3, -120e3])
+def test_two_stock_plutos_apart_are_acquired(burst_train: tuple, cfo_hz: float, snr_db: float) -> None:
+    """Two stock Plutos (+-25 ppm crystals) can be 122.5 kHz apart at 2.45 GHz: the default search takes
+    +-120 kHz without calibration, every frame with its CFO, at 5 dB as at 20 dB."""
+    x, sent, _ = burst_train
+    frames = receive(channel(x, np.random.default_rng(4), snr_db=snr_db, cfo_hz=cfo_hz, lead=777))
+    assert [f.frame_number for f in frames if f.header_ok] == list(range(len(sent)))
+    # the right integer shift (a wrong one is 2 subcarriers, 31 kHz, off); the preamble's fine estimate
+    # itself wanders by a few hundred Hz at 5 dB, which the payload's phase tracking takes out
+    assert np.all(np.abs([f.cfo_hz - cfo_hz for f in frames]) < NUM.subcarrier_spacing / 4)
+    assert payload_snr_db(frames, sent) > snr_db - 0.5
+
+
+def test_a_wrong_integer_shift_is_undone_by_the_runner_up(burst_train: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near 0 dB over multipath a neighbour shift's sidelobe can beat the true one; the receiver then reads
+    the candidate again at its runner-up shifts. Forced here: every candidate's best shift is put 2 steps
+    (4 subcarriers) off, and the true one made the runner-up (or no runner-up at all: then nothing decodes)."""
+    x, sent, _ = burst_train
+    y = channel(x, np.random.default_rng(3), snr_db=20.0, cfo_hz=20e3, lead=777)
+    real = OFDMReceiver._preamble_test
+
+    def wrong_first(self: OFDMReceiver, xx: np.ndarray, d: np.ndarray, eps_f: np.ndarray, runner_up: bool = True) -> tuple:
+        rho, g, ok, spread_ok, alt = real(self, xx, d, eps_f)
+        alt = np.full_like(alt, np.nan)
+        if runner_up:
+            alt[:, 0] = g
+        return rho, g + 2, ok, spread_ok, alt
+
+    monkeypatch.setattr(OFDMReceiver, "_preamble_test", wrong_first)
+    frames = receive(y)
+    assert [f.frame_number for f in frames if f.header_ok] == list(range(len(sent)))
+    assert np.all(np.abs([f.cfo_hz - 20e3 for f in frames]) < 200)
+    monkeypatch.setattr(OFDMReceiver, "_preamble_test", lambda *a: wrong_first(*a, runner_up=False))
+    assert not any(f.header_ok for f in receive(y))
+
+
+def test_cfo_search_range_is_stated_in_hz() -> None:
+    """One definition: CFO_SEARCH_HZ (two stock Plutos apart), in subcarriers through the numerology; the
+    GNU Radio blocks' defaults and the shipped flowgraphs use it. The range before issue 22 (3
+    subcarriers) does not reach 120 kHz."""
+    assert CFO_SEARCH_HZ >= 2 * 25e-6 * 2.45e9
+    assert MAX_CFO_SUBCARRIERS == NUM.subcarriers(CFO_SEARCH_HZ) == 8.0
+    assert OFDMReceiver().int_range == 4  # shifts of 2 subcarriers around the fractional estimate: +-9
+    values = [float(p["default"]) for y in Path(blocks_dir()).glob("semjscc_*.block.yml")
+              for p in yaml.safe_load(y.read_text())["parameters"] if p["id"] == "max_cfo_subcarriers"]
+    values += [float(b["parameters"]["max_cfo_subcarriers"]) for g in FLOWGRAPHS_DIR.glob("*.grc")
+               for b in yaml.safe_load(g.read_text())["blocks"] if "max_cfo_subcarriers" in b["parameters"]]
+    assert len(values) == 8 and set(values) == {MAX_CFO_SUBCARRIERS}
+    x, sent = modulate_stream([cn(np.random.default_rng(5), 512) for _ in range(3)], 0)[0], 3
+    narrow = receive(channel(x, np.random.default_rng(6), snr_db=20.0, cfo_hz=120e3), max_cfo_subcarriers=3.0)
+    assert not any(f.header_ok for f in narrow)
+    assert sum(f.header_ok for f in receive(channel(x, np.random.default_rng(6), snr_db=20.0, cfo_hz=120e3))) == sent
 
 
 def test_timing_offset_reported(burst_train: tuple) -> None:

@@ -82,7 +82,7 @@ def test_burst_channel_refuses_bad_parameters() -> None:
     with pytest.raises(ValueError, match="SNR range"):
         BurstChannel(rng, (10.0, 0.0))
     with pytest.raises(UsageError, match="max CFO must stay within"):
-        BurstChannel(rng, max_cfo_hz=50_000.0)
+        BurstChannel(rng, max_cfo_hz=130_000.0)  # beyond channel_model.CFO_SEARCH_HZ
     with pytest.raises(ValueError, match="max taps"):
         BurstChannel(rng, max_taps=12)
     with pytest.raises(ValueError, match="fractional delay"):
@@ -154,7 +154,7 @@ def test_soak_accounts_for_every_frame(tmp_path: Path, monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("argv, message", [
     (["--snr-min", "10", "--snr-max", "0"], "--snr-min 10 must be finite and <= --snr-max 0"),
-    (["--max-cfo", "60000"], "--max-cfo must stay within +-3 subcarriers (46875 Hz"),
+    (["--max-cfo", "200000"], "--max-cfo must stay within +-8 subcarriers (125000 Hz"),
     (["--clock-ppm", "5000"], "--clock-ppm must lie within +-1000"),
 ])
 def test_soak_cli_refuses_bad_ranges(argv: list[str], message: str, tmp_path: Path,

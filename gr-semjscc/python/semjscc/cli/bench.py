@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from semjscc.cli.common import finite_float, positive_float, positive_int
-from semjscc.phy.channel_model import check_cfo_hz, check_doppler
+from semjscc.phy.channel_model import CFO_SEARCH_HZ, check_cfo_hz, check_doppler
 from semjscc.phy.impairments import MAX_CFO_HZ
 from semjscc.util.files import write_json
 
@@ -122,7 +122,8 @@ def _add_throughput(what: argparse._SubParsersAction) -> None:
     t.add_argument("--snr", type=finite_float, default=20.0, metavar="DB",
                    help="Es/N0 per subcarrier (default %(default)s)")
     t.add_argument("--cfo", type=finite_float, default=0.0, metavar="HZ",
-                   help="carrier frequency offset, |HZ| < 46875 (3 subcarriers; default %(default)s)")
+                   help=f"carrier frequency offset, |HZ| < {CFO_SEARCH_HZ:.0f} (the receiver's search range; "
+                        "default %(default)s)")
     t.add_argument("--seed", type=int, default=1, help="channel noise and payloads (default %(default)s)")
     full = t.add_argument_group("--chain full")
     full.add_argument("--model", default=JSCC_SEMANTIC, metavar="NAME_OR_DIR", help="deep JSCC model (default %(default)s)")

@@ -27,8 +27,12 @@ from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.util.errors import UsageError
 
 SAMPLE_RATE = DEFAULT_NUMEROLOGY.sample_rate  # the PHY's native rate (1 MS/s); CFOs in Hz refer to it
-MAX_CFO_SUBCARRIERS = 3.0  # the receiver's default CFO search range, in subcarrier spacings
-CFO_SEARCH_HZ = MAX_CFO_SUBCARRIERS * DEFAULT_NUMEROLOGY.subcarrier_spacing  # 46,875 Hz at 1 MS/s
+# The carrier offsets the receiver acquires by default: two stock ADALM-Plutos (+-25 ppm crystals) can be
+# 50 ppm apart, 122.5 kHz at 2.45 GHz, and a two-radio link must work before anyone has calibrated.
+# Stated in Hz at the PHY's rate; the receiver takes it in subcarrier spacings (8 at 1 MS/s, so its
+# integer search reaches +-9 subcarriers, 140.6 kHz: see semjscc.phy.rx, step 3).
+CFO_SEARCH_HZ = 125_000.0
+MAX_CFO_SUBCARRIERS = DEFAULT_NUMEROLOGY.subcarriers(CFO_SEARCH_HZ)
 # Normalised Doppler (Doppler frequency / sample rate, GNU Radio's fD*Ts) above which a channel changes
 # within one FFT window enough to cause inter-carrier interference the receiver does not model:
 # 0.01 = 10 kHz at 1 MS/s.

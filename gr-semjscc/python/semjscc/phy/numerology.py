@@ -101,6 +101,10 @@ class OFDMNumerology:
         """Hz between subcarriers (sample rate / FFT length)."""
         return self.sample_rate / self.fft_len
 
+    def subcarriers(self, hz: float) -> float:
+        """A frequency (a carrier offset) in subcarrier spacings, the receiver's unit for it."""
+        return float(hz) / self.subcarrier_spacing
+
     def payload_symbols(self, n_channel_uses: int) -> int:
         """OFDM symbols needed for ``n_channel_uses`` complex JSCC symbols (last one zero-padded)."""
         return -(-n_channel_uses // self.n_data)

@@ -13,7 +13,16 @@ Pipeline, batched over every candidate burst in a buffer (no per-sample Python l
 3. Integer CFO g in {-G..G} (shifts of 2 bins, the fractional estimate's ambiguity): the normalised
    correlation rho(g) between sync_word1 and sync_word2 on the even carriers (Schmidl & Cox's
    second step); it is insensitive to timing offset and multipath, so it also validates the
-   candidate (``detect_threshold``). Default G = 1: |CFO| < 3 subcarriers = +-46.9 kHz at 1 MS/s.
+   candidate (``detect_threshold``). Default G = 4 (``max_cfo_subcarriers`` = 8, the
+   ``channel_model.CFO_SEARCH_HZ`` of 125 kHz at 1 MS/s): |CFO| < 9 subcarriers = +-140.6 kHz, two stock
+   Plutos 50 ppm apart at 2.45 GHz without calibration. With 9 shifts to choose from, a wrong one's
+   sidelobe (rho 0.09 for +-2 steps on a flat channel, more in a fade) beats the true one now and then
+   near 0 dB: a candidate whose header does not pass (step 7) is read again at the _ALT_SHIFTS
+   runner-up shifts that also reach the threshold, and the reading whose header passes, else the one
+   with the best preamble-fit SNR (a wrong shift's "channel" is no smooth response of a few taps), is
+   kept. On noise the best of 9 shifts passes the threshold more often than the best of 3, but few
+   candidates reach a header decode (the preamble-fit SNR gate of step 7), each a 2^-16 chance for the
+   CRC: no stricter gate is needed (figures in docs/results.md, "Carrier-offset acquisition").
    A tone (or a few) passes Schmidl & Cox and has rho ~1 on the bins holding its energy: the
    preamble's energy must also be spread over the carriers (effective number (sum e)^2 / sum e^2
    >= 6) and present on sync_word2's odd carriers, which a half-symbol periodic signal leaves empty.
@@ -97,6 +106,10 @@ _MIN_SPREAD = 6.0
 _MIN_ODD = 0.25
 _TRIM = 2  # strongest carriers left out of the robust rho that decides on reporting a failed header
 _RETRY_OFFSETS = (-16, 16)  # samples: preamble windows tried when the first fails (one CP each way)
+# Integer CFOs tried after the best one when a header does not pass. Over a frequency-selective channel
+# near 0 dB a neighbour shift's sidelobe (rho 0.09 flat for +-2 steps of 2 subcarriers, more in a fade)
+# can beat the true shift once there are 9 shifts to choose from; the preamble fit tells them apart.
+_ALT_SHIFTS = 2
 _AIDED_WINDOW = 16  # frame numbers tried on each side of a good header (up to 15 frames lost in between)
 # Codeword correlation accepted. On noise Z is the sum over the 2 header symbols of |N(0, 1/2)|, so
 # P(Z >= 5.6) <= 4 Q(5.6) = 4.3e-8 per codeword: with at most 2 x 16 codewords per candidate that is
@@ -187,10 +200,14 @@ class _Candidates:
     metric: np.ndarray
     soft: np.ndarray  # (K, 96) header soft values in slot order
     aided: np.ndarray  # header taken from the frame-number sequence rather than decoded
+    src: np.ndarray  # index of each candidate in the arrays _refine was given (meaningful on its own result only)
 
     @classmethod
     def concat(cls, parts: list[_Candidates]) -> _Candidates:
         return cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__})
+
+    def take(self, idx: np.ndarray) -> _Candidates:
+        return _Candidates(**{f: getattr(self, f)[idx] for f in self.__dataclass_fields__})
 
 
 class _Grid:
@@ -419,16 +436,16 @@ class OFDMReceiver:
         parts: list[_Candidates] = []
         first = metric >= _SC_OBVIOUS
         if first.any():
-            d1, eps1, _, m1 = self._validate(x, d[first], corr[first], metric[first])
-            parts.append(self._refine(x, d1, eps1, m1, wide=False))
+            d1, eps1, _, m1, alt1 = self._validate(x, d[first], corr[first], metric[first])
+            parts.append(self._refine_shifts(x, d1, eps1, alt1, m1, wide=False))
         rest = np.flatnonzero(~first)
         rest = rest[~self._inside(d[rest], parts)]
-        d2, eps2, rho2, m2 = self._validate(x, d[rest], corr[rest], metric[rest])
+        d2, eps2, rho2, m2, alt2 = self._validate(x, d[rest], corr[rest], metric[rest])
         strong = rho2 >= self.report_threshold
-        parts.append(self._refine(x, d2[strong], eps2[strong], m2[strong]))
+        parts.append(self._refine_shifts(x, d2[strong], eps2[strong], alt2[strong], m2[strong]))
         weak = np.flatnonzero(~strong)
         weak = weak[~self._inside(d2[weak], parts)]
-        parts.append(self._refine(x, d2[weak], eps2[weak], m2[weak]))
+        parts.append(self._refine_shifts(x, d2[weak], eps2[weak], alt2[weak], m2[weak]))
         c = _Candidates.concat(parts)
         self._aid_headers(c)
         return self._assemble(x, end, c)
@@ -500,9 +517,11 @@ class OFDMReceiver:
         return int(self._frame_symbols(np.array([ln]), np.array([pat]))[0]) * self.g.sym
 
     def _validate(self, x: np.ndarray, d: np.ndarray, corr: np.ndarray,
-                  metric: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Integer CFO + validation (rho) at coarse timing -> (d, CFO in subcarriers, rho, metric) that
-        pass. ``corr`` is the Schmidl & Cox correlation P at each candidate, ``metric`` its M.
+                  metric: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Integer CFO + validation (rho) at coarse timing -> (d, CFO in subcarriers, rho, metric, runner-up
+        CFOs) that pass. ``corr`` is the Schmidl & Cox correlation P at each candidate, ``metric`` its M.
+        The runner-up CFOs (K, _ALT_SHIFTS) are the next integer shifts by rho that also reach
+        ``detect_threshold`` (NaN where none).
 
         At low SNR (a preamble in a fade) the top of the smoothed Schmidl & Cox plateau wanders by tens
         of samples, and FFT windows that far from the cyclic prefix take in the neighbouring symbol:
@@ -510,7 +529,7 @@ class OFDMReceiver:
         again with its windows moved by _RETRY_OFFSETS (one cyclic prefix earlier, then later)."""
         eps_f = np.angle(corr) / np.pi
         d = d.copy()
-        rho, shift, ok, spread_ok = self._preamble_test(x, d, eps_f)
+        rho, shift, ok, spread_ok, alt = self._preamble_test(x, d, eps_f)
         retry = np.flatnonzero(~ok & spread_ok)  # not tones and the like: they fail anywhere
         for off in _RETRY_OFFSETS:
             if not len(retry):
@@ -518,34 +537,38 @@ class OFDMReceiver:
             dd = d[retry] + off
             fits = (dd >= 0) & (dd + self.g.sym + self.g.nfft <= len(x))
             retry, dd = retry[fits], dd[fits]
-            r2, s2, ok2, _ = self._preamble_test(x, dd, eps_f[retry])
+            r2, s2, ok2, _, a2 = self._preamble_test(x, dd, eps_f[retry])
             won = retry[ok2]
-            d[won], rho[won], shift[won], ok[won] = dd[ok2], r2[ok2], s2[ok2], True
+            d[won], rho[won], shift[won], ok[won], alt[won] = dd[ok2], r2[ok2], s2[ok2], True, a2[ok2]
             retry = retry[~ok2]
         self.stats.validated += int(ok.sum())
-        return d[ok], eps_f[ok] + 2 * shift[ok], rho[ok], metric[ok]
+        return d[ok], eps_f[ok] + 2 * shift[ok], rho[ok], metric[ok], eps_f[ok, None] + 2 * alt[ok]
 
     def _preamble_test(self, x: np.ndarray, d: np.ndarray,
-                       eps_f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                       eps_f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """rho, integer CFO (in 2-subcarrier steps), pass/fail of the preamble test with sync_word1's
-        FFT window at ``d`` and fractional CFO ``eps_f`` (see the module docstring, step 3), and
-        whether the energy checks alone passed."""
+        FFT window at ``d`` and fractional CFO ``eps_f`` (see the module docstring, step 3), whether
+        the energy checks alone passed, and the runner-up integer CFOs (K, _ALT_SHIFTS; NaN where
+        their rho is below ``detect_threshold``)."""
         g = self.g
         rel = np.arange(g.sym + g.nfft)
         seg = x[d[:, None] + rel] * np.exp(-2j * np.pi * eps_f[:, None] * rel / g.nfft).astype(np.complex64)
         Y1 = np.fft.fft(seg[:, :g.nfft], axis=-1, norm="ortho")
         Y2 = np.fft.fft(seg[:, g.sym:], axis=-1, norm="ortho")
-        best_rho = np.full(len(d), -1.0)
-        best_g = np.zeros(len(d), dtype=np.int64)
-        for shift in range(-self.int_range, self.int_range + 1):
+        shifts = np.arange(-self.int_range, self.int_range + 1)
+        rho = np.empty((len(d), len(shifts)))
+        for j, shift in enumerate(shifts):
             b = (g.even_bins + 2 * shift) % g.nfft
             A = Y2[:, b] * np.conj(g.x2[g.even])
             B = Y1[:, b] * np.conj(g.x1[g.even])
-            rho = np.abs(np.sum(A * np.conj(B), axis=1)) ** 2 / (
+            rho[:, j] = np.abs(np.sum(A * np.conj(B), axis=1)) ** 2 / (
                 np.sum(np.abs(A) ** 2, axis=1) * np.sum(np.abs(B) ** 2, axis=1) + _TINY)
-            better = rho > best_rho
-            best_rho = np.where(better, rho, best_rho)
-            best_g = np.where(better, shift, best_g)
+        rank = np.argsort(-rho, axis=1, kind="stable")  # ties: the lowest shift, as a strict running max
+        best_rho, best_g = np.take_along_axis(rho, rank[:, :1], axis=1)[:, 0], shifts[rank[:, 0]]
+        alt_rank = rank[:, 1:1 + _ALT_SHIFTS]
+        alt = np.full((len(d), _ALT_SHIFTS), np.nan)
+        alt[:, :alt_rank.shape[1]] = np.where(np.take_along_axis(rho, alt_rank, axis=1) >= self.detect_threshold,
+                                              shifts[alt_rank], np.nan)
         # energy per bin, all 64 (an even integer shift moves neither a tone's few bins nor the parity):
         # effective number of bins over both symbols; odd-to-even energy in sync_word2's window
         e2 = Y2.real ** 2 + Y2.imag ** 2
@@ -553,7 +576,32 @@ class OFDMReceiver:
         spread = np.sum(e, axis=1) ** 2 / (np.sum(e * e, axis=1) + _TINY)
         odd = np.sum(e2[:, 1::2], axis=1) / (np.sum(e2[:, ::2], axis=1) + _TINY)
         spread_ok = (spread >= _MIN_SPREAD) & (odd >= _MIN_ODD)
-        return best_rho, best_g, (best_rho >= self.detect_threshold) & spread_ok, spread_ok
+        return best_rho, best_g, (best_rho >= self.detect_threshold) & spread_ok, spread_ok, alt
+
+    def _refine_shifts(self, x: np.ndarray, d: np.ndarray, eps: np.ndarray, eps_alt: np.ndarray,
+                       metric: np.ndarray, wide: bool = True) -> _Candidates:
+        """:meth:`_refine` at the best integer CFO ``eps``; a candidate whose header did not pass is refined
+        again at its runner-up CFOs ``eps_alt`` (K, _ALT_SHIFTS; NaN: none), and the reading with a
+        passing header, else the one with the best preamble-fit SNR, takes its place. At a wrong shift
+        the preamble's "channel" is not the smooth response of a few taps, so the fit's SNR falls far
+        below the true shift's: a sharper test than rho, which cancels the channel and with it that
+        information. The sequence-aided header (:meth:`_aid_headers`) then reads the chosen one."""
+        c = self._refine(x, d, eps, metric, wide)
+        rows, cols = np.nonzero(~c.crc_ok[:, None] & np.isfinite(eps_alt[c.src]))  # by rho within a row
+        if not len(rows):
+            return c
+        a = self._refine(x, d[c.src[rows]], eps_alt[c.src[rows], cols], metric[c.src[rows]], wide)
+        rows = rows[a.src]
+        score_a = np.where(a.crc_ok, np.inf, a.snr)
+        order = np.lexsort((-score_a, rows))  # by row, best reading first
+        rows_o, first = np.unique(rows[order], return_index=True)
+        best = order[first]
+        better = score_a[best] > c.snr[rows_o]
+        if not better.any():
+            return c
+        keep = np.ones(len(c.fft0), dtype=bool)
+        keep[rows_o[better]] = False
+        return _Candidates.concat([c.take(np.flatnonzero(keep)), a.take(best[better])])
 
     def _refine(self, x: np.ndarray, d: np.ndarray, eps: np.ndarray, metric: np.ndarray,
                 wide: bool = True) -> _Candidates:
@@ -574,6 +622,7 @@ class OFDMReceiver:
         fft0 = first_path - g.sym - self.timing_margin  # sync_word1's FFT window start
         start = first_path - g.sym - g.cp  # the frame's first sample
         inside = (fft0 >= 0) & (fft0 + self.fmt.n_overhead * g.sym <= n)
+        src = np.flatnonzero(inside)
         fft0, start, eps, metric = fft0[inside], start[inside], eps[inside], metric[inside]
         # --- fine CFO from the preamble pair, then the overhead symbols at the final CFO ---
         Y = self._fft_windows(x, fft0, 2, eps)
@@ -615,7 +664,8 @@ class OFDMReceiver:
                 soft[hopeful].reshape(int(hopeful.sum()), self.fmt.n_header * self.num.n_data))
         crc_ok &= ln <= self.max_payload_len
         return _Candidates(fft0, start, eps, rho, rho_rep, Y, H, noise, snr_pre, fn, ln, pat, crc_ok, metric,
-                           soft.reshape(len(fft0), self.fmt.n_header * self.num.n_data), np.zeros(len(fft0), dtype=bool))
+                           soft.reshape(len(fft0), self.fmt.n_header * self.num.n_data), np.zeros(len(fft0), dtype=bool),
+                           src)
 
     def _header_phase(self, yh: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Common phase of each header symbol as a unit phasor to multiply by (K, n_header).

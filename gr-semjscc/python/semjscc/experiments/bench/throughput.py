@@ -21,7 +21,7 @@ the block's thread stops with "Buffer too small for min_noutput_items" and the o
 forever, so ``tb.run()`` never returns. That caps a frame at 2,256 JSCC symbols (47 payload OFDM
 symbols of 48 carriers), well below what this PHY's frame header (65,535) or the OFDM TX's
 default ``max_payload_len`` (8,192, which drops longer packets) would carry. The CFO must stay
-inside the receiver's +-3 subcarrier search range and the SNR must be a number.
+inside the receiver's search range (``channel_model.CFO_SEARCH_HZ``) and the SNR must be a number.
 """
 
 from __future__ import annotations
