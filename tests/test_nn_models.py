@@ -9,9 +9,9 @@ import pytest
 import torch
 from semjscc.nn.channels import AWGN, OFDMMultipath, RayleighBlock, make_channel
 from semjscc.nn.classifier import Classifier
-from semjscc.nn.importance import ImportanceConfig, importance_maps
+from semjscc.nn.importance import ImportanceConfig, config_key, importance_maps, shape_map
 from semjscc.nn.jscc import JSCC, Decoder, Encoder
-from semjscc.nn.losses import mse_loss, semantic_loss
+from semjscc.nn.losses import mse_loss, semantic_loss, task_loss
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.phy.symbols import channels_for_ratio, symbols_for_ratio
 
@@ -132,6 +132,39 @@ def test_semantic_loss_reduces_to_mse() -> None:
     assert semantic_loss(x, x + err, w) > mse_loss(x, x + err)
     with pytest.raises(ValueError):
         semantic_loss(x, x_hat, uniform, mix=1.5)
+
+
+def test_importance_power_steepens_the_map() -> None:
+    torch.manual_seed(1)
+    raw = torch.rand(3, 32, 32) ** 3  # skewed, like gradient magnitudes
+    flat = shape_map(raw, ImportanceConfig(blur=1.0, clip=1e6))
+    steep = shape_map(raw, ImportanceConfig(blur=1.0, clip=1e6, power=2.0))
+    assert torch.allclose(steep.mean(dim=(1, 2)), torch.ones(3), atol=1e-4)
+    # same ranking of pixels, wider spread: the important regions gain weight
+    assert float(steep.std()) > 1.5 * float(flat.std())
+    assert torch.equal(flat.flatten(1).argmax(1), steep.flatten(1).argmax(1))
+    # the clip still applies to the steep map: a plateau at the top, well below the unclipped peak
+    uncapped = shape_map(raw, ImportanceConfig(blur=1.0, clip=1e6, power=3.0))
+    capped = shape_map(raw, ImportanceConfig(blur=1.0, clip=4.0, power=3.0))
+    peak = capped.amax(dim=(1, 2), keepdim=True)
+    assert ((capped >= peak - 1e-5).sum(dim=(1, 2)) > 1).all()
+    assert (peak.flatten() < uncapped.amax(dim=(1, 2))).all()
+    # maps cached before the option existed keep their key at power 1
+    assert "power" not in config_key(ImportanceConfig()) and "power" in config_key(ImportanceConfig(power=2.0))
+
+
+def test_task_loss_is_a_kl_divergence() -> None:
+    logits = torch.randn(5, 10)
+    assert float(task_loss(logits, logits)) == pytest.approx(0.0, abs=1e-6)
+    other = torch.randn(5, 10)
+    kl = task_loss(logits, other)
+    p, q = torch.softmax(logits, 1), torch.softmax(other, 1)
+    assert float(kl) == pytest.approx(float((p * (p / q).log()).sum(1).mean()), rel=1e-5)
+    assert float(kl) > 0
+    # gradients reach the decoded side only through its logits
+    d = other.clone().requires_grad_(True)
+    task_loss(logits, d).backward()
+    assert d.grad is not None and float(d.grad.abs().sum()) > 0
 
 
 @pytest.mark.slow  # a training run

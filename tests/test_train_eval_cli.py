@@ -87,6 +87,44 @@ def test_train_resume_and_eval(tiny: dict[str, Path], capsys: pytest.CaptureFixt
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".npz").is_file()
 
 
+@pytest.mark.slow
+def test_semantic_variants_train_and_record_their_settings(tiny: dict[str, Path]) -> None:
+    """Each semantic-loss variant of issue 24 trains one epoch end to end and is recorded in the
+    checkpoint's config (so a resume with other settings is refused); the receiver is validated too."""
+    import torch
+
+    for name, extra in (("rcv", ["--importance-from", str(tiny["clf"]), "--importance-power", "2",
+                                 "--importance-clip", "16"]),
+                        ("dec", ["--importance-on", "decoded", "--task-weight", "0.01"])):
+        out = tiny["dir"] / f"variant-{name}.pt"
+        assert main(["train", "jscc", "--data", str(tiny["data"]), "--loss", "semantic", "--classifier",
+                     str(tiny["clf"]), "--receiver", str(tiny["clf"]), "--epochs", "1", "--batch", "16", "--width", "4",
+                     "--kn", "1/24", "--out", str(out), "--threads", "1", *extra]) == 0
+        ck = torch.load(out, weights_only=True)
+        cfg, last = ck["config"], ck["history"][-1]
+        assert cfg["kn"] == pytest.approx(1 / 24)
+        assert {"acc@0", "acc@5", "acc@10", "racc@0", "racc@10"} <= set(last)
+        if name == "rcv":
+            assert cfg["importance_from"] == str(tiny["clf"]) and cfg["importance_power"] == 2.0
+            assert cfg["importance_clip"] == 16.0 and cfg["importance_on"] == "clean"
+        else:
+            assert cfg["importance_on"] == "decoded" and cfg["task_weight"] == 0.01
+
+
+def test_semantic_options_that_make_no_sense(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["train", "jscc", "--data", str(tiny["data"]), "--classifier", str(tiny["clf"]),
+            "--out", str(tiny["dir"] / "never.pt")]
+    for extra, words in ((["--loss", "semantic", "--importance-power", "-1"], "exponent must be"),
+                         (["--loss", "semantic", "--importance-power", "0"], "exponent must be"),
+                         (["--loss", "semantic", "--importance-clip", "0.5"], ">= 1"),
+                         (["--loss", "mse", "--task-weight", "-0.1"], ">= 0"),
+                         (["--loss", "mse", "--importance-power", "2"], "--loss semantic")):
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+    assert not (tiny["dir"] / "never.pt").exists()
+
+
 def test_eval_bad_input(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--model", "nonsense", "--classifier", str(tiny["clf"])]) == 2
     assert "LABEL=MODEL" in capsys.readouterr().err

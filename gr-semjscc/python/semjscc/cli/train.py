@@ -93,6 +93,25 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--mix", type=float, default=d["mix"],
                    help="semantic loss: weight = mix + (1-mix)*importance, importance of mean 1 per image "
                         "(default %(default)s)")
+    j.add_argument("--importance-from", type=Path, default=None, metavar="CHECKPOINT",
+                   help="semantic loss: the classifier whose gradients give the importance maps, e.g. the adapted "
+                        "receiver that judges a deployed link (default: --classifier); with --task-weight also the "
+                        "classifier whose predictions the task term keeps")
+    j.add_argument("--importance-power", type=finite_float, default=d["importance_power"], metavar="P",
+                   help="semantic loss: raise the blurred map to P before normalising, P > 1 steepens the weighting "
+                        "(default %(default)s)")
+    j.add_argument("--importance-clip", type=finite_float, default=d["importance_clip"], metavar="C",
+                   help="semantic loss: clip weights at C times the image's mean, C >= 1 (default %(default)s)")
+    j.add_argument("--importance-on", choices=("clean", "decoded"), default=d["importance_on"],
+                   help="semantic loss: maps computed once on the clean training images (clean), or at every "
+                        "batch on the decoder's output (decoded: where the classifier looks at what the decoder "
+                        "makes now; ~2x the time per epoch) (default %(default)s)")
+    j.add_argument("--task-weight", type=finite_float, default=d["task_weight"], metavar="LAMBDA",
+                   help="add LAMBDA * KL(p(clean) || p(decoded)) of the importance classifier to the pixel loss "
+                        "(a variant of ours, not the paper's; 0 = off, default %(default)s)")
+    j.add_argument("--receiver", type=Path, default=None, metavar="CHECKPOINT",
+                   help="a second classifier whose accuracy on the decodes is validated too (racc@SNR), e.g. "
+                        "models/receiver/classifier.pt")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"],
                    help="length of the whole one-cycle schedule (default %(default)s)")
     j.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
@@ -150,12 +169,14 @@ def run_jscc(args: argparse.Namespace) -> int:
     cfg = JSCCConfig(loss=args.loss, kn=args.kn, width=args.width, snr_adaptive=args.fixed_snr is None,
                      snr_min=lo, snr_max=hi, channel=args.channel, doppler=args.doppler, mix=args.mix, epochs=args.epochs,
                      batch=args.batch, lr=args.lr, warmup=args.warmup, bf16=args.bf16, clip_grad=args.clip_grad,
-                     seed=args.seed)
+                     seed=args.seed, importance_power=args.importance_power, importance_clip=args.importance_clip,
+                     importance_from=str(args.importance_from) if args.importance_from else None,
+                     importance_on=args.importance_on, task_weight=args.task_weight)
     if not 0.0 <= args.warmup < 1.0:
         raise UsageError(f"--warmup must lie in [0, 1), got {args.warmup}")
     out = args.out or Path(f"runs/jscc-{args.loss}.pt")
     train_jscc(cfg, args.data, out, args.classifier, device=args.device, resume=not args.fresh,
-               limit=args.limit, threads=args.threads, val_every=args.val_every)
+               limit=args.limit, threads=args.threads, val_every=args.val_every, receiver_path=args.receiver)
     return 0
 
 

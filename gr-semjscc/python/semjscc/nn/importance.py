@@ -11,6 +11,8 @@ For image x with true label y, the importance of pixel (h, w) is (SmoothGrad, Sm
 - SmoothGrad (n noisy copies) removes the speckle of raw gradients, which otherwise marks
   isolated pixels rather than object regions; a Gaussian blur (``blur`` px std) then turns
   what remains into regions, the scale at which a decoder can move its errors around;
+- optionally raised to a power (``power`` > 1 steepens the weighting: regions the classifier
+  relies on gain weight against the rest before the clip applies);
 - normalised to mean 1 per image, then clipped at ``clip`` times the mean and renormalised,
   so a few extreme pixels cannot take the whole loss. The floor (no pixel at zero weight) is
   applied in the loss through its ``mix`` factor (``semjscc.nn.losses``).
@@ -42,6 +44,16 @@ class ImportanceConfig:
     clip: float = 8.0  # max weight, in multiples of the image's mean
     blur: float = 1.0  # Gaussian std in pixels; 0 turns it off
     seed: int = 0
+    power: float = 1.0  # exponent on the blurred map before normalising
+
+
+def config_key(cfg: ImportanceConfig) -> str:
+    """The parameters that shape a map, as the cache key uses them. ``power`` enters only when it is
+    not 1, so maps cached before the option existed are still found."""
+    d = asdict(cfg)
+    if d["power"] == 1.0:
+        del d["power"]
+    return str(sorted(d.items()))
 
 
 def importance_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: ImportanceConfig,
@@ -55,7 +67,15 @@ def importance_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         logp = torch.log_softmax(model(x), dim=1).gather(1, labels.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(logp, x)
         acc += grad.abs().sum(dim=1)
-    return normalise(gaussian_blur(acc, cfg.blur), cfg.clip)
+    return shape_map(acc, cfg)
+
+
+def shape_map(raw: torch.Tensor, cfg: ImportanceConfig) -> torch.Tensor:
+    """Raw gradient magnitudes (B, H, W) -> weights: blurred, raised to ``cfg.power``, mean 1, clipped."""
+    m = gaussian_blur(raw, cfg.blur)
+    if cfg.power != 1.0:
+        m = (m / m.mean(dim=(1, 2), keepdim=True).clamp_min(1e-12)).pow(cfg.power)
+    return normalise(m, cfg.clip)
 
 
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -86,7 +106,7 @@ def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.nda
     bytes, the images' content and the parameters, so a changed input never reuses a stale map."""
     h = hashlib.sha256()
     h.update(sha256_file(classifier_path).encode())
-    h.update(str(sorted(asdict(cfg).items())).encode())
+    h.update(config_key(cfg).encode())
     h.update(images_u8[:: max(1, len(images_u8) // 64)].tobytes())
     h.update(str(images_u8.shape).encode())
     path = cache_dir() / "importance" / f"{tag}-{h.hexdigest()[:16]}.npy"
