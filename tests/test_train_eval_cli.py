@@ -111,6 +111,23 @@ def test_semantic_variants_train_and_record_their_settings(tiny: dict[str, Path]
             assert cfg["importance_on"] == "decoded" and cfg["task_weight"] == 0.01
 
 
+@pytest.mark.slow
+def test_importance_picture_compares_maps_and_decoders(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    mse, sem = tiny["dir"] / "imp-mse.pt", tiny["dir"] / "imp-sem.pt"
+    assert _jscc(tiny, "mse", 1, mse) == 0 and _jscc(tiny, "semantic", 1, sem) == 0
+    capsys.readouterr()
+    out = tiny["dir"] / "imp.png"
+    assert main(["importance", "--data", str(tiny["data"]), "--classifier", str(tiny["clf"]), "--other-classifier",
+                 str(tiny["clf"]), "--mse", str(mse), "--semantic", str(sem), "--n", "3", "--pool", "20",
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "20 test images at 0 dB: semantic right where MSE wrong on" in said and f"wrote {out}" in said
+    from PIL import Image
+
+    with Image.open(out) as im:  # 9 rows of panels: taller than wide for 3 images
+        assert im.size[1] > im.size[0] > 300
+
+
 def test_semantic_options_that_make_no_sense(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     base = ["train", "jscc", "--data", str(tiny["data"]), "--classifier", str(tiny["clf"]),
             "--out", str(tiny["dir"] / "never.pt")]

@@ -130,10 +130,10 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
 
     if cfg.loss not in ("mse", "semantic"):
         raise UsageError(f"--loss must be mse or semantic, not {cfg.loss!r}")
+    check_semantic_options(cfg)
     if cfg.loss == "semantic" and classifier_path is None and not cfg.importance_from:
         raise UsageError("the semantic loss needs --classifier CHECKPOINT (its gradients give the importance maps)")
     check_snr_range(cfg.snr_min, cfg.snr_max)  # before the device, the data and the importance maps
-    check_semantic_options(cfg)
     judge_path = Path(cfg.importance_from) if cfg.importance_from else classifier_path
     if judge_path is None and cfg.task_weight > 0:
         raise UsageError("--task-weight needs --classifier CHECKPOINT (its predictions on clean and decoded images)")
