@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from semjscc.nn.channels import AWGN, OFDMMultipath, RayleighBlock, make_channel
 from semjscc.nn.classifier import Classifier
-from semjscc.nn.importance import ImportanceConfig, config_key, importance_maps, shape_map
+from semjscc.nn.importance import ImportanceConfig, cached_importance, importance_maps, shape_map
 from semjscc.nn.jscc import JSCC, Decoder, Encoder
 from semjscc.nn.losses import mse_loss, semantic_loss, task_loss
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
@@ -149,8 +150,23 @@ def test_importance_power_steepens_the_map() -> None:
     peak = capped.amax(dim=(1, 2), keepdim=True)
     assert ((capped >= peak - 1e-5).sum(dim=(1, 2)) > 1).all()
     assert (peak.flatten() < uncapped.amax(dim=(1, 2))).all()
-    # maps cached before the option existed keep their key at power 1
-    assert "power" not in config_key(ImportanceConfig()) and "power" in config_key(ImportanceConfig(power=2.0))
+
+
+def test_map_variants_share_one_cached_gradient_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMJSCC_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    clf = Classifier(width=4).eval()
+    images = (np.random.default_rng(0).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    labels = np.arange(6) % 10
+    ck = tmp_path / "clf.pt"
+    ck.write_bytes(b"the key hashes the classifier's bytes")
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    for cfg in (ImportanceConfig(samples=2), ImportanceConfig(samples=2, power=2.0, clip=32.0)):
+        got = cached_importance(clf, ck, images, labels, cfg, tag="t")
+        want = importance_maps(clf, x, torch.from_numpy(labels), cfg, torch.Generator().manual_seed(cfg.seed))
+        assert got.dtype == np.float16 and got.shape == (6, 32, 32)
+        assert np.allclose(got.astype(np.float32), want.numpy(), rtol=2e-2, atol=2e-2)
+    assert len(list((tmp_path / "importance").glob("t-raw-*.npy"))) == 1  # one gradient pass for both shapes
 
 
 def test_task_loss_is_a_kl_divergence() -> None:

@@ -17,14 +17,16 @@ For image x with true label y, the importance of pixel (h, w) is (SmoothGrad, Sm
   so a few extreme pixels cannot take the whole loss. The floor (no pixel at zero weight) is
   applied in the loss through its ``mix`` factor (``semjscc.nn.losses``).
 
-Maps are computed once per (classifier, dataset, split, parameters) and cached as float16.
+The gradient pass is the expensive part: its raw result (normalised to mean 1 per image) is computed
+once per (classifier, images, SmoothGrad parameters) and cached as float16; blur, power and clip are
+applied on loading (a second or so), so variants of the map share one gradient pass.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,18 +49,21 @@ class ImportanceConfig:
     power: float = 1.0  # exponent on the blurred map before normalising
 
 
-def config_key(cfg: ImportanceConfig) -> str:
-    """The parameters that shape a map, as the cache key uses them. ``power`` enters only when it is
-    not 1, so maps cached before the option existed are still found."""
-    d = asdict(cfg)
-    if d["power"] == 1.0:
-        del d["power"]
-    return str(sorted(d.items()))
+def raw_key(cfg: ImportanceConfig) -> str:
+    """The parameters of the gradient pass (what the raw cache depends on); blur, power and clip
+    shape the map afterwards and are not part of it."""
+    return f"smoothgrad samples={cfg.samples} sigma={cfg.sigma!r} seed={cfg.seed}"
 
 
 def importance_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: ImportanceConfig,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, 3, H, W) images in [0, 1] -> (B, H, W) maps, mean 1 per image."""
+    return shape_map(raw_importance(model, images, labels, cfg, generator), cfg)
+
+
+def raw_importance(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: ImportanceConfig,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The SmoothGrad sum of |d log p(y|x)/dx| over colours, (B, H, W), before any shaping."""
     model.eval()
     acc = torch.zeros(images.shape[0], images.shape[2], images.shape[3], device=images.device)
     for _ in range(cfg.samples):
@@ -67,7 +72,7 @@ def importance_maps(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         logp = torch.log_softmax(model(x), dim=1).gather(1, labels.view(-1, 1)).sum()
         (grad,) = torch.autograd.grad(logp, x)
         acc += grad.abs().sum(dim=1)
-    return shape_map(acc, cfg)
+    return acc
 
 
 def shape_map(raw: torch.Tensor, cfg: ImportanceConfig) -> torch.Tensor:
@@ -106,23 +111,37 @@ def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.nda
     bytes, the images' content and the parameters, so a changed input never reuses a stale map."""
     h = hashlib.sha256()
     h.update(sha256_file(classifier_path).encode())
-    h.update(config_key(cfg).encode())
+    h.update(raw_key(cfg).encode())
     h.update(images_u8[:: max(1, len(images_u8) // 64)].tobytes())
     h.update(str(images_u8.shape).encode())
-    path = cache_dir() / "importance" / f"{tag}-{h.hexdigest()[:16]}.npy"
+    path = cache_dir() / "importance" / f"{tag}-raw-{h.hexdigest()[:16]}.npy"
+    raw = None
     if path.exists():
         try:
             cached = np.load(path, allow_pickle=False)
             if cached.shape == images_u8.shape[:3] and cached.dtype == np.float16 and np.isfinite(cached).all():
-                return cached
+                raw = cached
         except (OSError, ValueError, EOFError):
             pass  # damaged: computed again below
+    if raw is None:
+        raw = _raw_pass(model, images_u8, labels, cfg, tag, batch, device)
+        with contextlib.suppress(OSError):  # a read-only or full cache only costs time
+            save_npy(path, raw)
+    out = np.empty(images_u8.shape[:3], dtype=np.float16)
+    for s in range(0, len(raw), 2000):
+        out[s : s + 2000] = shape_map(torch.from_numpy(raw[s : s + 2000].astype(np.float32)), cfg).numpy()
+    return out
+
+
+def _raw_pass(model: nn.Module, images_u8: np.ndarray, labels: np.ndarray, cfg: ImportanceConfig, tag: str,
+              batch: int, device: str | torch.device) -> np.ndarray:
+    """Raw maps of a whole split, each normalised to mean 1 (float16 keeps them in range; shaping is
+    scale-free)."""
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     out = np.empty(images_u8.shape[:3], dtype=np.float16)
     for s in tqdm(range(0, len(labels), batch), desc=f"importance maps ({tag})", leave=False):
         x = torch.from_numpy(images_u8[s : s + batch]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
         y = torch.from_numpy(labels[s : s + batch]).to(device)
-        out[s : s + batch] = importance_maps(model, x, y, cfg, gen).cpu().numpy().astype(np.float16)
-    with contextlib.suppress(OSError):  # a read-only or full cache only costs time
-        save_npy(path, out)
+        raw = raw_importance(model, x, y, cfg, gen)
+        out[s : s + batch] = (raw / raw.mean(dim=(1, 2), keepdim=True).clamp_min(1e-30)).cpu().numpy().astype(np.float16)
     return out
