@@ -128,6 +128,17 @@ def test_importance_picture_compares_maps_and_decoders(tiny: dict[str, Path], ca
         assert im.size[1] > im.size[0] > 300
 
 
+def test_training_says_what_it_wrote_and_what_comes_next(tiny: dict[str, Path],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tiny["dir"] / "said.pt"
+    assert _jscc(tiny, "mse", 1, out) == 0
+    said = capsys.readouterr().out
+    assert "epoch 1/1: loss " in said and "finished 1 epochs in " in said
+    assert f"next: semjscc export --jscc {out} --classifier-dir classifier --receiver-dir receiver --name jscc-mse-kn6-mine" in said
+    assert _jscc(tiny, "mse", 1, out) == 0  # the same command again: nothing to do, and it says so
+    assert f"{out} has all 1 epochs already: nothing to train" in capsys.readouterr().out
+
+
 def test_semantic_options_that_make_no_sense(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     base = ["train", "jscc", "--data", str(tiny["data"]), "--classifier", str(tiny["clf"]),
             "--out", str(tiny["dir"] / "never.pt")]

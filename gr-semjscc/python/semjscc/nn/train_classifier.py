@@ -25,8 +25,10 @@ from semjscc.nn.training import (
     StopFlag,
     Timer,
     augment,
+    closing_note,
     epoch_batches,
     load_checkpoint,
+    resume_note,
     rng_state,
     save_checkpoint,
     save_interrupted,
@@ -134,8 +136,8 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
         if rng is not None:
             set_rng_state(rng, gen, rt.device)
         if rt.main:
-            where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where} (lr {opt.param_groups[0]['lr']:.4f})")
+            print(f"{resume_note(out, start_epoch, cfg.epochs, partial, steps_per_epoch)} "
+                  f"(lr {opt.param_groups[0]['lr']:.4f})")
     avg = WeightAverage(model, cfg.ema)
     if start_epoch or partial:
         avg.model.load_state_dict(ck["model"])
@@ -184,6 +186,9 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
                       f"(flip-averaged {row['val_acc_flip']:.4f}, last step {row['val_acc_last']:.4f})  "
                       f"({timer.elapsed:.0f} s)")
                 save(epoch + 1)
+    note = closing_note(out, history, cfg.epochs, f"semjscc export --classifier {out} --name classifier-mine")
+    if note and rt.main:
+        print(note)
     return {"history": history, "checkpoint": str(out)}
 
 

@@ -25,8 +25,11 @@ from semjscc.nn.training import (
     StopFlag,
     Timer,
     check_not_diverged,
+    closing_note,
     epoch_batches,
+    epoch_line,
     load_checkpoint,
+    resume_note,
     rng_state,
     save_checkpoint,
     save_interrupted,
@@ -193,8 +196,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
         if rng is not None:
             set_rng_state(rng, gen, rt.device)
         if rt.main:
-            where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where}")
+            print(resume_note(out, start_epoch, cfg.epochs, partial, steps_per_epoch))
     ddp = wrap_ddp(model, rt)
     channel = make_channel(cfg.channel, None, **channel_options(cfg.channel, cfg.doppler))
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)  # training time summed over resumes
@@ -253,11 +255,16 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
             history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, **val, "clipped": tally.clipped,
                             "lr": opt.param_groups[0]["lr"], "elapsed_s": round(timer.elapsed, 1)})
             if rt.main:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.5f}  val {val}  ({timer.elapsed:.0f} s)")
+                print(epoch_line(epoch + 1, cfg.epochs, f"{tally.mean_loss:.5f}", str(val) if val else "", timer.elapsed))
                 save(epoch + 1)
                 if val:
                     plot_history(history, out.with_suffix(".png"), f"{cfg.loss} deep JSCC, k/n {cfg.kn:.4g}, "
                                                                    f"width {cfg.width} ({out.name})")
+    name = f"jscc-{cfg.loss}-kn{round(1 / cfg.kn)}-mine"
+    note = closing_note(out, history, cfg.epochs, f"semjscc export --jscc {out} --classifier-dir classifier "
+                                                  f"--receiver-dir receiver --name {name}")
+    if note and rt.main:
+        print(note)
     return {"history": history, "checkpoint": str(out)}
 
 

@@ -35,8 +35,10 @@ from semjscc.nn.training import (
     StopFlag,
     Timer,
     augment,
+    closing_note,
     epoch_batches,
     load_checkpoint,
+    resume_note,
     rng_state,
     save_checkpoint,
     save_interrupted,
@@ -160,7 +162,7 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
         start_epoch, history, partial, rng_st = ck["epoch"], ck.get("history", []), ck.get("partial"), ck.get("rng")
         if rng_st is not None:
             set_rng_state(rng_st, gen, rt.device)
-        print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+        print(resume_note(out, start_epoch, cfg.epochs, partial, steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     channel = make_channel("awgn", None)
     n_src = 1 + len(arms) + (1 if bank_x is not None else 0)
@@ -215,4 +217,8 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.4f}  {shown}  ({timer.elapsed:.0f} s)",
                   flush=True)
             save(epoch + 1)
+    note = closing_note(out, history, cfg.epochs, f"semjscc export --classifier {out} --name receiver-mine, then "
+                                                  f"re-export the JSCC models with --receiver-dir receiver-mine")
+    if note:
+        print(note)
     return {"history": history, "checkpoint": str(out), "sources": cfg.sources}

@@ -268,6 +268,30 @@ def save_interrupted(save: Callable[..., None], epoch: int, tally: EpochTally, s
               f"run the same command to resume from there")
 
 
+def resume_note(out: Path, start_epoch: int, epochs: int, partial: dict | None, steps_per_epoch: int) -> str:
+    """What a resumed run says it is doing, in the words of its epoch counter (1-based)."""
+    if partial:
+        return f"resuming {out}: epoch {start_epoch + 1}/{epochs} from batch {partial['step']}/{steps_per_epoch}"
+    if start_epoch >= epochs:
+        return f"{out} has all {epochs} epochs already: nothing to train (--fresh starts over, --out elsewhere)"
+    return f"resuming {out} after epoch {start_epoch}/{epochs}"
+
+
+def epoch_line(epoch: int, epochs: int, loss: str, val: str, elapsed: float) -> str:
+    """One line per finished epoch; the validation part only on epochs that validated."""
+    return f"epoch {epoch}/{epochs}: loss {loss}" + (f"  val {val}" if val else "") + f"  ({elapsed:.0f} s)"
+
+
+def closing_note(out: Path, history: list[dict], epochs: int, next_step: str) -> str | None:
+    """The last line of a run that reached its final epoch: what was written and what to do next
+    (None for a run that stopped early: its interruption message already said how to resume)."""
+    if not history or history[-1].get("epoch") != epochs:
+        return None
+    png = out.with_suffix(".png")
+    drawn = f" (curves: {png})" if png.exists() else ""
+    return f"finished {epochs} epochs in {history[-1].get('elapsed_s', 0):.0f} s: {out}{drawn}; next: {next_step}"
+
+
 def rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
     """The random number generators a training step draws from, for an exact mid-epoch resume."""
     state = {"gen": gen.get_state(), "torch": torch.get_rng_state()}
