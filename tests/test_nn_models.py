@@ -169,6 +169,42 @@ def test_map_variants_share_one_cached_gradient_pass(tmp_path: Path, monkeypatch
     assert len(list((tmp_path / "importance").glob("t-raw-*.npy"))) == 1  # one gradient pass for both shapes
 
 
+def test_an_interrupted_gradient_pass_continues_where_it_stopped(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import semjscc.nn.importance as imp
+
+    torch.manual_seed(0)
+    clf = Classifier(width=4).eval()
+    images = (np.random.default_rng(1).random((10, 32, 32, 3)) * 255).astype(np.uint8)
+    labels = np.arange(10) % 10
+    ck = tmp_path / "clf.pt"
+    ck.write_bytes(b"classifier")
+    cfg = ImportanceConfig(samples=2)
+    monkeypatch.setenv("SEMJSCC_CACHE", str(tmp_path / "whole"))
+    whole = cached_importance(clf, ck, images, labels, cfg, tag="t", batch=4)
+
+    monkeypatch.setenv("SEMJSCC_CACHE", str(tmp_path / "stopped"))
+    real, calls = imp.raw_importance, []
+
+    def stop_on_second_batch(*a: object, **k: object) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(imp, "raw_importance", stop_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        cached_importance(clf, ck, images, labels, cfg, tag="t", batch=4)
+    assert list((tmp_path / "stopped" / "importance").glob("*.progress.npz"))  # the first batch was kept
+    calls.clear()
+    monkeypatch.setattr(imp, "raw_importance", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    again = cached_importance(clf, ck, images, labels, cfg, tag="t", batch=4)
+    assert len(calls) == 2  # batches 2 and 3 only: batch 1 was not computed again
+    assert np.array_equal(again, whole)  # the same noise, so the same maps as a run never stopped
+    left = {p.name for p in (tmp_path / "stopped" / "importance").iterdir()}
+    assert len(left) == 1 and not any("partial" in n or "progress" in n for n in left)
+
+
 def test_task_loss_is_a_kl_divergence() -> None:
     logits = torch.randn(5, 10)
     assert float(task_loss(logits, logits)) == pytest.approx(0.0, abs=1e-6)

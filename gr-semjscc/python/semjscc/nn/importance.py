@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from semjscc.util.files import save_npy
+from semjscc.util.files import atomic_writer, save_npy
 from semjscc.util.paths import cache_dir
 from semjscc.zoo.card import sha256_file
 
@@ -124,9 +124,7 @@ def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.nda
         except (OSError, ValueError, EOFError):
             pass  # damaged: computed again below
     if raw is None:
-        raw = _raw_pass(model, images_u8, labels, cfg, tag, batch, device)
-        with contextlib.suppress(OSError):  # a read-only or full cache only costs time
-            save_npy(path, raw)
+        raw = _raw_pass(model, images_u8, labels, cfg, tag, batch, device, path)
     out = np.empty(images_u8.shape[:3], dtype=np.float16)
     for s in range(0, len(raw), 2000):
         out[s : s + 2000] = shape_map(torch.from_numpy(raw[s : s + 2000].astype(np.float32)), cfg).numpy()
@@ -134,14 +132,56 @@ def cached_importance(model: nn.Module, classifier_path: Path, images_u8: np.nda
 
 
 def _raw_pass(model: nn.Module, images_u8: np.ndarray, labels: np.ndarray, cfg: ImportanceConfig, tag: str,
-              batch: int, device: str | torch.device) -> np.ndarray:
+              batch: int, device: str | torch.device, path: Path) -> np.ndarray:
     """Raw maps of a whole split, each normalised to mean 1 (float16 keeps them in range; shaping is
-    scale-free)."""
+    scale-free), written to ``path``. The pass takes minutes, so it keeps its progress beside ``path``
+    after every batch (the maps so far and the noise generator's state): a run stopped in it (Ctrl-C,
+    SIGTERM, a crash) continues where it stopped, with the same noise, instead of starting over. A cache
+    that cannot be written only costs the resume."""
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    out = np.empty(images_u8.shape[:3], dtype=np.float16)
-    for s in tqdm(range(0, len(labels), batch), desc=f"importance maps ({tag})", leave=False):
+    shape = images_u8.shape[:3]
+    partial, progress = path.with_name(path.stem + ".partial.npy"), path.with_name(path.stem + ".progress.npz")
+    out, done = _open_partial(partial, progress, shape, batch, gen)
+    if out is None:
+        out, done = np.empty(shape, dtype=np.float16), 0
+    elif done:
+        print(f"importance maps ({tag}): continuing at image {done}/{shape[0]} from an interrupted run", flush=True)
+    bar = tqdm(range(done, len(labels), batch), desc=f"importance maps ({tag})", leave=False,
+               total=-(-len(labels) // batch), initial=done // batch)
+    for s in bar:
         x = torch.from_numpy(images_u8[s : s + batch]).to(device).permute(0, 3, 1, 2).float().div_(255.0)
         y = torch.from_numpy(labels[s : s + batch]).to(device)
         raw = raw_importance(model, x, y, cfg, gen)
         out[s : s + batch] = (raw / raw.mean(dim=(1, 2), keepdim=True).clamp_min(1e-30)).cpu().numpy().astype(np.float16)
-    return out
+        if isinstance(out, np.memmap):
+            out.flush()
+            with contextlib.suppress(OSError), atomic_writer(progress, "wb") as f:
+                np.savez(f, done=np.int64(min(s + batch, len(labels))), batch=np.int64(batch),
+                         gen=gen.get_state().numpy())
+    result = np.array(out)
+    with contextlib.suppress(OSError):  # a read-only or full cache only costs time
+        save_npy(path, result)
+        for p in (progress, partial):
+            p.unlink(missing_ok=True)
+    return result
+
+
+def _open_partial(partial: Path, progress: Path, shape: tuple[int, ...], batch: int,
+                  gen: torch.Generator) -> tuple[np.ndarray | None, int]:
+    """The memory-mapped maps of an earlier, interrupted pass and how many images it finished (its
+    generator state restored into ``gen``), or a fresh map file; (None, 0) where none can be written."""
+    try:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        if partial.is_file() and progress.is_file():
+            with contextlib.suppress(OSError, ValueError, KeyError, EOFError, RuntimeError):
+                with np.load(progress, allow_pickle=False) as st:
+                    done, state = int(st["done"]), torch.from_numpy(np.array(st["gen"], dtype=np.uint8))
+                    same_batches = int(st["batch"]) == batch  # the noise is drawn a batch at a time
+                mm = np.lib.format.open_memmap(partial, mode="r+")
+                if same_batches and mm.shape == shape and mm.dtype == np.float16 and 0 <= done <= shape[0]:
+                    gen.set_state(state)
+                    return mm, done
+        progress.unlink(missing_ok=True)
+        return np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=shape), 0
+    except OSError:
+        return None, 0
