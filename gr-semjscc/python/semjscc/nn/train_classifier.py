@@ -25,6 +25,7 @@ from semjscc.nn.training import (
     StopFlag,
     Timer,
     augment,
+    check_checkpoint_path,
     closing_note,
     epoch_batches,
     load_checkpoint,
@@ -99,6 +100,7 @@ def check_architecture(config: dict, path: Path) -> None:
 
 def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device: str = "auto",
                      resume: bool = True, limit: int | None = None, threads: int | None = None) -> dict:
+    check_checkpoint_path(out)  # a full, read-only or FIFO --out fails now, not after the last epoch
     rt: Runtime = setup_runtime(device, threads)
     bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
@@ -145,8 +147,8 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)
 
-    def save(epoch: int, **more: object) -> None:
-        save_checkpoint(out, kind="classifier", config=asdict(cfg), model=avg.model.state_dict(),
+    def save(epoch: int, **more: object) -> Path | None:
+        return save_checkpoint(out, kind="classifier", config=asdict(cfg), model=avg.model.state_dict(),
                         model_last=unwrap(ddp).state_dict(),
                         optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
                         schedule_changes=changes, rng=rng_state(gen, rt.device), **more)

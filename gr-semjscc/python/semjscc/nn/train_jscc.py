@@ -24,6 +24,7 @@ from semjscc.nn.training import (
     EpochTally,
     StopFlag,
     Timer,
+    check_checkpoint_path,
     check_not_diverged,
     closing_note,
     epoch_batches,
@@ -140,6 +141,7 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
     judge_path = Path(cfg.importance_from) if cfg.importance_from else classifier_path
     if judge_path is None and cfg.task_weight > 0:
         raise UsageError("--task-weight needs --classifier CHECKPOINT (its predictions on clean and decoded images)")
+    check_checkpoint_path(out)  # a full, read-only or FIFO --out fails now, not after the last epoch
     rt = setup_runtime(device, threads)
     bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
@@ -201,8 +203,8 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
     channel = make_channel(cfg.channel, None, **channel_options(cfg.channel, cfg.doppler))
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)  # training time summed over resumes
 
-    def save(epoch: int, **more: object) -> None:
-        save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
+    def save(epoch: int, **more: object) -> Path | None:
+        return save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
                         optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
                         classifier=str(classifier_path) if classifier_path else None, schedule_changes=changes,
                         rng=rng_state(gen, rt.device), **more)

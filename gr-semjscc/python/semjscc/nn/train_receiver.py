@@ -35,6 +35,7 @@ from semjscc.nn.training import (
     StopFlag,
     Timer,
     augment,
+    check_checkpoint_path,
     closing_note,
     epoch_batches,
     load_checkpoint,
@@ -99,6 +100,7 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
     if not jscc and separate_configs is None:
         raise UsageError("give the decodes to adapt to: --jscc LABEL=CHECKPOINT (repeatable) and/or "
                          "--separate-configs JSON")
+    check_checkpoint_path(out)  # a full, read-only or FIFO --out fails now, not after the last epoch
     rt = setup_runtime(device, threads)
     bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
@@ -168,8 +170,8 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
     n_src = 1 + len(arms) + (1 if bank_x is not None else 0)
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)
 
-    def save(epoch: int, **more: object) -> None:
-        save_checkpoint(out, kind="receiver", config=record, model=avg.model.state_dict(),
+    def save(epoch: int, **more: object) -> Path | None:
+        return save_checkpoint(out, kind="receiver", config=record, model=avg.model.state_dict(),
                         model_last=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                         epoch=epoch, history=history, rng=rng_state(gen, rt.device), **more)
 
