@@ -266,3 +266,37 @@ def test_bf16_autocast_only_where_native(monkeypatch: pytest.MonkeyPatch, capsys
     assert training.use_bf16(True, rt) is True
     assert capsys.readouterr().out == ""
     assert isinstance(training.bf16_native(torch.device("cpu")), bool)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_rescued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import contextlib
+    import errno
+    import tempfile
+
+    import semjscc.util.files as files
+    from semjscc.nn.training import load_checkpoint, rescue_path, save_checkpoint
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    full = tmp_path / "full"
+    real = files.atomic_writer
+
+    @contextlib.contextmanager
+    def disk_full_under(path: object, mode: str = "w"):
+        if str(path).startswith(str(full)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        with real(path, mode) as f:
+            yield f
+
+    monkeypatch.setattr(files, "atomic_writer", disk_full_under)
+    out = full / "j.pt"
+    where = save_checkpoint(out, epoch=3, model={"w": torch.ones(2)})
+    assert where == rescue_path(out) and where.parent == tmp_path / "tmp" and not out.exists()
+    said = capsys.readouterr().out
+    assert f"could not write {out} (No space left on device): saved in {where} instead" in said
+    assert load_checkpoint(where)["epoch"] == 3
+    # nowhere to write at all: the state stays in memory, training goes on, and the line says so
+    monkeypatch.setattr(tempfile, "tempdir", str(full))
+    assert save_checkpoint(out, epoch=4) is None
+    assert "training goes on with its state in memory" in capsys.readouterr().out

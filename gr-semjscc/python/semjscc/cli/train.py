@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from semjscc.cli.common import add_data_arg, device_arg, finite_float, positive_int
+from semjscc.cli.common import (
+    add_data_arg,
+    device_arg,
+    finite_float,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cd = asdict(ClassifierConfig())
     c.add_argument("--epochs", type=positive_int, default=cd["epochs"], help="default %(default)s")
     c.add_argument("--batch", type=positive_int, default=cd["batch"], help="default %(default)s")
-    c.add_argument("--lr", type=float, default=cd["lr"], help="peak learning rate (default %(default)s)")
+    c.add_argument("--lr", type=positive_float, default=cd["lr"], help="peak learning rate (default %(default)s)")
     c.add_argument("--width", type=positive_int, default=cd["width"],
                    help="channels of the first group, the others have 4x (default %(default)s)")
     c.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="train in float32 (default: bfloat16 autocast)")
-    c.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    c.add_argument("--seed", type=nonnegative_int, default=0, help="default %(default)s")
     c.add_argument("--limit", type=positive_int, default=None, help="use only N images (smoke runs)")
     c.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
     c.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -90,7 +98,7 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--doppler", type=finite_float, default=None, metavar="F",
                    help="with --channel ofdm: train on fading taps with this normalised Doppler (e.g. 1e-4 = 100 Hz "
                         "at 1 MS/s) and the radio receiver's channel estimator (default: the static channel)")
-    j.add_argument("--mix", type=float, default=d["mix"],
+    j.add_argument("--mix", type=finite_float, default=d["mix"],
                    help="semantic loss: weight = mix + (1-mix)*importance, importance of mean 1 per image "
                         "(default %(default)s)")
     j.add_argument("--importance-from", type=Path, default=None, metavar="CHECKPOINT",
@@ -115,18 +123,18 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--epochs", type=positive_int, default=d["epochs"],
                    help="length of the whole one-cycle schedule (default %(default)s)")
     j.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
-    j.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate of the one-cycle schedule "
+    j.add_argument("--lr", type=positive_float, default=d["lr"], help="peak learning rate of the one-cycle schedule "
                    "(default %(default)s)")
-    j.add_argument("--warmup", type=float, default=d["warmup"],
+    j.add_argument("--warmup", type=finite_float, default=d["warmup"],
                    help="fraction of the steps rising to the peak (default %(default)s)")
-    j.add_argument("--clip-grad", type=float, default=d["clip_grad"], metavar="NORM",
+    j.add_argument("--clip-grad", type=nonnegative_float, default=d["clip_grad"], metavar="NORM",
                    help="clip the gradient norm at NORM, 0 = never (default %(default)s)")
     j.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="train in float32 (default: bfloat16 autocast for the convolutions)")
     j.add_argument("--val-every", type=positive_int, default=5, metavar="EPOCHS",
                    help="validate (PSNR, SSIM, accuracy at 0/10/20 dB) every EPOCHS epochs and after the last "
                         "(default %(default)s)")
-    j.add_argument("--seed", type=int, default=0, help="weights, batches, SNR draws and noise (default %(default)s)")
+    j.add_argument("--seed", type=nonnegative_int, default=0, help="weights, batches, SNR draws and noise (default %(default)s)")
     j.add_argument("--limit", type=positive_int, default=None, help="use only N training images (smoke runs)")
     j.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     j.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -203,14 +211,14 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, default=Path("runs/receiver.pt"), help="checkpoint (default %(default)s)")
     r.add_argument("--epochs", type=positive_int, default=d["epochs"], help="default %(default)s")
     r.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
-    r.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
+    r.add_argument("--lr", type=positive_float, default=d["lr"], help="peak learning rate (default %(default)s)")
     r.add_argument("--snr-range", type=finite_float, nargs=2, default=(d["snr_min"], d["snr_max"]),
                    metavar=("LO", "HI"), help="SNRs of the decodes, drawn uniformly in dB (default %(default)s)")
     r.add_argument("--separate-images", type=positive_int, default=d["separate_images"], metavar="N",
                    help="training images decoded by separate coding (default %(default)s)")
     r.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="train in float32 (default: bfloat16 autocast)")
-    r.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    r.add_argument("--seed", type=nonnegative_int, default=0, help="default %(default)s")
     r.add_argument("--limit", type=positive_int, default=None, help="use only N images (smoke runs)")
     r.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
     r.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
