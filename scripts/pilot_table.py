@@ -21,11 +21,13 @@ import torch
 SNRS = ("0", "5", "10", "20")
 
 
-def last_validation(path: Path) -> dict:
+def validation(path: Path, epoch: int | None) -> dict:
+    """The run's validation at ``epoch`` (None: its last), with its settings."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    vals = [h for h in ck.get("history", []) if "psnr@10" in h]
+    vals = [h for h in ck.get("history", []) if "psnr@10" in h and (epoch is None or h["epoch"] == epoch)]
     cfg = ck.get("config", {})
-    row = {"name": path.stem, "epoch": ck.get("epoch"), "epochs": cfg.get("epochs"), "loss": cfg.get("loss"),
+    row = {"name": path.stem, "epoch": vals[-1]["epoch"] if vals else None, "epochs": cfg.get("epochs"),
+           "trained": ck.get("epoch"), "loss": cfg.get("loss"),
            "importance_from": cfg.get("importance_from"), "importance_power": cfg.get("importance_power", 1.0),
            "importance_clip": cfg.get("importance_clip"), "importance_on": cfg.get("importance_on", "clean"),
            "task_weight": cfg.get("task_weight", 0.0), "elapsed_s": vals[-1]["elapsed_s"] if vals else None}
@@ -43,10 +45,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--epoch", type=int, default=None,
+                    help="compare every run at this validated epoch (default: each run's last validation)")
     args = ap.parse_args()
-    rows = [last_validation(p) for p in sorted(args.folder.glob("*.pt"))]
+    rows = [r for r in (validation(p, args.epoch) for p in sorted(args.folder.glob("*.pt"))) if r["epoch"]]
     base = next((r for r in rows if r["name"] == "mse"), None)
-    print("| arm | epochs | PSNR 10 dB | clean acc 0 / 5 / 10 / 20 dB | receiver acc 0 / 5 / 10 / 20 dB "
+    print("| arm | validated at epoch | PSNR 10 dB | clean acc 0 / 5 / 10 / 20 dB | receiver acc 0 / 5 / 10 / 20 dB "
           "| mean 0-10 vs MSE (clean / receiver, pp) |")
     print("|---|---:|---:|---|---|---:|")
     for r in rows:
