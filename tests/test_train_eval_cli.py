@@ -139,6 +139,26 @@ def test_training_says_what_it_wrote_and_what_comes_next(tiny: dict[str, Path],
     assert f"{out} has all 1 epochs already: nothing to train" in capsys.readouterr().out
 
 
+def test_training_takes_models_by_name_like_every_command(tiny: dict[str, Path], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--classifier classifier` (a name under models/), a model directory and a .pt all work: one rule."""
+    import shutil
+
+    import torch
+
+    zoo = tmp_path / "models"
+    (zoo / "clf").mkdir(parents=True)
+    shutil.copy(tiny["clf"], zoo / "clf" / "classifier.pt")
+    monkeypatch.setenv("SEMJSCC_MODELS", str(zoo))
+    for i, ref in enumerate(("clf", str(zoo / "clf"), str(tiny["clf"]))):
+        out = tmp_path / f"by-{i}.pt"
+        assert main(["train", "jscc", "--data", str(tiny["data"]), "--loss", "semantic", "--classifier", ref,
+                     "--importance-from", ref, "--epochs", "1", "--batch", "16", "--width", "4", "--out", str(out),
+                     "--threads", "1"]) == 0, ref
+        used = torch.load(out, weights_only=True)["config"]["importance_from"]
+        assert used == (str(tiny["clf"]) if ref.endswith(".pt") else str(zoo / "clf" / "classifier.pt"))
+
+
 def test_semantic_options_that_make_no_sense(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     base = ["train", "jscc", "--data", str(tiny["data"]), "--classifier", str(tiny["clf"]),
             "--out", str(tiny["dir"] / "never.pt")]

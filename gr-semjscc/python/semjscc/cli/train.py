@@ -14,6 +14,7 @@ from semjscc.cli.common import (
     positive_float,
     positive_int,
 )
+from semjscc.zoo.locate import classifier_checkpoint, model_checkpoint
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -82,8 +83,9 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--loss", choices=("mse", "semantic"), default="mse",
                    help="distortion measure: mse, or semantic (importance-weighted, needs --classifier); "
                         "default %(default)s")
-    j.add_argument("--classifier", type=Path, default=None,
-                   help="classifier checkpoint: gives the importance maps (semantic loss) and validation accuracy")
+    j.add_argument("--classifier", default=None, metavar="NAME_OR_DIR_OR_PT",
+                   help="the classifier that gives the importance maps (semantic loss) and the validation accuracy: "
+                        "a name under models/ (e.g. classifier), a model directory, or a checkpoint .pt")
     j.add_argument("--out", type=Path, default=None, help="checkpoint (default runs/jscc-LOSS.pt)")
     j.add_argument("--kn", type=_ratio, default=d["kn"], metavar="K/N",
                    help="bandwidth ratio k/n, e.g. 1/6 or 1/12 (default 1/6: 512 symbols per image)")
@@ -101,7 +103,7 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--mix", type=finite_float, default=d["mix"],
                    help="semantic loss: weight = mix + (1-mix)*importance, importance of mean 1 per image "
                         "(default %(default)s)")
-    j.add_argument("--importance-from", type=Path, default=None, metavar="CHECKPOINT",
+    j.add_argument("--importance-from", default=None, metavar="NAME_OR_DIR_OR_PT",
                    help="semantic loss: the classifier whose gradients give the importance maps, e.g. the adapted "
                         "receiver that judges a deployed link (default: --classifier); with --task-weight also the "
                         "classifier whose predictions the task term keeps")
@@ -117,9 +119,9 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--task-weight", type=finite_float, default=d["task_weight"], metavar="LAMBDA",
                    help="add LAMBDA * KL(p(clean) || p(decoded)) of the importance classifier to the pixel loss "
                         "(a variant of ours, not the paper's; 0 = off, default %(default)s)")
-    j.add_argument("--receiver", type=Path, default=None, metavar="CHECKPOINT",
+    j.add_argument("--receiver", default=None, metavar="NAME_OR_DIR_OR_PT",
                    help="a second classifier whose accuracy on the decodes is validated too (racc@SNR), e.g. "
-                        "models/receiver/classifier.pt")
+                        "receiver")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"],
                    help="length of the whole one-cycle schedule (default %(default)s)")
     j.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
@@ -156,6 +158,12 @@ def _ratio(text: str) -> float:
     return v
 
 
+def _classifier(ref: str | None) -> Path | None:
+    """A classifier given as a model name, a model directory or a .pt file -> its weights-only
+    checkpoint: the one rule every command uses for a model reference."""
+    return classifier_checkpoint(ref) if ref else None
+
+
 def run_jscc(args: argparse.Namespace) -> int:
     from semjscc.nn.jscc import channels_for_ratio
     from semjscc.nn.train_jscc import JSCCConfig, train_jscc
@@ -178,13 +186,13 @@ def run_jscc(args: argparse.Namespace) -> int:
                      snr_min=lo, snr_max=hi, channel=args.channel, doppler=args.doppler, mix=args.mix, epochs=args.epochs,
                      batch=args.batch, lr=args.lr, warmup=args.warmup, bf16=args.bf16, clip_grad=args.clip_grad,
                      seed=args.seed, importance_power=args.importance_power, importance_clip=args.importance_clip,
-                     importance_from=str(args.importance_from) if args.importance_from else None,
+                     importance_from=str(_classifier(args.importance_from)) if args.importance_from else None,
                      importance_on=args.importance_on, task_weight=args.task_weight)
     if not 0.0 <= args.warmup < 1.0:
         raise UsageError(f"--warmup must lie in [0, 1), got {args.warmup}")
     out = args.out or Path(f"runs/jscc-{args.loss}.pt")
-    train_jscc(cfg, args.data, out, args.classifier, device=args.device, resume=not args.fresh,
-               limit=args.limit, threads=args.threads, val_every=args.val_every, receiver_path=args.receiver)
+    train_jscc(cfg, args.data, out, _classifier(args.classifier), device=args.device, resume=not args.fresh,
+               limit=args.limit, threads=args.threads, val_every=args.val_every, receiver_path=_classifier(args.receiver))
     return 0
 
 
@@ -201,10 +209,12 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
                                     "--separate` envelope on validation images), so one receiver judges every "
                                     "scheme alike. Validation: each source at 0/10/20 dB.")
     add_data_arg(r)
-    r.add_argument("--from", dest="start", type=Path, required=True, metavar="CHECKPOINT",
-                   help="the clean classifier's checkpoint to start from")
-    r.add_argument("--jscc", action="append", default=[], metavar="LABEL=CHECKPOINT",
-                   help="a deep JSCC checkpoint whose decodes go into the mix (repeatable; default none)")
+    r.add_argument("--from", dest="start", required=True, metavar="NAME_OR_DIR_OR_PT",
+                   help="the clean classifier to start from: a name under models/ (classifier), a model directory "
+                        "or a checkpoint .pt")
+    r.add_argument("--jscc", action="append", default=[], metavar="LABEL=MODEL",
+                   help="a deep JSCC model (a name under models/, a model directory or a checkpoint .pt) whose decodes "
+                        "go into the mix (repeatable; default none)")
     r.add_argument("--separate-configs", type=Path, default=None, metavar="JSON",
                    help="separate coding's configuration per SNR, chosen on validation images: the "
                         "STEM-separate-val-clean.json that `semjscc eval --separate --protocols clean` writes")
@@ -236,10 +246,10 @@ def run_receiver(args: argparse.Namespace) -> int:
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
             raise UsageError(f"--jscc {spec!r}: expected LABEL=CHECKPOINT, e.g. semantic=runs/jscc-semantic.pt")
-        jscc.append((label, Path(path)))
+        jscc.append((label, model_checkpoint(path, "jscc.pt")))
     cfg = ReceiverConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, snr_min=args.snr_range[0],
                          snr_max=args.snr_range[1], separate_images=args.separate_images, bf16=args.bf16,
                          seed=args.seed)
-    train_receiver(cfg, args.data, args.out, args.start, jscc, args.separate_configs, device=args.device,
+    train_receiver(cfg, args.data, args.out, _classifier(args.start), jscc, args.separate_configs, device=args.device,
                    resume=not args.fresh, limit=args.limit, threads=args.threads)
     return 0
