@@ -369,6 +369,13 @@ class Fixtures:
             (p / "x.png").symlink_to("/dev/zero")
         return p
 
+    def _make_fifo(self) -> Path:
+        """A named pipe with nobody writing to it: whoever opens it for reading blocks."""
+        p = self.root / "pipe.pt"
+        if not p.exists():
+            os.mkfifo(p)
+        return p
+
     def _make_pictures_fifo(self) -> Path:
         p = self.root / "pictures-fifo"
         p.mkdir(exist_ok=True)

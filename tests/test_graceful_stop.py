@@ -367,7 +367,9 @@ def test_training_saves_a_checkpoint_that_resumes_exactly(train_data: Path, unin
     r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", *argv], capture_output=True, text=True, env=env,
                        timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"resuming {ck} at epoch {state['epoch']}/2, batch {step}/{STEPS} of epoch {state['epoch'] + 1}" in r.stdout
+    assert f"resuming {ck}: epoch {state['epoch'] + 1}/2 from batch {step}/{STEPS}" in r.stdout
+    assert "finished 2 epochs in " in r.stdout and f"next: semjscc export --jscc {ck} " in r.stdout
+    assert "val {}" not in r.stdout
     done = torch.load(ck, weights_only=True)
     assert done["epoch"] == 2 and "partial" not in done
     # the same weights and losses as a run that was never stopped

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from semjscc.nn.channels import AWGN, OFDMMultipath, RayleighBlock, make_channel
 from semjscc.nn.classifier import Classifier
-from semjscc.nn.importance import ImportanceConfig, importance_maps
+from semjscc.nn.importance import ImportanceConfig, cached_importance, importance_maps, shape_map
 from semjscc.nn.jscc import JSCC, Decoder, Encoder
-from semjscc.nn.losses import mse_loss, semantic_loss
+from semjscc.nn.losses import mse_loss, semantic_loss, task_loss
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.phy.symbols import channels_for_ratio, symbols_for_ratio
 
@@ -134,6 +135,90 @@ def test_semantic_loss_reduces_to_mse() -> None:
         semantic_loss(x, x_hat, uniform, mix=1.5)
 
 
+def test_importance_power_steepens_the_map() -> None:
+    torch.manual_seed(1)
+    raw = torch.rand(3, 32, 32) ** 3  # skewed, like gradient magnitudes
+    flat = shape_map(raw, ImportanceConfig(blur=1.0, clip=1e6))
+    steep = shape_map(raw, ImportanceConfig(blur=1.0, clip=1e6, power=2.0))
+    assert torch.allclose(steep.mean(dim=(1, 2)), torch.ones(3), atol=1e-4)
+    # same ranking of pixels, wider spread: the important regions gain weight
+    assert float(steep.std()) > 1.5 * float(flat.std())
+    assert torch.equal(flat.flatten(1).argmax(1), steep.flatten(1).argmax(1))
+    # the clip still applies to the steep map: a plateau at the top, well below the unclipped peak
+    uncapped = shape_map(raw, ImportanceConfig(blur=1.0, clip=1e6, power=3.0))
+    capped = shape_map(raw, ImportanceConfig(blur=1.0, clip=4.0, power=3.0))
+    peak = capped.amax(dim=(1, 2), keepdim=True)
+    assert ((capped >= peak - 1e-5).sum(dim=(1, 2)) > 1).all()
+    assert (peak.flatten() < uncapped.amax(dim=(1, 2))).all()
+
+
+def test_map_variants_share_one_cached_gradient_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEMJSCC_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    clf = Classifier(width=4).eval()
+    images = (np.random.default_rng(0).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    labels = np.arange(6) % 10
+    ck = tmp_path / "clf.pt"
+    ck.write_bytes(b"the key hashes the classifier's bytes")
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    for cfg in (ImportanceConfig(samples=2), ImportanceConfig(samples=2, power=2.0, clip=32.0)):
+        got = cached_importance(clf, ck, images, labels, cfg, tag="t")
+        want = importance_maps(clf, x, torch.from_numpy(labels), cfg, torch.Generator().manual_seed(cfg.seed))
+        assert got.dtype == np.float16 and got.shape == (6, 32, 32)
+        assert np.allclose(got.astype(np.float32), want.numpy(), rtol=2e-2, atol=2e-2)
+    assert len(list((tmp_path / "importance").glob("t-raw-*.npy"))) == 1  # one gradient pass for both shapes
+
+
+def test_an_interrupted_gradient_pass_continues_where_it_stopped(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import semjscc.nn.importance as imp
+
+    torch.manual_seed(0)
+    clf = Classifier(width=4).eval()
+    images = (np.random.default_rng(1).random((10, 32, 32, 3)) * 255).astype(np.uint8)
+    labels = np.arange(10) % 10
+    ck = tmp_path / "clf.pt"
+    ck.write_bytes(b"classifier")
+    cfg = ImportanceConfig(samples=2)
+    monkeypatch.setenv("SEMJSCC_CACHE", str(tmp_path / "whole"))
+    whole = cached_importance(clf, ck, images, labels, cfg, tag="t", batch=4)
+
+    monkeypatch.setenv("SEMJSCC_CACHE", str(tmp_path / "stopped"))
+    real, calls = imp.raw_importance, []
+
+    def stop_on_second_batch(*a: object, **k: object) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(imp, "raw_importance", stop_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        cached_importance(clf, ck, images, labels, cfg, tag="t", batch=4)
+    assert list((tmp_path / "stopped" / "importance").glob("*.progress.npz"))  # the first batch was kept
+    calls.clear()
+    monkeypatch.setattr(imp, "raw_importance", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    again = cached_importance(clf, ck, images, labels, cfg, tag="t", batch=4)
+    assert len(calls) == 2  # batches 2 and 3 only: batch 1 was not computed again
+    assert np.array_equal(again, whole)  # the same noise, so the same maps as a run never stopped
+    left = {p.name for p in (tmp_path / "stopped" / "importance").iterdir()}
+    assert len(left) == 1 and not any("partial" in n or "progress" in n for n in left)
+
+
+def test_task_loss_is_a_kl_divergence() -> None:
+    logits = torch.randn(5, 10)
+    assert float(task_loss(logits, logits)) == pytest.approx(0.0, abs=1e-6)
+    other = torch.randn(5, 10)
+    kl = task_loss(logits, other)
+    p, q = torch.softmax(logits, 1), torch.softmax(other, 1)
+    assert float(kl) == pytest.approx(float((p * (p / q).log()).sum(1).mean()), rel=1e-5)
+    assert float(kl) > 0
+    # gradients reach the decoded side only through its logits
+    d = other.clone().requires_grad_(True)
+    task_loss(logits, d).backward()
+    assert d.grad is not None and float(d.grad.abs().sum()) > 0
+
+
 @pytest.mark.slow  # a training run
 def test_short_training_lowers_loss() -> None:
     torch.manual_seed(0)
@@ -181,3 +266,37 @@ def test_bf16_autocast_only_where_native(monkeypatch: pytest.MonkeyPatch, capsys
     assert training.use_bf16(True, rt) is True
     assert capsys.readouterr().out == ""
     assert isinstance(training.bf16_native(torch.device("cpu")), bool)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_rescued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import contextlib
+    import errno
+    import tempfile
+
+    import semjscc.util.files as files
+    from semjscc.nn.training import load_checkpoint, rescue_path, save_checkpoint
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    full = tmp_path / "full"
+    real = files.atomic_writer
+
+    @contextlib.contextmanager
+    def disk_full_under(path: object, mode: str = "w"):
+        if str(path).startswith(str(full)):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        with real(path, mode) as f:
+            yield f
+
+    monkeypatch.setattr(files, "atomic_writer", disk_full_under)
+    out = full / "j.pt"
+    where = save_checkpoint(out, epoch=3, model={"w": torch.ones(2)})
+    assert where == rescue_path(out) and where.parent == tmp_path / "tmp" and not out.exists()
+    said = capsys.readouterr().out
+    assert f"could not write {out} (No space left on device): saved in {where} instead" in said
+    assert load_checkpoint(where)["epoch"] == 3
+    # nowhere to write at all: the state stays in memory, training goes on, and the line says so
+    monkeypatch.setattr(tempfile, "tempdir", str(full))
+    assert save_checkpoint(out, epoch=4) is None
+    assert "training goes on with its state in memory" in capsys.readouterr().out

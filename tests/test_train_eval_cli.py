@@ -87,6 +87,92 @@ def test_train_resume_and_eval(tiny: dict[str, Path], capsys: pytest.CaptureFixt
     assert out.with_suffix(".png").stat().st_size > 1000 and out.with_suffix(".npz").is_file()
 
 
+@pytest.mark.slow
+def test_semantic_variants_train_and_record_their_settings(tiny: dict[str, Path]) -> None:
+    """Each semantic-loss variant of issue 24 trains one epoch end to end and is recorded in the
+    checkpoint's config (so a resume with other settings is refused); the receiver is validated too."""
+    import torch
+
+    for name, extra in (("rcv", ["--importance-from", str(tiny["clf"]), "--importance-power", "2",
+                                 "--importance-clip", "16"]),
+                        ("dec", ["--importance-on", "decoded", "--task-weight", "0.01"])):
+        out = tiny["dir"] / f"variant-{name}.pt"
+        assert main(["train", "jscc", "--data", str(tiny["data"]), "--loss", "semantic", "--classifier",
+                     str(tiny["clf"]), "--receiver", str(tiny["clf"]), "--epochs", "1", "--batch", "16", "--width", "4",
+                     "--kn", "1/24", "--out", str(out), "--threads", "1", *extra]) == 0
+        ck = torch.load(out, weights_only=True)
+        cfg, last = ck["config"], ck["history"][-1]
+        assert cfg["kn"] == pytest.approx(1 / 24)
+        assert {"acc@0", "acc@5", "acc@10", "racc@0", "racc@10"} <= set(last)
+        if name == "rcv":
+            assert cfg["importance_from"] == str(tiny["clf"]) and cfg["importance_power"] == 2.0
+            assert cfg["importance_clip"] == 16.0 and cfg["importance_on"] == "clean"
+        else:
+            assert cfg["importance_on"] == "decoded" and cfg["task_weight"] == 0.01
+
+
+@pytest.mark.slow
+def test_importance_picture_compares_maps_and_decoders(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    mse, sem = tiny["dir"] / "imp-mse.pt", tiny["dir"] / "imp-sem.pt"
+    assert _jscc(tiny, "mse", 1, mse) == 0 and _jscc(tiny, "semantic", 1, sem) == 0
+    capsys.readouterr()
+    out = tiny["dir"] / "imp.png"
+    assert main(["importance", "--data", str(tiny["data"]), "--classifier", str(tiny["clf"]), "--other-classifier",
+                 str(tiny["clf"]), "--mse", str(mse), "--semantic", str(sem), "--n", "3", "--pool", "20",
+                 "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "20 test images at 0 dB: semantic right where MSE wrong on" in said and f"wrote {out}" in said
+    from PIL import Image
+
+    with Image.open(out) as im:  # 9 rows of panels: taller than wide for 3 images
+        assert im.size[1] > im.size[0] > 300
+
+
+def test_training_says_what_it_wrote_and_what_comes_next(tiny: dict[str, Path],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tiny["dir"] / "said.pt"
+    assert _jscc(tiny, "mse", 1, out) == 0
+    said = capsys.readouterr().out
+    assert "epoch 1/1: loss " in said and "finished 1 epochs in " in said
+    assert f"next: semjscc export --jscc {out} --classifier-dir classifier --receiver-dir receiver --name jscc-mse-kn6-mine" in said
+    assert _jscc(tiny, "mse", 1, out) == 0  # the same command again: nothing to do, and it says so
+    assert f"{out} has all 1 epochs already: nothing to train" in capsys.readouterr().out
+
+
+def test_training_takes_models_by_name_like_every_command(tiny: dict[str, Path], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--classifier classifier` (a name under models/), a model directory and a .pt all work: one rule."""
+    import shutil
+
+    import torch
+
+    zoo = tmp_path / "models"
+    (zoo / "clf").mkdir(parents=True)
+    shutil.copy(tiny["clf"], zoo / "clf" / "classifier.pt")
+    monkeypatch.setenv("SEMJSCC_MODELS", str(zoo))
+    for i, ref in enumerate(("clf", str(zoo / "clf"), str(tiny["clf"]))):
+        out = tmp_path / f"by-{i}.pt"
+        assert main(["train", "jscc", "--data", str(tiny["data"]), "--loss", "semantic", "--classifier", ref,
+                     "--importance-from", ref, "--epochs", "1", "--batch", "16", "--width", "4", "--out", str(out),
+                     "--threads", "1"]) == 0, ref
+        used = torch.load(out, weights_only=True)["config"]["importance_from"]
+        assert used == (str(tiny["clf"]) if ref.endswith(".pt") else str(zoo / "clf" / "classifier.pt"))
+
+
+def test_semantic_options_that_make_no_sense(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["train", "jscc", "--data", str(tiny["data"]), "--classifier", str(tiny["clf"]),
+            "--out", str(tiny["dir"] / "never.pt")]
+    for extra, words in ((["--loss", "semantic", "--importance-power", "-1"], "exponent must be"),
+                         (["--loss", "semantic", "--importance-power", "0"], "exponent must be"),
+                         (["--loss", "semantic", "--importance-clip", "0.5"], ">= 1"),
+                         (["--loss", "mse", "--task-weight", "-0.1"], ">= 0"),
+                         (["--loss", "mse", "--importance-power", "2"], "--loss semantic")):
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+    assert not (tiny["dir"] / "never.pt").exists()
+
+
 def test_eval_bad_input(tiny: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--model", "nonsense", "--classifier", str(tiny["clf"])]) == 2
     assert "LABEL=MODEL" in capsys.readouterr().err

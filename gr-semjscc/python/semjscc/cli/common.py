@@ -46,6 +46,25 @@ def positive_float(text: str) -> float:
     return v
 
 
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0 (a seed: numpy refuses negative ones with a traceback)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return v
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite float >= 0 (a clipping norm where 0 means off)."""
+    v = finite_float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return v
+
+
 def device_arg(text: str) -> str:
     """A compute device: auto, cpu, cuda or cuda:N (what torch and ONNX Runtime are both given)."""
     from semjscc.util.devices import check_device

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from semjscc.cli.common import add_data_arg, device_arg, finite_float, positive_int
+from semjscc.cli.common import (
+    add_data_arg,
+    device_arg,
+    finite_float,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+from semjscc.zoo.locate import classifier_checkpoint, model_checkpoint
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cd = asdict(ClassifierConfig())
     c.add_argument("--epochs", type=positive_int, default=cd["epochs"], help="default %(default)s")
     c.add_argument("--batch", type=positive_int, default=cd["batch"], help="default %(default)s")
-    c.add_argument("--lr", type=float, default=cd["lr"], help="peak learning rate (default %(default)s)")
+    c.add_argument("--lr", type=positive_float, default=cd["lr"], help="peak learning rate (default %(default)s)")
     c.add_argument("--width", type=positive_int, default=cd["width"],
                    help="channels of the first group, the others have 4x (default %(default)s)")
     c.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="train in float32 (default: bfloat16 autocast)")
-    c.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    c.add_argument("--seed", type=nonnegative_int, default=0, help="default %(default)s")
     c.add_argument("--limit", type=positive_int, default=None, help="use only N images (smoke runs)")
     c.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
     c.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -74,8 +83,9 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--loss", choices=("mse", "semantic"), default="mse",
                    help="distortion measure: mse, or semantic (importance-weighted, needs --classifier); "
                         "default %(default)s")
-    j.add_argument("--classifier", type=Path, default=None,
-                   help="classifier checkpoint: gives the importance maps (semantic loss) and validation accuracy")
+    j.add_argument("--classifier", default=None, metavar="NAME_OR_DIR_OR_PT",
+                   help="the classifier that gives the importance maps (semantic loss) and the validation accuracy: "
+                        "a name under models/ (e.g. classifier), a model directory, or a checkpoint .pt")
     j.add_argument("--out", type=Path, default=None, help="checkpoint (default runs/jscc-LOSS.pt)")
     j.add_argument("--kn", type=_ratio, default=d["kn"], metavar="K/N",
                    help="bandwidth ratio k/n, e.g. 1/6 or 1/12 (default 1/6: 512 symbols per image)")
@@ -90,24 +100,43 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--doppler", type=finite_float, default=None, metavar="F",
                    help="with --channel ofdm: train on fading taps with this normalised Doppler (e.g. 1e-4 = 100 Hz "
                         "at 1 MS/s) and the radio receiver's channel estimator (default: the static channel)")
-    j.add_argument("--mix", type=float, default=d["mix"],
+    j.add_argument("--mix", type=finite_float, default=d["mix"],
                    help="semantic loss: weight = mix + (1-mix)*importance, importance of mean 1 per image "
                         "(default %(default)s)")
+    j.add_argument("--importance-from", default=None, metavar="NAME_OR_DIR_OR_PT",
+                   help="semantic loss: the classifier whose gradients give the importance maps, e.g. the adapted "
+                        "receiver that judges a deployed link (default: --classifier); with --task-weight also the "
+                        "classifier whose predictions the task term keeps")
+    j.add_argument("--importance-power", type=finite_float, default=d["importance_power"], metavar="P",
+                   help="semantic loss: raise the blurred map to P before normalising, P > 1 steepens the weighting "
+                        "(default %(default)s)")
+    j.add_argument("--importance-clip", type=finite_float, default=d["importance_clip"], metavar="C",
+                   help="semantic loss: clip weights at C times the image's mean, C >= 1 (default %(default)s)")
+    j.add_argument("--importance-on", choices=("clean", "decoded"), default=d["importance_on"],
+                   help="semantic loss: maps computed once on the clean training images (clean), or at every "
+                        "batch on the decoder's output (decoded: where the classifier looks at what the decoder "
+                        "makes now; ~2x the time per epoch) (default %(default)s)")
+    j.add_argument("--task-weight", type=finite_float, default=d["task_weight"], metavar="LAMBDA",
+                   help="add LAMBDA * KL(p(clean) || p(decoded)) of the importance classifier to the pixel loss "
+                        "(a variant of ours, not the paper's; 0 = off, default %(default)s)")
+    j.add_argument("--receiver", default=None, metavar="NAME_OR_DIR_OR_PT",
+                   help="a second classifier whose accuracy on the decodes is validated too (racc@SNR), e.g. "
+                        "receiver")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"],
                    help="length of the whole one-cycle schedule (default %(default)s)")
     j.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
-    j.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate of the one-cycle schedule "
+    j.add_argument("--lr", type=positive_float, default=d["lr"], help="peak learning rate of the one-cycle schedule "
                    "(default %(default)s)")
-    j.add_argument("--warmup", type=float, default=d["warmup"],
+    j.add_argument("--warmup", type=finite_float, default=d["warmup"],
                    help="fraction of the steps rising to the peak (default %(default)s)")
-    j.add_argument("--clip-grad", type=float, default=d["clip_grad"], metavar="NORM",
+    j.add_argument("--clip-grad", type=nonnegative_float, default=d["clip_grad"], metavar="NORM",
                    help="clip the gradient norm at NORM, 0 = never (default %(default)s)")
     j.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="train in float32 (default: bfloat16 autocast for the convolutions)")
     j.add_argument("--val-every", type=positive_int, default=5, metavar="EPOCHS",
                    help="validate (PSNR, SSIM, accuracy at 0/10/20 dB) every EPOCHS epochs and after the last "
                         "(default %(default)s)")
-    j.add_argument("--seed", type=int, default=0, help="weights, batches, SNR draws and noise (default %(default)s)")
+    j.add_argument("--seed", type=nonnegative_int, default=0, help="weights, batches, SNR draws and noise (default %(default)s)")
     j.add_argument("--limit", type=positive_int, default=None, help="use only N training images (smoke runs)")
     j.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     j.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -127,6 +156,12 @@ def _ratio(text: str) -> float:
     if not 0 < v < 1:
         raise argparse.ArgumentTypeError(f"k/n must lie in (0, 1), got {text}")
     return v
+
+
+def _classifier(ref: str | None) -> Path | None:
+    """A classifier given as a model name, a model directory or a .pt file -> its weights-only
+    checkpoint: the one rule every command uses for a model reference."""
+    return classifier_checkpoint(ref) if ref else None
 
 
 def run_jscc(args: argparse.Namespace) -> int:
@@ -150,12 +185,14 @@ def run_jscc(args: argparse.Namespace) -> int:
     cfg = JSCCConfig(loss=args.loss, kn=args.kn, width=args.width, snr_adaptive=args.fixed_snr is None,
                      snr_min=lo, snr_max=hi, channel=args.channel, doppler=args.doppler, mix=args.mix, epochs=args.epochs,
                      batch=args.batch, lr=args.lr, warmup=args.warmup, bf16=args.bf16, clip_grad=args.clip_grad,
-                     seed=args.seed)
+                     seed=args.seed, importance_power=args.importance_power, importance_clip=args.importance_clip,
+                     importance_from=str(_classifier(args.importance_from)) if args.importance_from else None,
+                     importance_on=args.importance_on, task_weight=args.task_weight)
     if not 0.0 <= args.warmup < 1.0:
         raise UsageError(f"--warmup must lie in [0, 1), got {args.warmup}")
     out = args.out or Path(f"runs/jscc-{args.loss}.pt")
-    train_jscc(cfg, args.data, out, args.classifier, device=args.device, resume=not args.fresh,
-               limit=args.limit, threads=args.threads, val_every=args.val_every)
+    train_jscc(cfg, args.data, out, _classifier(args.classifier), device=args.device, resume=not args.fresh,
+               limit=args.limit, threads=args.threads, val_every=args.val_every, receiver_path=_classifier(args.receiver))
     return 0
 
 
@@ -172,24 +209,26 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
                                     "--separate` envelope on validation images), so one receiver judges every "
                                     "scheme alike. Validation: each source at 0/10/20 dB.")
     add_data_arg(r)
-    r.add_argument("--from", dest="start", type=Path, required=True, metavar="CHECKPOINT",
-                   help="the clean classifier's checkpoint to start from")
-    r.add_argument("--jscc", action="append", default=[], metavar="LABEL=CHECKPOINT",
-                   help="a deep JSCC checkpoint whose decodes go into the mix (repeatable; default none)")
+    r.add_argument("--from", dest="start", required=True, metavar="NAME_OR_DIR_OR_PT",
+                   help="the clean classifier to start from: a name under models/ (classifier), a model directory "
+                        "or a checkpoint .pt")
+    r.add_argument("--jscc", action="append", default=[], metavar="LABEL=MODEL",
+                   help="a deep JSCC model (a name under models/, a model directory or a checkpoint .pt) whose decodes "
+                        "go into the mix (repeatable; default none)")
     r.add_argument("--separate-configs", type=Path, default=None, metavar="JSON",
                    help="separate coding's configuration per SNR, chosen on validation images: the "
                         "STEM-separate-val-clean.json that `semjscc eval --separate --protocols clean` writes")
     r.add_argument("--out", type=Path, default=Path("runs/receiver.pt"), help="checkpoint (default %(default)s)")
     r.add_argument("--epochs", type=positive_int, default=d["epochs"], help="default %(default)s")
     r.add_argument("--batch", type=positive_int, default=d["batch"], help="default %(default)s")
-    r.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
+    r.add_argument("--lr", type=positive_float, default=d["lr"], help="peak learning rate (default %(default)s)")
     r.add_argument("--snr-range", type=finite_float, nargs=2, default=(d["snr_min"], d["snr_max"]),
                    metavar=("LO", "HI"), help="SNRs of the decodes, drawn uniformly in dB (default %(default)s)")
     r.add_argument("--separate-images", type=positive_int, default=d["separate_images"], metavar="N",
                    help="training images decoded by separate coding (default %(default)s)")
     r.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="train in float32 (default: bfloat16 autocast)")
-    r.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    r.add_argument("--seed", type=nonnegative_int, default=0, help="default %(default)s")
     r.add_argument("--limit", type=positive_int, default=None, help="use only N images (smoke runs)")
     r.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: all cores)")
     r.add_argument("--device", type=device_arg, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
@@ -207,10 +246,10 @@ def run_receiver(args: argparse.Namespace) -> int:
         label, sep, path = spec.partition("=")
         if not sep or not label or not path:
             raise UsageError(f"--jscc {spec!r}: expected LABEL=CHECKPOINT, e.g. semantic=runs/jscc-semantic.pt")
-        jscc.append((label, Path(path)))
+        jscc.append((label, model_checkpoint(path, "jscc.pt")))
     cfg = ReceiverConfig(epochs=args.epochs, batch=args.batch, lr=args.lr, snr_min=args.snr_range[0],
                          snr_max=args.snr_range[1], separate_images=args.separate_images, bf16=args.bf16,
                          seed=args.seed)
-    train_receiver(cfg, args.data, args.out, args.start, jscc, args.separate_configs, device=args.device,
+    train_receiver(cfg, args.data, args.out, _classifier(args.start), jscc, args.separate_configs, device=args.device,
                    resume=not args.fresh, limit=args.limit, threads=args.threads)
     return 0

@@ -53,7 +53,33 @@ class JSCCConfig:
     importance_sigma: float = 0.1
     importance_clip: float = 8.0
     importance_blur: float = 1.0
+    # Semantic-loss variants (docs/method.md, "Variants of the semantic loss"); the defaults are the
+    # recipe of the k/n = 1/6 models, so their checkpoints resume unchanged.
+    importance_power: float = 1.0  # exponent on the blurred map before normalising: > 1 steepens it
+    importance_from: str | None = None  # classifier giving the maps (None: the validation classifier)
+    importance_on: str = "clean"  # "clean": maps once per training image; "decoded": per batch on the decodes
+    task_weight: float = 0.0  # ours, not the paper's: + task_weight * KL(p(clean) || p(decoded)) on the loss
     arch: str = JSCC_ARCHITECTURE
+
+
+IMPORTANCE_ON = ("clean", "decoded")
+
+
+def check_semantic_options(cfg: JSCCConfig) -> None:
+    """UsageError naming the fix unless the semantic-loss options of ``cfg`` make sense."""
+    if not (math.isfinite(cfg.importance_power) and cfg.importance_power > 0):
+        raise UsageError(f"--importance-power {cfg.importance_power:g}: the exponent must be a finite number > 0 "
+                         f"(1 = the map as it is, 2 = steeper)")
+    if not (math.isfinite(cfg.importance_clip) and cfg.importance_clip >= 1):
+        raise UsageError(f"--importance-clip {cfg.importance_clip:g}: the clip is a multiple of the map's mean and "
+                         f"must be a finite number >= 1 (default 8)")
+    if cfg.importance_on not in IMPORTANCE_ON:
+        raise UsageError(f"--importance-on {cfg.importance_on!r}: choose one of {', '.join(IMPORTANCE_ON)}")
+    if not (math.isfinite(cfg.task_weight) and cfg.task_weight >= 0):
+        raise UsageError(f"--task-weight {cfg.task_weight:g}: must be a finite number >= 0 (0 = no task term)")
+    if cfg.loss == "mse" and (cfg.importance_from or cfg.importance_on != "clean" or cfg.importance_power != 1.0):
+        raise UsageError("--importance-from/--importance-on/--importance-power shape the semantic loss: add "
+                         "--loss semantic, or drop them for the MSE arm")
 
 
 def check_snr_range(lo: float, hi: float) -> None:

@@ -25,8 +25,11 @@ from semjscc.nn.training import (
     StopFlag,
     Timer,
     augment,
+    check_checkpoint_path,
+    closing_note,
     epoch_batches,
     load_checkpoint,
+    resume_note,
     rng_state,
     save_checkpoint,
     save_interrupted,
@@ -97,6 +100,7 @@ def check_architecture(config: dict, path: Path) -> None:
 
 def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device: str = "auto",
                      resume: bool = True, limit: int | None = None, threads: int | None = None) -> dict:
+    check_checkpoint_path(out)  # a full, read-only or FIFO --out fails now, not after the last epoch
     rt: Runtime = setup_runtime(device, threads)
     bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
@@ -134,8 +138,8 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
         if rng is not None:
             set_rng_state(rng, gen, rt.device)
         if rt.main:
-            where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where} (lr {opt.param_groups[0]['lr']:.4f})")
+            print(f"{resume_note(out, start_epoch, cfg.epochs, partial, steps_per_epoch)} "
+                  f"(lr {opt.param_groups[0]['lr']:.4f})")
     avg = WeightAverage(model, cfg.ema)
     if start_epoch or partial:
         avg.model.load_state_dict(ck["model"])
@@ -143,8 +147,8 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)
 
-    def save(epoch: int, **more: object) -> None:
-        save_checkpoint(out, kind="classifier", config=asdict(cfg), model=avg.model.state_dict(),
+    def save(epoch: int, **more: object) -> Path | None:
+        return save_checkpoint(out, kind="classifier", config=asdict(cfg), model=avg.model.state_dict(),
                         model_last=unwrap(ddp).state_dict(),
                         optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
                         schedule_changes=changes, rng=rng_state(gen, rt.device), **more)
@@ -184,6 +188,9 @@ def train_classifier(cfg: ClassifierConfig, data: str | None, out: Path, device:
                       f"(flip-averaged {row['val_acc_flip']:.4f}, last step {row['val_acc_last']:.4f})  "
                       f"({timer.elapsed:.0f} s)")
                 save(epoch + 1)
+    note = closing_note(out, history, cfg.epochs, f"semjscc export --classifier {out} --name classifier-mine")
+    if note and rt.main:
+        print(note)
     return {"history": history, "checkpoint": str(out)}
 
 

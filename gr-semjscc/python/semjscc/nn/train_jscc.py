@@ -16,17 +16,21 @@ import torch
 
 from semjscc.data import load_cifar10
 from semjscc.nn.channels import channel_options, make_channel
-from semjscc.nn.config import JSCCConfig, check_snr_range
-from semjscc.nn.importance import ImportanceConfig, cached_importance
+from semjscc.nn.config import JSCCConfig, check_semantic_options, check_snr_range
+from semjscc.nn.importance import ImportanceConfig, cached_importance, importance_maps
 from semjscc.nn.jscc import JSCC
-from semjscc.nn.losses import mse_loss, semantic_loss
+from semjscc.nn.losses import mse_loss, semantic_loss, task_loss
 from semjscc.nn.training import (
     EpochTally,
     StopFlag,
     Timer,
+    check_checkpoint_path,
     check_not_diverged,
+    closing_note,
     epoch_batches,
+    epoch_line,
     load_checkpoint,
+    resume_note,
     rng_state,
     save_checkpoint,
     save_interrupted,
@@ -41,7 +45,7 @@ from semjscc.nn.training import (
 )
 from semjscc.util.errors import UsageError
 
-VAL_SNRS = (0.0, 10.0, 20.0)
+VAL_SNRS = (0.0, 5.0, 10.0, 20.0)  # 0/5/10: the mean the semantic-vs-MSE goal is judged on
 
 
 def _batch_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -51,9 +55,10 @@ def _batch_tensor(images_u8: np.ndarray, device: torch.device) -> torch.Tensor:
 @torch.no_grad()
 def validate(model: JSCC, images_u8: np.ndarray, labels: np.ndarray, classifier: torch.nn.Module | None,
              channel_name: str, device: torch.device, snrs: tuple[float, ...] = VAL_SNRS,
-             doppler: float | None = None) -> dict:
+             doppler: float | None = None, receiver: torch.nn.Module | None = None) -> dict:
     """Mean PSNR and SSIM of the reconstructions, and the classifier's accuracy on them when one is
-    given, at each of ``snrs`` over ``channel_name`` (fixed noise seed: runs compare like for like)."""
+    given (``acc@SNR``; the receiver's as ``racc@SNR``), at each of ``snrs`` over ``channel_name``
+    (fixed noise seed: runs compare like for like)."""
     from semjscc.data.metrics import ssim
 
     model.eval()
@@ -61,7 +66,7 @@ def validate(model: JSCC, images_u8: np.ndarray, labels: np.ndarray, classifier:
     channel = make_channel(channel_name, gen, **channel_options(channel_name, doppler))
     out = {}
     for snr in snrs:
-        se, ss, correct = 0.0, 0.0, 0
+        se, ss, correct, rcorrect = 0.0, 0.0, 0, 0
         for s in range(0, len(labels), 500):
             x = _batch_tensor(images_u8[s : s + 500], device)
             x_hat = model(x, channel, torch.full((x.shape[0],), snr, device=device))
@@ -69,10 +74,14 @@ def validate(model: JSCC, images_u8: np.ndarray, labels: np.ndarray, classifier:
             ss += float(ssim(x.cpu().numpy(), x_hat.cpu().numpy()).sum())
             if classifier is not None:
                 correct += int((classifier(x_hat).argmax(1).cpu().numpy() == labels[s : s + 500]).sum())
+            if receiver is not None:
+                rcorrect += int((receiver(x_hat).argmax(1).cpu().numpy() == labels[s : s + 500]).sum())
         out[f"psnr@{snr:g}"] = round(-10.0 * se / len(labels), 3)
         out[f"ssim@{snr:g}"] = round(ss / len(labels), 4)
         if classifier is not None:
             out[f"acc@{snr:g}"] = round(correct / len(labels), 4)
+        if receiver is not None:
+            out[f"racc@{snr:g}"] = round(rcorrect / len(labels), 4)
     return out
 
 
@@ -115,17 +124,24 @@ def check_architecture(config: dict, path: Path) -> None:
 
 def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Path | None, device: str = "auto",
                resume: bool = True, limit: int | None = None, threads: int | None = None,
-               val_every: int = 5) -> dict:
-    """Train (or resume) ``out``. The semantic loss's importance maps come from ``classifier_path``,
-    which also gives the validation accuracy; validation runs every ``val_every`` epochs and after the
-    last, and its curves are drawn next to the checkpoint (``out`` with ``.png``)."""
+               val_every: int = 5, receiver_path: Path | None = None) -> dict:
+    """Train (or resume) ``out``. ``classifier_path`` gives the validation accuracy and, unless
+    ``cfg.importance_from`` names another classifier, the semantic loss's importance maps and the
+    task term's predictions; ``receiver_path`` adds a second validation accuracy (``racc@SNR``).
+    Validation runs every ``val_every`` epochs and after the last, and its curves are drawn next to
+    the checkpoint (``out`` with ``.png``)."""
     from semjscc.nn.train_classifier import load_classifier
 
     if cfg.loss not in ("mse", "semantic"):
         raise UsageError(f"--loss must be mse or semantic, not {cfg.loss!r}")
-    if cfg.loss == "semantic" and classifier_path is None:
+    check_semantic_options(cfg)
+    if cfg.loss == "semantic" and classifier_path is None and not cfg.importance_from:
         raise UsageError("the semantic loss needs --classifier CHECKPOINT (its gradients give the importance maps)")
     check_snr_range(cfg.snr_min, cfg.snr_max)  # before the device, the data and the importance maps
+    judge_path = Path(cfg.importance_from) if cfg.importance_from else classifier_path
+    if judge_path is None and cfg.task_weight > 0:
+        raise UsageError("--task-weight needs --classifier CHECKPOINT (its predictions on clean and decoded images)")
+    check_checkpoint_path(out)  # a full, read-only or FIFO --out fails now, not after the last epoch
     rt = setup_runtime(device, threads)
     bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
@@ -135,11 +151,18 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
     val_x, val_y = full.images[va_idx], full.labels[va_idx]
 
     classifier = load_classifier(classifier_path, rt.device) if classifier_path is not None else None
+    receiver = load_classifier(receiver_path, rt.device) if receiver_path is not None else None
+    # the judge: the classifier whose gradients weight the pixels and whose predictions the task term keeps
+    judge = classifier if judge_path == classifier_path else load_classifier(judge_path, rt.device)
+    if judge is not None:
+        judge.requires_grad_(False)  # only the JSCC learns; gradients reach the decode through a frozen judge
     importance = None
-    if cfg.loss == "semantic":
-        icfg = ImportanceConfig(cfg.importance_samples, cfg.importance_sigma, cfg.importance_clip,
-                                cfg.importance_blur)
-        importance = cached_importance(classifier, classifier_path, train_x, train_y, icfg,
+    icfg = ImportanceConfig(cfg.importance_samples, cfg.importance_sigma, cfg.importance_clip,
+                            cfg.importance_blur, power=cfg.importance_power)
+    # on decodes: one plain gradient per image (the decode already carries the channel's noise)
+    icfg_decoded = ImportanceConfig(1, 0.0, cfg.importance_clip, cfg.importance_blur, power=cfg.importance_power)
+    if cfg.loss == "semantic" and cfg.importance_on == "clean":
+        importance = cached_importance(judge, judge_path, train_x, train_y, icfg,
                                        tag=f"train{len(train_x)}", device=rt.device)
 
     model = JSCC(cfg.kn, cfg.width, cfg.snr_adaptive).to(rt.device)
@@ -175,14 +198,13 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
         if rng is not None:
             set_rng_state(rng, gen, rt.device)
         if rt.main:
-            where = f", batch {partial['step']}/{steps_per_epoch} of epoch {start_epoch + 1}" if partial else ""
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}{where}")
+            print(resume_note(out, start_epoch, cfg.epochs, partial, steps_per_epoch))
     ddp = wrap_ddp(model, rt)
     channel = make_channel(cfg.channel, None, **channel_options(cfg.channel, cfg.doppler))
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)  # training time summed over resumes
 
-    def save(epoch: int, **more: object) -> None:
-        save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
+    def save(epoch: int, **more: object) -> Path | None:
+        return save_checkpoint(out, kind="jscc", config=asdict(cfg), model=unwrap(ddp).state_dict(),
                         optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
                         classifier=str(classifier_path) if classifier_path else None, schedule_changes=changes,
                         rng=rng_state(gen, rt.device), **more)
@@ -203,10 +225,21 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
                 x = torch.where(flip.to(rt.device)[:, None, None, None], x.flip(3), x)
                 snr = cfg.snr_min + (cfg.snr_max - cfg.snr_min) * torch.rand(len(idx), generator=gen)
                 x_hat = ddp(x, channel, snr.to(rt.device))
-                if importance is None:
-                    return mse_loss(x, x_hat)
-                w = torch.from_numpy(importance[idx].astype(np.float32)).to(rt.device)
-                return semantic_loss(x, x_hat, torch.where(flip.to(rt.device)[:, None, None], w.flip(2), w), cfg.mix)
+                if cfg.loss == "mse":
+                    loss = mse_loss(x, x_hat)
+                elif importance is not None:
+                    w = torch.from_numpy(importance[idx].astype(np.float32)).to(rt.device)
+                    loss = semantic_loss(x, x_hat, torch.where(flip.to(rt.device)[:, None, None], w.flip(2), w), cfg.mix)
+                else:  # maps of this very decode: where the judge looks at what the decoder made now
+                    y = torch.from_numpy(train_y[idx]).to(rt.device)
+                    with torch.autocast(rt.device.type, enabled=False):
+                        w = importance_maps(judge, x_hat.detach().float(), y, icfg_decoded)
+                    loss = semantic_loss(x, x_hat, w, cfg.mix)
+                if cfg.task_weight > 0:
+                    with torch.no_grad():
+                        clean_logits = judge(x)
+                    loss = loss + cfg.task_weight * task_loss(clean_logits, judge(x_hat))
+                return loss
 
             def loss_of_autocast(idx: np.ndarray) -> torch.Tensor:
                 with torch.autocast(rt.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -219,16 +252,21 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
                 break
             check_not_diverged(history, tally.mean_loss, epoch + 1)
             last = epoch + 1 == cfg.epochs
-            val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device, doppler=cfg.doppler) \
-                if last or (epoch + 1) % val_every == 0 else {}
+            val = validate(unwrap(ddp), val_x, val_y, classifier, cfg.channel, rt.device, doppler=cfg.doppler,
+                           receiver=receiver) if last or (epoch + 1) % val_every == 0 else {}
             history.append({"epoch": epoch + 1, "train_loss": tally.mean_loss, **val, "clipped": tally.clipped,
                             "lr": opt.param_groups[0]["lr"], "elapsed_s": round(timer.elapsed, 1)})
             if rt.main:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.5f}  val {val}  ({timer.elapsed:.0f} s)")
+                print(epoch_line(epoch + 1, cfg.epochs, f"{tally.mean_loss:.5f}", str(val) if val else "", timer.elapsed))
                 save(epoch + 1)
                 if val:
                     plot_history(history, out.with_suffix(".png"), f"{cfg.loss} deep JSCC, k/n {cfg.kn:.4g}, "
                                                                    f"width {cfg.width} ({out.name})")
+    name = f"jscc-{cfg.loss}-kn{round(1 / cfg.kn)}-mine"
+    note = closing_note(out, history, cfg.epochs, f"semjscc export --jscc {out} --classifier-dir classifier "
+                                                  f"--receiver-dir receiver --name {name}")
+    if note and rt.main:
+        print(note)
     return {"history": history, "checkpoint": str(out)}
 
 

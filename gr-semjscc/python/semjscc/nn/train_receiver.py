@@ -35,8 +35,11 @@ from semjscc.nn.training import (
     StopFlag,
     Timer,
     augment,
+    check_checkpoint_path,
+    closing_note,
     epoch_batches,
     load_checkpoint,
+    resume_note,
     rng_state,
     save_checkpoint,
     save_interrupted,
@@ -97,6 +100,7 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
     if not jscc and separate_configs is None:
         raise UsageError("give the decodes to adapt to: --jscc LABEL=CHECKPOINT (repeatable) and/or "
                          "--separate-configs JSON")
+    check_checkpoint_path(out)  # a full, read-only or FIFO --out fails now, not after the last epoch
     rt = setup_runtime(device, threads)
     bf16 = use_bf16(cfg.bf16, rt)
     seed_everything(cfg.seed)
@@ -160,14 +164,14 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
         start_epoch, history, partial, rng_st = ck["epoch"], ck.get("history", []), ck.get("partial"), ck.get("rng")
         if rng_st is not None:
             set_rng_state(rng_st, gen, rt.device)
-        print(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+        print(resume_note(out, start_epoch, cfg.epochs, partial, steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     channel = make_channel("awgn", None)
     n_src = 1 + len(arms) + (1 if bank_x is not None else 0)
     timer = Timer(history[-1]["elapsed_s"] if history else 0.0)
 
-    def save(epoch: int, **more: object) -> None:
-        save_checkpoint(out, kind="receiver", config=record, model=avg.model.state_dict(),
+    def save(epoch: int, **more: object) -> Path | None:
+        return save_checkpoint(out, kind="receiver", config=record, model=avg.model.state_dict(),
                         model_last=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                         epoch=epoch, history=history, rng=rng_state(gen, rt.device), **more)
 
@@ -215,4 +219,8 @@ def train_receiver(cfg: ReceiverConfig, data: str | None, out: Path, start: Path
             print(f"epoch {epoch + 1}/{cfg.epochs}: loss {tally.mean_loss:.4f}  {shown}  ({timer.elapsed:.0f} s)",
                   flush=True)
             save(epoch + 1)
+    note = closing_note(out, history, cfg.epochs, f"semjscc export --classifier {out} --name receiver-mine, then "
+                                                  f"re-export the JSCC models with --receiver-dir receiver-mine")
+    if note:
+        print(note)
     return {"history": history, "checkpoint": str(out), "sources": cfg.sources}

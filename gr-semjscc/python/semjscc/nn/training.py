@@ -12,6 +12,7 @@ import itertools
 import os
 import random
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -143,16 +144,62 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor
 
 # --- checkpoints -------------------------------------------------------------------------------
 
-def save_checkpoint(path: Path, **state: Any) -> None:
-    """Atomic save: a crash mid-write never leaves a half checkpoint behind."""
+def check_checkpoint_path(out: Path) -> None:
+    """UsageError, before any data is loaded or any epoch trained, unless checkpoints can be written at
+    ``out``: a regular file or a new one, in a folder that takes files (not read-only, not a FIFO or a
+    device, which would block or be replaced)."""
+    if out.exists() and not out.is_file():
+        kind = "a directory" if out.is_dir() else "a FIFO" if out.is_fifo() else "a device" if (
+            out.is_char_device() or out.is_block_device()) else "not a regular file"
+        raise UsageError(f"--out {out} is {kind}, not a checkpoint file: give a file path such as runs/model.pt")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=out.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"cannot write checkpoints next to {out} ({e.strerror}): choose --out on a writable "
+                         f"disk") from None
+
+
+def rescue_path(path: Path) -> Path:
+    """Where a checkpoint goes when its own place refuses it mid-run (disk full, remounted read-only)."""
+    return Path(tempfile.gettempdir()) / f"semjscc-rescued-{path.name}"
+
+
+def save_checkpoint(path: Path, **state: Any) -> Path | None:
+    """Atomic save: a crash mid-write never leaves a half checkpoint behind. When ``path`` cannot be
+    written (a full or read-only disk), the state goes to :func:`rescue_path` instead, or, if that fails
+    too, stays in memory for the next try; training goes on either way, and the line printed says where
+    the state is. Returns where it was written (None: nowhere)."""
     from semjscc.util.files import atomic_writer
 
-    with atomic_writer(path, "wb") as f:
-        torch.save(state, f)
+    try:
+        with atomic_writer(path, "wb") as f:
+            torch.save(state, f)
+        return path
+    except OSError as e:
+        rescue = rescue_path(path)
+        try:
+            with atomic_writer(rescue, "wb") as f:
+                torch.save(state, f)
+        except OSError as e2:
+            print(f"could not write {path} ({e.strerror}) nor {rescue} ({e2.strerror}): training goes on with "
+                  f"its state in memory and tries again after the next epoch; free some space", flush=True)
+            return None
+        print(f"could not write {path} ({e.strerror}): saved in {rescue} instead; training goes on (move it to "
+              f"{path} to resume from it)", flush=True)
+        return rescue
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load with ``weights_only=True``: tensors and plain data only, no code."""
+    """Load with ``weights_only=True``: tensors and plain data only, no code. Only a regular file is
+    opened (a FIFO would block torch.load for ever)."""
+    from semjscc.util.files import check_regular
+
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"checkpoint {path} not found")
+    check_regular(path, what="checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -259,13 +306,41 @@ def train_epoch(batches: Iterator[np.ndarray], tally: EpochTally, steps_per_epoc
     return not flag.should_stop(rt)  # every rank asks as often as the others (an all-reduce each)
 
 
-def save_interrupted(save: Callable[..., None], epoch: int, tally: EpochTally, steps_per_epoch: int, out: Path,
-                     rt: Runtime) -> None:
+def save_interrupted(save: Callable[..., Path | None], epoch: int, tally: EpochTally, steps_per_epoch: int,
+                     out: Path, rt: Runtime) -> None:
     """The resumable checkpoint of a stopped epoch: ``save(epoch, partial=...)`` at this batch."""
     if rt.main:  # weights, optimizer, schedule, RNG and the position in the epoch at this batch
-        save(epoch, partial=asdict(tally))
-        print(f"interrupted in epoch {epoch + 1} after batch {tally.step}/{steps_per_epoch}: saved in {out}; "
-              f"run the same command to resume from there")
+        where = save(epoch, partial=asdict(tally))
+        if where is None:
+            print(f"interrupted in epoch {epoch + 1} after batch {tally.step}/{steps_per_epoch}: nothing could be "
+                  f"saved (see above)")
+            return
+        print(f"interrupted in epoch {epoch + 1} after batch {tally.step}/{steps_per_epoch}: saved in {where}; "
+              f"run the same command to resume from there" + (f" (after moving it to {out})" if where != out else ""))
+
+
+def resume_note(out: Path, start_epoch: int, epochs: int, partial: dict | None, steps_per_epoch: int) -> str:
+    """What a resumed run says it is doing, in the words of its epoch counter (1-based)."""
+    if partial:
+        return f"resuming {out}: epoch {start_epoch + 1}/{epochs} from batch {partial['step']}/{steps_per_epoch}"
+    if start_epoch >= epochs:
+        return f"{out} has all {epochs} epochs already: nothing to train (--fresh starts over, --out elsewhere)"
+    return f"resuming {out} after epoch {start_epoch}/{epochs}"
+
+
+def epoch_line(epoch: int, epochs: int, loss: str, val: str, elapsed: float) -> str:
+    """One line per finished epoch; the validation part only on epochs that validated."""
+    return f"epoch {epoch}/{epochs}: loss {loss}" + (f"  val {val}" if val else "") + f"  ({elapsed:.0f} s)"
+
+
+def closing_note(out: Path, history: list[dict], epochs: int, next_step: str) -> str | None:
+    """The last line of a run that reached its final epoch: what was written and what to do next
+    (None for a run that stopped early: its interruption message already said how to resume)."""
+    if not history or history[-1].get("epoch") != epochs:
+        return None
+    png = out.with_suffix(".png")
+    drawn = f" (curves: {png})" if png.exists() else ""
+    return f"finished {epochs} epochs in {history[-1].get('elapsed_s', 0):.0f} s: {out}{drawn}; next: {next_step}"
 
 
 def rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
