@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+from semjscc.cli.common import finite_float, nonnegative_float, nonnegative_int, positive_float
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("emulate-pluto", help="run emulated Plutos (libiio network protocol) on 127.x addresses",
@@ -20,17 +22,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
     p.add_argument("--peer", default=None, metavar="ADDRESS",
                    help="a second emulated Pluto on this address (default: none)")
-    p.add_argument("--xo-ppm", type=float, nargs="+", default=None, metavar="PPM",
+    p.add_argument("--xo-ppm", type=finite_float, nargs="+", default=None, metavar="PPM",
                    help="oscillator error of each radio in ppm (default: drawn from --seed, within +-20)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the first radio, the peer gets seed + 1 (default 1)")
-    p.add_argument("--loss", type=float, default=50.0,
+    p.add_argument("--seed", type=nonnegative_int, default=1, help="seed of the first radio, the peer gets seed + 1 (default 1)")
+    p.add_argument("--loss", type=finite_float, default=50.0,
                    help="path loss TX to RX in dB, cable and attenuators (default 50: ~25 dB SNR at 1 MS/s "
                         "with 40 dB TX attenuation)")
-    p.add_argument("--nf", type=float, default=6.0, help="receiver noise figure in dB (default 6)")
+    p.add_argument("--nf", type=nonnegative_float, default=6.0, help="receiver noise figure in dB (default 6)")
     p.add_argument("--chip", choices=("ad9363", "ad9364"), default="ad9363",
                    help="ranges the driver enforces: a stock Pluto (ad9363: LO 325 MHz-3.8 GHz, 20 MHz "
                         "bandwidth; the default) or one switched to ad9364 (70 MHz-6 GHz, 56 MHz)")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S", help="stop after S seconds (default: Ctrl-C)")
     p.add_argument("run_command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
                    help="run COMMAND while the radios serve, then stop them and exit with its status "
                         "(e.g. -- semjscc ota --uri ip:127.0.0.1 ...)")
