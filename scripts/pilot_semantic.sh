@@ -13,7 +13,10 @@ o=${PILOT_OUT:-runs/pilots}
 mkdir -p "$o"
 common=(--kn 1/24 --limit 20000 --epochs ${PILOT_EPOCHS:-10} --val-every 5 --threads 1
         --classifier models/classifier/classifier.pt --receiver models/receiver/classifier.pt)
-run() { local name=$1; shift; nice -n 10 $s train jscc "${common[@]}" "$@" --out "$o/$name.pt" >>"$o/$name.log" 2>&1; }
+run() {  # one pilot; a failed one is reported and the queue goes on
+    local name=$1; shift
+    nice -n 10 $s train jscc "${common[@]}" "$@" --out "$o/$name.pt" >>"$o/$name.log" 2>&1 || echo "pilot $name failed: see $o/$name.log" >&2
+}
 wait_for() { local p; for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 20; done; done; }
 read -r -a waits <<<"${PILOT_WAIT:-}"
 {

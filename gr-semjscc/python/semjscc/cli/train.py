@@ -83,7 +83,7 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--loss", choices=("mse", "semantic"), default="mse",
                    help="distortion measure: mse, or semantic (importance-weighted, needs --classifier); "
                         "default %(default)s")
-    j.add_argument("--classifier", default=None, metavar="NAME_OR_DIR_OR_PT",
+    j.add_argument("--classifier", default=None, metavar="NAME_OR_DIR",
                    help="the classifier that gives the importance maps (semantic loss) and the validation accuracy: "
                         "a name under models/ (e.g. classifier), a model directory, or a checkpoint .pt")
     j.add_argument("--out", type=Path, default=None, help="checkpoint (default runs/jscc-LOSS.pt)")
@@ -103,7 +103,7 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--mix", type=finite_float, default=d["mix"],
                    help="semantic loss: weight = mix + (1-mix)*importance, importance of mean 1 per image "
                         "(default %(default)s)")
-    j.add_argument("--importance-from", default=None, metavar="NAME_OR_DIR_OR_PT",
+    j.add_argument("--importance-from", default=None, metavar="NAME_OR_DIR",
                    help="semantic loss: the classifier whose gradients give the importance maps, e.g. the adapted "
                         "receiver that judges a deployed link (default: --classifier); with --task-weight also the "
                         "classifier whose predictions the task term keeps")
@@ -119,7 +119,7 @@ def _add_jscc(what: argparse._SubParsersAction) -> None:
     j.add_argument("--task-weight", type=finite_float, default=d["task_weight"], metavar="LAMBDA",
                    help="add LAMBDA * KL(p(clean) || p(decoded)) of the importance classifier to the pixel loss "
                         "(a variant of ours, not the paper's; 0 = off, default %(default)s)")
-    j.add_argument("--receiver", default=None, metavar="NAME_OR_DIR_OR_PT",
+    j.add_argument("--receiver", default=None, metavar="NAME_OR_DIR",
                    help="a second classifier whose accuracy on the decodes is validated too (racc@SNR), e.g. "
                         "receiver")
     j.add_argument("--epochs", type=positive_int, default=d["epochs"],
@@ -209,7 +209,7 @@ def _add_receiver(what: argparse._SubParsersAction) -> None:
                                     "--separate` envelope on validation images), so one receiver judges every "
                                     "scheme alike. Validation: each source at 0/10/20 dB.")
     add_data_arg(r)
-    r.add_argument("--from", dest="start", required=True, metavar="NAME_OR_DIR_OR_PT",
+    r.add_argument("--from", dest="start", required=True, metavar="NAME_OR_DIR",
                    help="the clean classifier to start from: a name under models/ (classifier), a model directory "
                         "or a checkpoint .pt")
     r.add_argument("--jscc", action="append", default=[], metavar="LABEL=MODEL",

@@ -150,6 +150,13 @@ def train_jscc(cfg: JSCCConfig, data: str | None, out: Path, classifier_path: Pa
     train_x, train_y = full.images[tr_idx], full.labels[tr_idx]
     val_x, val_y = full.images[va_idx], full.labels[va_idx]
 
+    if resume and out.exists():
+        done = load_checkpoint(out)  # a finished run says so before the minutes of importance maps below
+        if done.get("epoch", 0) >= cfg.epochs and not done.get("partial") and \
+                {**asdict(JSCCConfig()), **done.get("config", {})} == asdict(cfg):
+            if rt.main:
+                print(resume_note(out, done["epoch"], cfg.epochs, None, 0))
+            return {"history": done.get("history", []), "checkpoint": str(out)}
     classifier = load_classifier(classifier_path, rt.device) if classifier_path is not None else None
     receiver = load_classifier(receiver_path, rt.device) if receiver_path is not None else None
     # the judge: the classifier whose gradients weight the pixels and whose predictions the task term keeps

@@ -55,8 +55,11 @@ def model_checkpoint(ref: str | os.PathLike[str], default_file: str) -> Path:
     text = os.fspath(ref)
     if text.endswith(".pt"):
         p = Path(text)
-        if not p.is_file():
+        if not p.exists():
             raise ModelError(f"checkpoint {p} not found")
+        if not p.is_file():  # a FIFO would block the loader, a device or folder is no checkpoint
+            kind = "a directory" if p.is_dir() else "a FIFO" if p.is_fifo() else "not a regular file"
+            raise ModelError(f"{p} is {kind}, not a checkpoint (.pt)")
         return p
     directory = resolve_model_dir(ref)
     name = default_file
