@@ -203,7 +203,12 @@ def record_parity(directory: Path, parity_json: Path) -> ModelCard:
         if measured.get("int8") != f.sha256 or measured.get("fp32") != card.files[role].sha256:
             raise UsageError(f"--record-parity {parity_json}: its {role} measurement was made on other files than "
                              f"{directory}'s card lists (sha256); measure again")
+    meta = doc.get("meta", {})
     card.int8 = {**(card.int8 or {}), "accuracy": mine["accuracy"], "use": mine["use"],
-                 "accuracy_source": {"file": str(parity_json), "command": doc.get("meta", {}).get("command")}}
+                 "accuracy_source": {"file": str(parity_json), "command": meta.get("command"),
+                                     "images": meta.get("n_images"), "split": meta.get("split"),
+                                     "tolerance_pp": meta.get("tolerance_pp")}}
+    if mine.get("not_measured"):  # roles ruled out before the measurement: why they stay fp32
+        card.int8["not_measured"] = {role: meta.get("skip_reason") or "ruled out before" for role in mine["not_measured"]}
     card.save(directory)
     return card
