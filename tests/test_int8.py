@@ -168,3 +168,17 @@ def test_skip_leaves_role_fp32_unmeasured(quantized: dict, monkeypatch: pytest.M
     doc = precision.report(measured, jscc, clfs, {"n_images": len(data.labels), "split": "test"}, ("decoder",))
     m = doc["models"]["jscc-kn6"]
     assert m["use"]["decoder"] is False and m["not_measured"] == ["decoder"] and "decoder" not in m["accuracy"]
+
+
+def test_models_listing_checks_int8_files(quantized: dict, tmp_path: Path) -> None:
+    from semjscc.zoo import list_models
+
+    root = tmp_path / "zoo"
+    shutil.copytree(quantized["root"], root)
+    listed = {m["name"]: m for m in list_models(root)}
+    assert listed["classifier"]["status"] == "ok"
+    assert listed["classifier"]["int8_files"]["classifier"]["file"] == "classifier.int8.onnx"
+    assert listed["classifier"]["int8_files"]["classifier"]["auto"] is False
+    f = root / "classifier" / "classifier.int8.onnx"
+    f.write_bytes(f.read_bytes()[:-1])
+    assert "classifier.int8.onnx sha256 differs from card" in {m["name"]: m for m in list_models(root)}["classifier"]["status"]

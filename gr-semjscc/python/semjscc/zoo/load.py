@@ -149,11 +149,20 @@ def list_models(root: Path | None = None) -> list[dict[str, Any]]:
             files[role] = {"file": f.file, "bytes": p.stat().st_size}
             if sha256_file(p) != f.sha256:
                 problems.append(f"{f.file} sha256 differs from card")
+        int8 = {}
+        for role, f in card.int8_files.items():  # checked like the fp32 files; listed apart (not in total_bytes)
+            p = d / f.file
+            if not p.is_file():
+                problems.append(f"{f.file} missing")
+                continue
+            int8[role] = {"file": f.file, "bytes": p.stat().st_size, "auto": card.int8_use(role)}
+            if sha256_file(p) != f.sha256:
+                problems.append(f"{f.file} sha256 differs from card")
         entry.update({
             "kind": card.kind, "kn": card.kn, "kn_label": kn_label(card.kn) if card.kn else None,
             "n_symbols": card.n_symbols, "loss": card.loss, "snr_adaptive": card.snr_adaptive,
             "snr_db": card.snr_db, "channel": card.channel, "classifier": card.classifier,
-            "files": files, "total_bytes": sum(f["bytes"] for f in files.values()),
+            "files": files, "total_bytes": sum(f["bytes"] for f in files.values()), "int8_files": int8,
             "status": "; ".join(problems) or "ok",
         })
         if card.name != d.name:
