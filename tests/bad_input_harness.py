@@ -240,6 +240,36 @@ class Fixtures:
                 b["parameters"]["loss_timeout_s"] = "1/0"
         return self._file("sim_loopback_errors.grc", yaml.safe_dump(doc, sort_keys=False))
 
+    def _int8_classifier(self, name: str, edit: Any) -> Path:
+        """A copy of the shipped classifier (fp32 + int8 files) with its int8 file edited by
+        ``edit(directory, int8 path)``."""
+        d = self.root / name
+        if not d.is_dir():
+            shutil.copytree(REPO / "models" / "classifier", d)
+            edit(d, d / "classifier.int8.onnx")
+        return d
+
+    def _make_int8_claims_fp32(self) -> Path:
+        """The card's int8 entry names a copy of the fp32 file, its sha256 and size updated to match."""
+        def edit(d: Path, f: Path) -> None:
+            from semjscc.zoo.card import ModelCard, sha256_file
+
+            shutil.copyfile(d / "classifier.onnx", f)
+            card = ModelCard.load(d)
+            card.int8["files"]["classifier"].update(sha256=sha256_file(f), bytes=f.stat().st_size)
+            card.save(d)
+
+        return self._int8_classifier("int8-claims-fp32", edit)
+
+    def _make_int8_tampered(self) -> Path:
+        """The int8 file with one byte changed after quantization (card untouched)."""
+        def edit(_d: Path, f: Path) -> None:
+            data = bytearray(f.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            f.write_bytes(bytes(data))
+
+        return self._int8_classifier("int8-tampered", edit)
+
     def _make_zoo(self) -> Path:
         """tests/gr_tiny_zoo.py's tiny untrained models: jscc-kn6 (512 symbols), jscc-kn12 (256), classifier."""
         from gr_tiny_zoo import tiny_zoo
@@ -273,6 +303,12 @@ class Fixtures:
             self._png(root / split / "cat" / "0000.png", 32, 1)
         if data is not None:
             (root / "test" / "cat" / member).write_bytes(data)
+        return root
+
+    def _make_cifar_train_postscript(self) -> Path:
+        """A CIFAR-10 folder whose *training* split holds a PostScript file named .jpg (what int8 calibrates on)."""
+        root = self._cifar_folder_with("cifar-train-eps", "0000.png")
+        (root / "train" / "cat" / "0001.jpg").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 32 32\n")
         return root
 
     def _make_tar_huge_member(self) -> Path:

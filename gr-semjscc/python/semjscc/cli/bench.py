@@ -227,9 +227,11 @@ def _full_table(rows: list[dict[str, Any]], phy: dict[str, Any], chain: dict[str
               f"{f(x.get('cpu_cores'), '.2f')} | {x['frames_ok']}/{x['frames_sent']} | {f(x['wall_s'], '.1f')} |"
               for x in rows]
     lines.append(f"\nPHY ratio (semjscc / GNU Radio, samples per wall second, same run): {phy['ratio']:.2f}")
-    lines += ["", "| block (whole chain) | frames | mean batch | CPU ms/frame |", "|---|---:|---:|---:|"]
+    lines += ["", "| block (whole chain) | precision | frames | mean batch | CPU ms/frame |", "|---|---|---:|---:|---:|"]
     for name, b in chain["blocks"].items():
-        lines.append(f"| {name} | {b['frames']} | {f(b.get('mean_batch'), '.1f')} | {b['cpu_ms_per_frame']:.3f} |")
+        prec = chain["models"].get(name, {}).get("precision", "")  # what each model block runs (fp32 / int8)
+        lines.append(f"| {name} | {prec} | {b['frames']} | {f(b.get('mean_batch'), '.1f')} | "
+                     f"{b['cpu_ms_per_frame']:.3f} |")
     lines.append(f"| whole process | {chain['frames_sent']} | | {f(chain['cpu_ms_per_frame'], '.3f')} |")
     lines.append(f"\nwhole chain: {chain['frames_lost']} frames lost ({_losses(chain['losses'])})")
     m = chain["models"]["classifier"]

@@ -66,6 +66,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "U:LO:HI (uniform, designed for the mean) or D+-S (within S dB of design SNR D), e.g. "
                         "U:0:20 10+-3; the JSCC decoder gets the receiver's estimate, separate coding the "
                         "configuration for the design SNR")
+    p.add_argument("--precision", choices=("fp32", "int8", "auto"), default="fp32",
+                   help="which files of the models run: fp32 (default: the reference tables), int8, or auto (what "
+                        "a flowgraph picks on this CPU from the cards)")
+    p.add_argument("--int8-parity", action="store_true",
+                   help="instead of the sweep: int8 against fp32 for every model (encoder, decoder, both "
+                        "classifiers), paired on the same images and noise at each --snr, both protocols; writes "
+                        "STEM.json/.md, which `semjscc export --model DIR --record-parity` puts in the cards")
+    p.add_argument("--int8-skip", action="append", choices=("encoder", "decoder", "classifier"), default=[],
+                   metavar="ROLE", help="with --int8-parity: leave a role at fp32 without measuring it (one ruled out "
+                                        "on validation images; repeatable; default: none)")
+    p.add_argument("--int8-skip-reason", default=None, metavar="TEXT",
+                   help="with --int8-skip: why, for the report (e.g. the validation run that ruled it out)")
     p.add_argument("--out", type=Path, default=None, metavar="STEM",
                    help="writes STEM.json/.md/.png/.npz (default results/eval-CHANNEL)")
     p.set_defaults(func=run)
@@ -120,12 +132,14 @@ def run(args: argparse.Namespace) -> int:
     conditions = [parse_condition(c) for c in args.uncertain or []]
     channel_kwargs = _channel_kwargs(args)
     models = _parse_models(args.model)
-    schemes = [load_scheme(label, model) for label, model in models]
+    if args.int8_parity:
+        return _int8_parity(args, models)
+    schemes = [load_scheme(label, model, args.precision) for label, model in models]
     kns = {round(s.kn, 6) for s in schemes}
     if len(kns) > 1:
         raise UsageError(f"schemes have different k/n ({sorted(kns)}): compare models of the same bandwidth ratio")
     refs = _classifiers(args, schemes)
-    classifiers = {p: load_classifier_fn(r) for p, r in refs.items()}
+    classifiers = {p: load_classifier_fn(r, args.precision) for p, r in refs.items()}
     data = _data(args)
     out = args.out or Path(f"results/eval-{args.channel}")
     sw = sweep(schemes, classifiers, data, args.snr, args.channel, seed=args.seed, channel_kwargs=channel_kwargs)
@@ -147,12 +161,48 @@ def run(args: argparse.Namespace) -> int:
         "kn": f"1/{round(1 / schemes[0].kn)}", "n_images": len(data), "split": args.split,
         "models": {label: model for label, model in models}, "classifiers": refs,
         "seed": args.seed, "command": "semjscc " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "precision": args.precision,
     }
     doc = report(sw, meta, out)
     from semjscc.experiments.eval.sweep import markdown_table
 
     print(markdown_table(doc))
     print(f"wrote {out}.json, {out}.md, {out}.png, {out}.npz")
+    return 0
+
+
+def _int8_parity(args: argparse.Namespace, models: list[tuple[str, str]]) -> int:
+    """--int8-parity: every model's int8 files against its fp32 ones (semjscc.experiments.eval.precision)."""
+    import os
+
+    from semjscc.experiments.eval import precision
+    from semjscc.zoo.locate import card_classifiers, resolve_model_dir
+
+    if args.channel != "awgn" or args.separate or args.uncertain or args.precision != "fp32":
+        raise UsageError("--int8-parity runs over AWGN on its own: drop --channel/--separate/--uncertain/--precision")
+    if any(m.endswith(".pt") for _label, m in models):
+        raise UsageError("--int8-parity compares the fp32 and int8 files of model directories, not checkpoints")
+    jscc = {label: str(resolve_model_dir(m)) for label, m in models}
+    named = card_classifiers(resolve_model_dir(models[0][1]))
+    refs = {"clean": args.classifier or named["classifier"], "receiver": args.receiver or named["receiver"]}
+    classifiers = {p: str(refs[p]) for p in args.protocols if refs[p] is not None}
+    data = _data(args)
+    out = args.out or Path("results/int8-parity")
+    skip = tuple(dict.fromkeys(args.int8_skip))
+    measured = precision.measure(jscc, classifiers, data, list(args.snr), seed=args.seed,
+                                 threads=os.cpu_count() or 1, skip=skip)
+    meta = {"n_images": len(data), "split": args.split, "snrs": list(args.snr), "seed": args.seed,
+            "models": jscc, "classifiers": classifiers,
+            "command": "semjscc " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "skip_reason": args.int8_skip_reason}
+    doc = precision.report(measured, jscc, classifiers, meta, skip)
+    precision.write(doc, out)
+    for name, m in doc["models"].items():
+        print(f"{name}: " + ", ".join(
+            f"{role} {'int8' if ok else 'fp32'} ("
+            + (f"max |diff| {m['max_abs_diff_pp'][role]:.2f} pp)" if role in m["max_abs_diff_pp"] else "not measured)")
+            for role, ok in m["use"].items()))
+    print(f"wrote {out}.json, {out}.md")
     return 0
 
 

@@ -18,14 +18,16 @@ class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
     """Input ``in``: image PDUs (u8vector HWC or f32vector CHW). Output ``out``: the same vector
     with ``pred`` (class index) and ``confidence`` (softmax probability of it) added to the
     metadata. PDUs without an image (header failures, corrupt frames) pass through unchanged.
-    ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait)."""
+    ``max_batch`` / ``max_wait_s``: batching (see :mod:`semjscc.gr.batched`; 0 s: never wait).
+    ``precision``: auto, fp32 or int8 ('' = $SEMJSCC_PRECISION, else auto: :mod:`semjscc.zoo.precision`)."""
 
     def __init__(self, model: str = "classifier", device: str = "auto", threads: int = 0,
-                 max_batch: int = DEFAULT_MAX_BATCH, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+                 max_batch: int = DEFAULT_MAX_BATCH, max_wait_s: float = DEFAULT_MAX_WAIT_S, precision: str = "") -> None:
         super().__init__("semjscc_classifier", as_int("classifier", "max_batch", max_batch, 1),
                          as_float("classifier", "max_wait_s", max_wait_s, 0.0, 1.0))
         self.model = load_classifier(model, device=device or None,
-                                     threads=ort_threads(as_int("classifier", "threads", threads)))
+                                     threads=ort_threads(as_int("classifier", "threads", threads)),
+                                     precision=precision or None)
         if tuple(self.model.card.image_shape) != IMAGE_SHAPE:
             raise ModelError(f"classifier {self.model.path} takes images of shape {tuple(self.model.card.image_shape)}, "
                              f"not the {IMAGE_SHAPE} the decoder produces")

@@ -33,7 +33,8 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_mode: str = "estimate", snr_db: float = 10.0,
                  output: str = "u8", device: str = "auto", threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH,
-                 max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+                 max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN, max_wait_s: float = DEFAULT_MAX_WAIT_S,
+                 precision: str = "") -> None:
         name = "jscc_decoder"
         snr_mode = one_of(name, "snr_mode", snr_mode, SNR_MODES)
         snr_db = as_float(name, "snr_db", snr_db)
@@ -41,7 +42,8 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         super().__init__("semjscc_jscc_decoder", as_int(name, "max_batch", max_batch, 1),
                          as_float(name, "max_wait_s", max_wait_s, 0.0, 1.0))
         self.output = check_image_format(output)
-        self.decoder = load_decoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)))
+        self.decoder = load_decoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)),
+                                    precision=precision or None)  # '' = $SEMJSCC_PRECISION, else auto
         self.n_symbols = self.decoder.n_symbols
         if not 0 < self.n_symbols <= max_payload_len:
             raise ModelError(f"decoder {self.decoder.path} expects {self.n_symbols} symbols per image but the OFDM "

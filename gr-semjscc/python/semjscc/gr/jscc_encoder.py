@@ -28,13 +28,14 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
 
     def __init__(self, model: str = "jscc-semantic-kn6", snr_db: float = 10.0, device: str = "auto",
                  threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
-                 max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+                 max_wait_s: float = DEFAULT_MAX_WAIT_S, precision: str = "") -> None:
         name = "jscc_encoder"
         snr_db = as_float(name, "snr_db", snr_db)
         max_payload_len = payload_limit(name, max_payload_len)
         super().__init__("semjscc_jscc_encoder", as_int(name, "max_batch", max_batch, 1),
                          as_float(name, "max_wait_s", max_wait_s, 0.0, 1.0))
-        self.encoder = load_encoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)))
+        self.encoder = load_encoder(model, device=device or None, threads=ort_threads(as_int(name, "threads", threads)),
+                                    precision=precision or None)  # '' = $SEMJSCC_PRECISION, else auto
         card = self.encoder.card
         if tuple(card.image_shape) != IMAGE_SHAPE:
             raise ModelError(f"encoder {self.encoder.path} takes images of shape {tuple(card.image_shape)}, but SemJSCC "

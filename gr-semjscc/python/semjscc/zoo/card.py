@@ -34,7 +34,7 @@ from semjscc.util.errors import DataError, ModelError
 from semjscc.util.files import load_yaml, read_regular
 
 CARD_FILE = "card.yaml"
-SIBLING_FIELDS = ("files", "weights", "weights_sha256")  # what only card.yaml knows: the files beside the ONNX
+SIBLING_FIELDS = ("files", "weights", "weights_sha256", "int8")  # what only card.yaml knows: the files beside the ONNX
 CARD_VERSION = 1
 MAX_CARD_BYTES = 1 << 20  # a card is a few KB
 META_PREFIX = "semjscc."
@@ -47,6 +47,13 @@ KIND_FILES: dict[str, dict[str, str]] = {
     "classifier": {"classifier": "classifier.onnx"},
 }
 ROLES = ("encoder", "decoder", "classifier")
+PRECISIONS = ("fp32", "int8")  # what a file holds; "auto" (the runtime's choice) is not a file's precision
+
+
+def int8_file_name(fp32_name: str) -> str:
+    """encoder.onnx -> encoder.int8.onnx: the quantized file lies beside its fp32 source."""
+    return fp32_name.removesuffix(".onnx") + ".int8.onnx"
+
 # Graph input/output names, fixed so every consumer (runtime, GNU Radio blocks) can rely on them.
 IO_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "encoder": (("images", "snr_db"), ("symbols",)),
@@ -98,9 +105,27 @@ class ModelCard:
     export_command: str | None = None
     export_parity: dict[str, float] | None = None  # max |ONNX Runtime - torch| per file, checked at export
     eval: dict[str, Any] | None = None  # evaluation results (``semjscc eval`` JSON), optional
+    # the numbers a file holds: "fp32" for ``files`` (and every file exported before int8 existed); an int8
+    # file's embedded metadata says "int8", which is how a card that claims int8 for an fp32 file is caught
+    precision: str = "fp32"
+    # the int8 (ONNX Runtime static QDQ) files beside the fp32 ones and what is known of them: files (role ->
+    # file, like ``files``), quantization, calibration (split, images, seed), export_parity, accuracy (the
+    # measured paired int8 - fp32 difference) and use (role -> whether the runtime may pick it): see
+    # semjscc.nn.quantize and semjscc.zoo.precision
+    int8: dict[str, Any] | None = None
     card_version: int = CARD_VERSION
 
     # -- derived -------------------------------------------------------------------------------
+
+    @property
+    def int8_files(self) -> dict[str, ModelFile]:
+        """role -> the int8 file the card lists (empty when it ships none)."""
+        files = (self.int8 or {}).get("files") or {}
+        return {role: ModelFile(**f) for role, f in files.items()}
+
+    def int8_use(self, role: str) -> bool:
+        """Whether the card says the role's int8 file held the accuracy tolerance (what ``auto`` needs)."""
+        return bool(((self.int8 or {}).get("use") or {}).get(role, False))
 
     @property
     def kn_label(self) -> str | None:
@@ -118,6 +143,10 @@ class ModelCard:
             raise ModelError(f"{where}: a {self.kind} model has no {'/'.join(sorted(unknown))} file; fix card.yaml")
         if self.kind == "jscc" and (self.kn is None or self.n_symbols is None):
             raise ModelError(f"{where}: a deep JSCC card needs kn and n_symbols; re-export the model")
+        if self.precision not in PRECISIONS:
+            raise ModelError(f"{where}: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}; "
+                             f"re-export the model or restore card.yaml")
+        self._check_int8(where)
         self._check_values(where)
         return self
 
@@ -160,6 +189,29 @@ class ModelCard:
                                  f"sha256 (64 hex digits) and size, got file {str(f.file)[:80]!r}, a sha256 of "
                                  f"{len(str(f.sha256))} characters, bytes {str(f.bytes)[:20]}; re-export the model or "
                                  f"restore card.yaml")
+
+    def _check_int8(self, where: str) -> None:
+        if self.int8 is None:
+            return
+        files = self.int8.get("files") if isinstance(self.int8, dict) else None
+        if not isinstance(files, dict) or not all(isinstance(f, dict) for f in files.values()):
+            raise ModelError(f"{where}: int8 must be a mapping with files (role -> file, sha256, bytes); "
+                             f"re-quantize with `semjscc export --model DIR --precision int8` or restore card.yaml")
+        unknown = set(files) - set(KIND_FILES[self.kind])
+        if unknown:
+            raise ModelError(f"{where}: a {self.kind} model has no {'/'.join(sorted(unknown))} file; fix card.yaml")
+        try:
+            entries = self.int8_files
+        except TypeError as e:
+            raise ModelError(f"{where}: malformed int8 files ({e}); restore card.yaml") from None
+        for role, f in entries.items():
+            if not (isinstance(f.file, str) and Path(f.file).name == f.file and f.file.endswith(".onnx")
+                    and isinstance(f.sha256, str) and len(f.sha256) == 64 and isinstance(f.bytes, int)):
+                raise ModelError(f"{where}: int8.files.{role} must name an .onnx file in the card's own directory "
+                                 f"with its sha256 and size; restore card.yaml")
+            if role in self.files and self.files[role].file == f.file:
+                raise ModelError(f"{where}: int8.files.{role} names the fp32 file {f.file}: a card claiming int8 "
+                                 f"for its fp32 file; re-quantize with `semjscc export --model DIR --precision int8`")
 
     # -- YAML ------------------------------------------------------------------------------------
 

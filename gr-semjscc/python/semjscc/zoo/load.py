@@ -15,6 +15,7 @@ import numpy as np
 from semjscc.util.errors import ModelError
 from semjscc.zoo.card import CARD_FILE, KIND_FILES, ModelCard, kn_label, sha256_file
 from semjscc.zoo.locate import models_dir, resolve_classifier, resolve_model_dir
+from semjscc.zoo.precision import choose
 from semjscc.zoo.session import (
     ClassifierSession,
     DecoderSession,
@@ -36,6 +37,10 @@ def _open(cls: type[M], ref: str | Path, options: RuntimeOptions) -> tuple[M, Mo
         directory, fname = p.parent, p.name
         card = ModelCard.load(directory) if (directory / CARD_FILE).is_file() else None
         entry = card.files.get(role) if card is not None else None
+        int8_entry = card.int8_files.get(role) if card is not None else None
+        if int8_entry is not None and int8_entry.file == fname:  # the int8 file named directly: that is the request
+            session = cls(p, expected_sha256=int8_entry.sha256, card=card, options=options, precision="int8")
+            return session, card, directory
         if entry is not None and entry.file != fname:
             entry = None  # a renamed copy: the card does not describe it
     else:
@@ -51,29 +56,41 @@ def _open(cls: type[M], ref: str | Path, options: RuntimeOptions) -> tuple[M, Mo
             fname = entry.file
         else:
             entry, fname = None, KIND_FILES["classifier" if role == "classifier" else "jscc"][role]
-    session = cls(directory / fname, expected_sha256=entry.sha256 if entry else None, card=card, options=options)
+    precision = "fp32"
+    if p.suffix == ".onnx" and not p.is_dir():
+        pass  # a file named directly runs as it is
+    elif entry is not None and card is not None:  # only a card can offer an int8 file
+        precision = choose(card, role, options.precision, f"{role} {directory}")
+        if precision == "int8":
+            entry = card.int8_files[role]
+            fname = entry.file
+    elif options.precision == "int8":
+        raise ModelError(f"{role} {p}: precision int8 requested but it has no card listing an int8 file; load the "
+                         f"model directory or use precision fp32/auto")
+    session = cls(directory / fname, expected_sha256=entry.sha256 if entry else None, card=card, options=options,
+                  precision=precision)
     return session, card, directory
 
 
 def load_encoder(ref: str | Path, *, device: str | None = None, threads: int | None = None,
                  inter_threads: int | None = None, verify: bool = True,
-                 options: RuntimeOptions | None = None) -> EncoderSession:
+                 options: RuntimeOptions | None = None, precision: str | None = None) -> EncoderSession:
     """The encoder of a deep JSCC model (directory, name, or encoder .onnx path)."""
-    return _open(EncoderSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify))[0]
+    return _open(EncoderSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify, precision=precision))[0]
 
 
 def load_decoder(ref: str | Path, *, device: str | None = None, threads: int | None = None,
                  inter_threads: int | None = None, verify: bool = True,
-                 options: RuntimeOptions | None = None) -> DecoderSession:
+                 options: RuntimeOptions | None = None, precision: str | None = None) -> DecoderSession:
     """The decoder of a deep JSCC model (directory, name, or decoder .onnx path)."""
-    return _open(DecoderSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify))[0]
+    return _open(DecoderSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify, precision=precision))[0]
 
 
 def load_jscc_pair(ref: str | Path, *, device: str | None = None, threads: int | None = None,
-                   inter_threads: int | None = None, verify: bool = True
+                   inter_threads: int | None = None, verify: bool = True, precision: str | None = None
                    ) -> tuple[EncoderSession, DecoderSession, ModelCard]:
     """Encoder, decoder and card of a deep JSCC model directory (or name), checked to match."""
-    options = RuntimeOptions.make(device, threads, inter_threads, verify)
+    options = RuntimeOptions.make(device, threads, inter_threads, verify, precision=precision)
     enc, card, _ = _open(EncoderSession, ref, options)
     dec, _, _ = _open(DecoderSession, ref, options)
     check_pair(enc, dec)
@@ -82,9 +99,9 @@ def load_jscc_pair(ref: str | Path, *, device: str | None = None, threads: int |
 
 def load_classifier(ref: str | Path, *, device: str | None = None, threads: int | None = None,
                     inter_threads: int | None = None, verify: bool = True,
-                    options: RuntimeOptions | None = None) -> ClassifierSession:
+                    options: RuntimeOptions | None = None, precision: str | None = None) -> ClassifierSession:
     """A classifier model (directory, name, or classifier .onnx path)."""
-    return _open(ClassifierSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify))[0]
+    return _open(ClassifierSession, ref, options or RuntimeOptions.make(device, threads, inter_threads, verify, precision=precision))[0]
 
 
 class OnnxScheme:
@@ -131,11 +148,20 @@ def list_models(root: Path | None = None) -> list[dict[str, Any]]:
             files[role] = {"file": f.file, "bytes": p.stat().st_size}
             if sha256_file(p) != f.sha256:
                 problems.append(f"{f.file} sha256 differs from card")
+        int8 = {}
+        for role, f in card.int8_files.items():  # checked like the fp32 files; listed apart (not in total_bytes)
+            p = d / f.file
+            if not p.is_file():
+                problems.append(f"{f.file} missing")
+                continue
+            int8[role] = {"file": f.file, "bytes": p.stat().st_size, "auto": card.int8_use(role)}
+            if sha256_file(p) != f.sha256:
+                problems.append(f"{f.file} sha256 differs from card")
         entry.update({
             "kind": card.kind, "kn": card.kn, "kn_label": kn_label(card.kn) if card.kn else None,
             "n_symbols": card.n_symbols, "loss": card.loss, "snr_adaptive": card.snr_adaptive,
             "snr_db": card.snr_db, "channel": card.channel, "classifier": card.classifier,
-            "files": files, "total_bytes": sum(f["bytes"] for f in files.values()),
+            "files": files, "total_bytes": sum(f["bytes"] for f in files.values()), "int8_files": int8,
             "status": "; ".join(problems) or "ok",
         })
         if card.name != d.name:

@@ -53,12 +53,16 @@ class RuntimeOptions:
     verify: bool = True
     graph_optimization: str = DEFAULT_GRAPH_OPTIMIZATION  # one of GRAPH_OPTIMIZATIONS
     execution_mode: str = DEFAULT_EXECUTION_MODE  # one of EXECUTION_MODES
+    precision: str = "auto"  # auto, fp32 or int8 (semjscc.zoo.precision decides per file what auto means)
 
     @classmethod
     def make(cls, device: str | None = None, threads: int | None = None, inter_threads: int | None = None,
              verify: bool = True, graph_optimization: str = DEFAULT_GRAPH_OPTIMIZATION,
-             execution_mode: str = DEFAULT_EXECUTION_MODE) -> RuntimeOptions:
-        """Options from arguments, falling back to $SEMJSCC_ORT_DEVICE / $SEMJSCC_ORT_THREADS."""
+             execution_mode: str = DEFAULT_EXECUTION_MODE, precision: str | None = None) -> RuntimeOptions:
+        """Options from arguments, falling back to $SEMJSCC_ORT_DEVICE / $SEMJSCC_ORT_THREADS /
+        $SEMJSCC_PRECISION."""
+        from semjscc.zoo.precision import check_request
+
         device = device or os.environ.get(DEVICE_ENV) or "auto"
         if threads is None:
             env = os.environ.get(THREADS_ENV)
@@ -73,7 +77,8 @@ class RuntimeOptions:
             raise UsageError(f"graph optimisation must be one of {', '.join(GRAPH_OPTIMIZATIONS)} and execution mode "
                              f"one of {', '.join(EXECUTION_MODES)}, got {graph_optimization!r}, {execution_mode!r}")
         device = check_device(device)
-        return cls(device, threads, inter_threads, verify, graph_optimization, execution_mode)
+        return cls(device, threads, inter_threads, verify, graph_optimization, execution_mode,
+                   check_request(precision))
 
 
 def _requested_providers(device: str) -> tuple[list[Any], bool, str]:
@@ -137,7 +142,7 @@ class OnnxModel:
     role = ""
 
     def __init__(self, path: Path, *, expected_sha256: str | None = None, card: ModelCard | None = None,
-                 options: RuntimeOptions | None = None) -> None:
+                 options: RuntimeOptions | None = None, precision: str = "fp32") -> None:
         self.path = Path(path)
         self.options = options or RuntimeOptions.make()
         self.label = f"{self.role} {self.path}"
@@ -164,6 +169,11 @@ class OnnxModel:
         embedded, role = ModelCard.from_metadata(meta, str(self.path))
         if role != self.role:
             raise ModelError(f"{self.path} is a {role} model, not a {self.role}; check which file you load")
+        if card is not None and embedded.precision != precision:
+            # the card lists this file as `precision`; the file's own metadata says what it holds
+            raise ModelError(f"{self.path}: card.yaml lists it as {precision} but the file holds {embedded.precision} "
+                             f"weights; re-quantize with `semjscc export --model DIR --precision int8` or restore it")
+        self.precision: str = embedded.precision
         if card is not None:
             # card.yaml is what people read and edit; the file's own metadata is what it was exported with
             for key in ("kind", "export_id", "kn", "n_symbols", "snr_adaptive"):
@@ -171,6 +181,7 @@ class OnnxModel:
                     raise ModelError(f"{self.path}: card.yaml says {key}={getattr(card, key)!r} but the file's metadata "
                                      f"says {getattr(embedded, key)!r}; re-export the model or restore card.yaml")
             embedded.files = card.files  # the hashes live only in card.yaml
+            embedded.int8 = card.int8
         self.card = embedded
         self._in_names = [i.name for i in self.session.get_inputs()]
         self._out_names = [o.name for o in self.session.get_outputs()]
@@ -236,12 +247,13 @@ class OnnxModel:
     def settings(self) -> dict[str, Any]:
         """How this session runs: provider and session options (benchmarks record them)."""
         o = self.options
-        return {"file": str(self.path), "provider": self.provider, "intra_op_threads": o.threads,
+        return {"file": str(self.path), "precision": self.precision, "provider": self.provider,
+                "intra_op_threads": o.threads,
                 "inter_op_threads": o.inter_threads, "graph_optimization": o.graph_optimization,
                 "execution_mode": o.execution_mode}
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path} on {self.provider}>"
+        return f"<{type(self).__name__} {self.path} ({self.precision}) on {self.provider}>"
 
 
 def _snr_vector(snr_db: float | np.ndarray, batch: int) -> np.ndarray:

@@ -133,43 +133,87 @@ def bench_runtime(model: str | Path, *, classifier: str | Path | None = None, ba
                   repeat: int = 30, warmup: int = 3, threads: int = DEFAULT_THREADS, device: str = "auto",
                   jscc_ckpt: Path | None = None, classifier_ckpt: Path | None = None, snr_db: float = 10.0,
                   seed: int = 0) -> dict[str, Any]:
-    """Run the benchmark; returns the report document (``rows`` + ``meta``)."""
+    """Run the benchmark; returns the report document (``rows`` + ``meta``).
+
+    Stages: encoder, decoder, each classifier the model's card names (``classifier``, the clean one, and
+    ``receiver``, the adapted one; or ``--classifier`` alone) and the chain through the link's classifier.
+    torch, ONNX Runtime fp32 and, where the model ships one, its int8 file are timed interleaved; parity is
+    ORT fp32 against torch (``max_abs_diff``) and int8 against ORT fp32 (``int8_max_abs_diff``). The chain's
+    int8 column runs each stage at the precision ``auto`` picks on this CPU (``int8_precisions``)."""
     import torch
 
+    from semjscc.zoo.load import load_decoder, load_encoder
+    from semjscc.zoo.locate import card_classifiers
+    from semjscc.zoo.precision import choose, int8_support
+
     model_dir = resolve_model_dir(model)
-    enc, dec, card = load_jscc_pair(model_dir, device=device, threads=threads)
-    cdir = resolve_model_dir(resolve_classifier(model_dir, classifier))
-    clf = load_classifier(cdir, device=device, threads=threads)
+    enc, dec, card = load_jscc_pair(model_dir, device=device, threads=threads, precision="fp32")
+    if classifier is not None or (jscc_ckpt is not None and classifier_ckpt is not None):
+        cdirs = {"classifier": resolve_model_dir(resolve_classifier(model_dir, classifier))}
+    else:
+        named = card_classifiers(model_dir)
+        cdirs = {k: Path(v) for k, v in named.items() if v}
+        if not cdirs:
+            cdirs = {"classifier": resolve_model_dir(resolve_classifier(model_dir))}
+    link = "receiver" if "receiver" in cdirs else "classifier"  # the chain: what the link's classifier block runs
+    clfs = {k: load_classifier(d, device=device, threads=threads, precision="fp32") for k, d in cdirs.items()}
+    # the card.yaml cards: a session's embedded card does not carry the sibling weights file's name
+    clf_cards = {k: ModelCard.load(d) for k, d in cdirs.items()}
+
+    support = int8_support()
+    int8: dict[str, Any] = {}
+    auto: dict[str, str] = {}
+    if support.runs:
+        for role, loader in (("encoder", load_encoder), ("decoder", load_decoder)):
+            if role in card.int8_files:
+                int8[role] = loader(model_dir, device=device, threads=threads, precision="int8")
+            auto[role] = choose(card, role, "auto", f"{role} {model_dir}")
+        for k, d in cdirs.items():
+            if "classifier" in clf_cards[k].int8_files:
+                int8[k] = load_classifier(d, device=device, threads=threads, precision="int8")
+            auto[k] = choose(clf_cards[k], "classifier", "auto", f"{k} {d}")
+    chain_sessions = {"encoder": int8["encoder"] if auto.get("encoder") == "int8" else enc,
+                      "decoder": int8["decoder"] if auto.get("decoder") == "int8" else dec,
+                      "classifier": int8[link] if auto.get(link) == "int8" else clfs[link]}
 
     jscc_t, jscc_how, jscc_real = _torch_jscc(card, model_dir, jscc_ckpt)
-    clf_t, clf_how, clf_real = _torch_classifier(clf.card, cdir, classifier_ckpt)
+    torch_clf: dict[str, tuple[Any, str, bool]] = {}
+    for k, d in cdirs.items():
+        torch_clf[k] = _torch_classifier(clf_cards[k], d, classifier_ckpt if len(cdirs) == 1 else None)
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(threads)  # the same thread budget as ONNX Runtime's intra-op pool
     try:
-        rows = _measure(enc, dec, clf, jscc_t, clf_t, jscc_real, clf_real, batches, repeat, warmup, snr_db, seed)
+        rows = _measure(enc, dec, clfs, jscc_t, torch_clf, jscc_real, int8, chain_sessions, link, batches, repeat,
+                        warmup, snr_db, seed)
     finally:
         torch.set_num_threads(torch_threads)  # a process-wide setting: leave it as found
     meta = {
         **machine_info(),
         "loadavg_before": [round(v, 2) for v in load_before] if load_before else None,
         "torch": torch.__version__, "threads": threads, "device": device,
-        "ort_providers": {"encoder": enc.provider, "decoder": dec.provider, "classifier": clf.provider},
-        "model": str(model_dir), "classifier": str(cdir), "kn": card.kn, "n_symbols": card.n_symbols,
+        "ort_providers": {"encoder": enc.provider, "decoder": dec.provider,
+                          **{k: c.provider for k, c in clfs.items()}},
+        "model": str(model_dir), "classifiers": {k: str(d) for k, d in cdirs.items()}, "chain_classifier": link,
+        "classifier": str(cdirs[link]), "kn": card.kn, "n_symbols": card.n_symbols,
         "snr_db": snr_db, "repeat": repeat, "warmup": warmup, "batches": list(batches),
-        "torch_weights": {"jscc": jscc_how, "classifier": clf_how},
-        "units": "torch_ms/ort_ms: median latency of one call on a whole batch; *_per_image = that / batch; "
-                 "speedup = torch_ms / ort_ms; chain = encoder -> AWGN -> decoder -> classifier",
+        "torch_weights": {"jscc": jscc_how, **{k: v[1] for k, v in torch_clf.items()}},
+        "int8": {"cpu": support.why, "files": sorted(int8), "auto_precision": auto},
+        "units": "torch_ms/ort_ms/int8_ms: median latency of one call on a whole batch; *_per_image = that / batch; "
+                 "speedup = torch_ms / ort_ms; int8_vs_fp32 = ort_ms / int8_ms; chain = encoder -> AWGN -> decoder "
+                 "-> the link's classifier (int8 column: each stage at the precision auto picks)",
     }
     return {"benchmark": "runtime", "meta": meta, "rows": rows}
 
 
-def _measure(enc: Any, dec: Any, clf: Any, jscc_t: Any, clf_t: Any, jscc_real: bool, clf_real: bool,
-             batches: tuple[int, ...], repeat: int, warmup: int, snr_db: float, seed: int) -> list[dict[str, Any]]:
+def _measure(enc: Any, dec: Any, clfs: dict[str, Any], jscc_t: Any, torch_clf: dict[str, tuple[Any, str, bool]],
+             jscc_real: bool, int8: dict[str, Any], chain8: dict[str, Any], link: str, batches: tuple[int, ...],
+             repeat: int, warmup: int, snr_db: float, seed: int) -> list[dict[str, Any]]:
     import torch
 
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
+    stages = ["encoder", "decoder", *clfs, "chain"]
     for b in batches:
         x = rng.random((b, 3, 32, 32), dtype=np.float32)
         snr = np.full(b, snr_db, dtype=np.float32)
@@ -177,29 +221,23 @@ def _measure(enc: Any, dec: Any, clf: Any, jscc_t: Any, clf_t: Any, jscc_real: b
         noise = (rng.standard_normal((b, enc.n_symbols, 2)) * std).astype(np.float32)
         z = enc.run(x, snr)
         xt, st, zt, nt = (torch.from_numpy(a) for a in (x, snr, z, noise))
-
-        ort_fns: dict[str, Callable[[], np.ndarray]] = {
-            "encoder": lambda x=x, snr=snr: enc.run(x, snr),
-            "decoder": lambda z=z, snr=snr: dec.run(z, snr),
-            "classifier": lambda x=x: clf.run(x),
-            "chain": lambda x=x, snr=snr, noise=noise: clf.run(dec.run(enc.run(x, snr) + noise, snr)),
-        }
-        torch_fns: dict[str, Callable[[], Any]] = {
-            "encoder": lambda xt=xt, st=st: jscc_t.encoder(xt, st),
-            "decoder": lambda zt=zt, st=st: jscc_t.decoder(zt, st),
-            "classifier": lambda xt=xt: clf_t(xt),
-            "chain": lambda xt=xt, st=st, nt=nt: clf_t(jscc_t.decoder(jscc_t.encoder(xt, st) + nt, st)),
-        }
-        real = {"encoder": jscc_real, "decoder": jscc_real, "classifier": clf_real,
-                "chain": jscc_real and clf_real}
+        inp = {"x": x, "snr": snr, "z": z, "noise": noise, "xt": xt, "st": st, "zt": zt, "nt": nt}
+        models = {"enc": enc, "dec": dec, "clfs": clfs, "jscc_t": jscc_t, "torch_clf": torch_clf, "int8": int8,
+                  "chain8": chain8, "link": link}
+        real = {"encoder": jscc_real, "decoder": jscc_real, "chain": jscc_real and torch_clf[link][2],
+                **{k: v[2] for k, v in torch_clf.items()}}
         with torch.inference_mode():
-            for stage in STAGES:
-                diff = None
+            for stage in stages:
+                f = _stage_fns(stage, inp, models)
+                diff = diff8 = None
+                ort_out = f["ort"]()
                 if real[stage]:
-                    diff = float(np.abs(torch_fns[stage]().numpy() - ort_fns[stage]()).max())
-                t = time_calls({"torch": torch_fns[stage], "ort": ort_fns[stage]}, repeat, warmup)
+                    diff = float(np.abs(f["torch"]().numpy() - ort_out).max())
+                if "int8" in f:
+                    diff8 = float(np.abs(f["int8"]() - ort_out).max())
+                t = time_calls(f, repeat, warmup)
                 tm, om = statistics.median(t["torch"]), statistics.median(t["ort"])
-                rows.append({
+                row = {
                     "stage": stage, "batch": b,
                     "torch_ms": round(tm * 1e3, 4), "ort_ms": round(om * 1e3, 4), "speedup": round(tm / om, 3),
                     "torch_ms_p90": round(_pct(t["torch"], 0.9) * 1e3, 4),
@@ -207,8 +245,42 @@ def _measure(enc: Any, dec: Any, clf: Any, jscc_t: Any, clf_t: Any, jscc_real: b
                     "torch_ms_per_image": round(tm * 1e3 / b, 4), "ort_ms_per_image": round(om * 1e3 / b, 4),
                     "torch_images_per_s": round(b / tm, 1), "ort_images_per_s": round(b / om, 1),
                     "max_abs_diff": diff,
-                })
+                }
+                if "int8" in t:
+                    im = statistics.median(t["int8"])
+                    row.update(int8_ms=round(im * 1e3, 4), int8_ms_per_image=round(im * 1e3 / b, 4),
+                               int8_vs_fp32=round(om / im, 3), int8_vs_torch=round(tm / im, 3),
+                               int8_max_abs_diff=diff8)
+                    if stage == "chain":
+                        row["int8_precisions"] = {k: getattr(m, "precision", "fp32") for k, m in chain8.items()}
+                rows.append(row)
     return rows
+
+
+def _stage_fns(stage: str, inp: dict[str, Any], m: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    """The calls timed for one stage: torch, ORT fp32 and (where there is one) int8, on the same inputs."""
+    x, snr, z, noise, xt, st, zt, nt = (inp[k] for k in ("x", "snr", "z", "noise", "xt", "st", "zt", "nt"))
+    enc, dec, jscc_t, link = m["enc"], m["dec"], m["jscc_t"], m["link"]
+    if stage == "chain":
+        e8, d8, c8 = (m["chain8"][k] for k in ("encoder", "decoder", "classifier"))
+        ct, c = m["torch_clf"][link][0], m["clfs"][link]
+        out = {"torch": lambda: ct(jscc_t.decoder(jscc_t.encoder(xt, st) + nt, st)),
+               "ort": lambda: c.run(dec.run(enc.run(x, snr) + noise, snr))}
+        if any(getattr(s, "precision", "fp32") == "int8" for s in (e8, d8, c8)):  # else it is the fp32 chain again
+            out["int8"] = lambda: c8.run(d8.run(e8.run(x, snr) + noise, snr))
+        return out
+    if stage == "encoder":
+        out = {"torch": lambda: jscc_t.encoder(xt, st), "ort": lambda: enc.run(x, snr)}
+    elif stage == "decoder":
+        out = {"torch": lambda: jscc_t.decoder(zt, st), "ort": lambda: dec.run(z, snr)}
+    else:
+        ct, c = m["torch_clf"][stage][0], m["clfs"][stage]
+        out = {"torch": lambda: ct(xt), "ort": lambda: c.run(x)}
+    m8 = m["int8"].get(stage)
+    if m8 is not None:
+        out["int8"] = {"encoder": lambda: m8.run(x, snr), "decoder": lambda: m8.run(z, snr)}.get(
+            stage, lambda: m8.run(x))
+    return out
 
 
 def markdown_table(doc: dict[str, Any]) -> str:
@@ -218,14 +290,21 @@ def markdown_table(doc: dict[str, Any]) -> str:
         f"{m['threads']} thread(s), {m['cpu']} ({m['cpu_count']} cores, load {m.get('loadavg_1_5_15')}), "
         f"median of {m['repeat']}",
         "",
-        "| stage | batch | torch ms | ORT ms | speedup | torch ms/img | ORT ms/img | torch img/s | ORT img/s | max abs diff |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | batch | torch ms | ORT ms | speedup | torch ms/img | ORT ms/img | torch img/s | ORT img/s | max abs diff "
+        "| int8 ms/img | int8 vs fp32 ORT | int8 max abs diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in doc["rows"]:
         diff = f"{r['max_abs_diff']:.1e}" if r["max_abs_diff"] is not None else "n/a"
+        i8 = (f"{r['int8_ms_per_image']:.3f} | {r['int8_vs_fp32']:.2f}x | {r['int8_max_abs_diff']:.1e}"
+              if "int8_ms" in r else "– | – | –")
         lines.append(f"| {r['stage']} | {r['batch']} | {r['torch_ms']:.3f} | {r['ort_ms']:.3f} | {r['speedup']:.2f}x | "
                      f"{r['torch_ms_per_image']:.3f} | {r['ort_ms_per_image']:.3f} | {r['torch_images_per_s']:.0f} | "
-                     f"{r['ort_images_per_s']:.0f} | {diff} |")
+                     f"{r['ort_images_per_s']:.0f} | {diff} | {i8} |")
+    chain = (m.get("int8") or {}).get("auto_precision")
+    if chain:
+        lines += ["", "int8 on this CPU: " + m["int8"]["cpu"] + "; auto picks "
+                  + ", ".join(f"{k} {v}" for k, v in chain.items())]
     return "\n".join(lines)
 
 

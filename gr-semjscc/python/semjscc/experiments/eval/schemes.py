@@ -38,17 +38,17 @@ class TorchScheme:
             return self.model.decoder(self._torch.from_numpy(symbols), self._torch.from_numpy(snr_db)).numpy()
 
 
-def load_scheme(name: str, model: str):
+def load_scheme(name: str, model: str, precision: str = "fp32"):
     if model.endswith(".pt"):
         p = Path(model)
         if not p.is_file():
             raise ModelError(f"checkpoint {p} not found")
         return TorchScheme(name, p)
 
-    return OnnxScheme(name, model, threads=_EVAL_THREADS)
+    return OnnxScheme(name, model, threads=_EVAL_THREADS, precision=precision)
 
 
-def load_classifier_fn(ref: str | Path):
+def load_classifier_fn(ref: str | Path, precision: str = "fp32"):
     ref = str(ref)
     if ref.endswith(".pt"):
         import torch
@@ -63,5 +63,5 @@ def load_classifier_fn(ref: str | Path):
 
         return classify
 
-    session = load_classifier(ref, threads=_EVAL_THREADS)
+    session = load_classifier(ref, threads=_EVAL_THREADS, precision=precision)
     return session.run
