@@ -64,7 +64,7 @@ def validation_images(data: str | None, n: int = _PARITY_IMAGES) -> np.ndarray:
 
 def _feeds(card: ModelCard, directory: Path, role: str, images: np.ndarray, seed: int) -> list[dict[str, np.ndarray]]:
     """What ``role`` sees in a link, as ONNX Runtime feeds in batches."""
-    from semjscc.phy.channel_model import awgn_pairs
+    from semjscc.phy.symbols import awgn_pairs
 
     feeds = []
     rng = np.random.default_rng([seed, 23])

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from semjscc.data import Dataset
 from semjscc.data.imaging import to_float_nchw
-from semjscc.phy.channel_model import awgn_pairs
+from semjscc.phy.symbols import awgn_pairs
 from semjscc.util.stats import paired_difference, wilson
 from semjscc.zoo.card import ModelCard
 from semjscc.zoo.precision import TOLERANCE_PP, cpu_flags
