@@ -7,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from semjscc.cli.common import finite_float
+from semjscc.util.errors import UsageError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="measure a Pluto (or the simulated radio) and write its calibration profile",
@@ -26,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="TX attenuations to sweep (default 0 to 85 in 5 dB steps)")
     p.add_argument("--out", type=Path, default=None,
                    help="profile file or directory (default calibration/<serial>.yaml; $SEMJSCC_CALIBRATION)")
+    p.add_argument("--connect-timeout", type=finite_float, default=None, metavar="S",
+                   help="seconds to wait for a radio to answer (default 10; ip:pluto.local may need more)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -39,10 +44,13 @@ def run(args: argparse.Namespace) -> int:
                            rx_gains_db=tuple(args.rx_gains))
     if args.tx_attens:
         plan.tx_attens_db = tuple(sorted(args.tx_attens))
-    plan.config(0.0, plan.rx_gains_db[0]).validate()  # bad settings fail before touching a radio
+    for gain in plan.rx_gains_db:  # bad settings (a gain past the band's table) fail before touching a radio
+        plan.config(0.0, gain).validate()
+    if args.connect_timeout is not None and args.connect_timeout <= 0:
+        raise UsageError(f"--connect-timeout {args.connect_timeout:g} must be a number of seconds > 0")
     air = SimAir()
-    radio = open_radio(args.uri, air)
-    peer = open_radio(args.peer, air) if args.peer else None
+    radio = open_radio(args.uri, air, args.connect_timeout)
+    peer = open_radio(args.peer, air, args.connect_timeout) if args.peer else None
     try:
         profile = calibrate(radio, plan, peer, progress=None if args.quiet else lambda m: print(m, file=sys.stderr))
     finally:
