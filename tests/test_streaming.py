@@ -132,7 +132,7 @@ def test_stream_tx_writes_zeros_when_idle_and_never_runs_ahead_of_the_dac() -> N
     """With nothing queued the output is zeros at exactly the pace the sink takes them: after T seconds
     no more than fs*T plus what the buffers between them hold."""
     from gnuradio import blocks, gr
-    from semjscc.gr import burst_streamer
+    from semjscc.gr.stream_tx import burst_streamer
 
     fs = 200e3
     tb = gr.top_block()
@@ -159,7 +159,7 @@ def test_stream_tx_counts_a_sink_that_ran_dry() -> None:
     """A streamer that believes the DAC runs 4x faster than the sink consumes falls behind that clock:
     the late calls are counted (what a real DAC starved by a slow flowgraph looks like from the block)."""
     from gnuradio import blocks, gr
-    from semjscc.gr import burst_streamer
+    from semjscc.gr.stream_tx import burst_streamer
 
     fs = 100e3
     tb = gr.top_block()

@@ -50,13 +50,12 @@ from semjscc.gr.link_tx import jscc_tx, separate_tx  # noqa: E402
 from semjscc.gr.metrics_sink import metrics_sink  # noqa: E402
 from semjscc.gr.ofdm_rx import ofdm_rx  # noqa: E402
 from semjscc.gr.ofdm_tx import header_framer, ofdm_tx, pdu_framer  # noqa: E402
-from semjscc.gr.overload import overload_gate, rx_monitor  # noqa: E402
+from semjscc.gr.overload import rx_monitor  # noqa: E402
 from semjscc.gr.separate_blocks import separate_decoder, separate_encoder  # noqa: E402
-from semjscc.gr.stream_tx import burst_streamer, stream_tx  # noqa: E402
+from semjscc.gr.stream_tx import stream_tx  # noqa: E402
 
 __all__ = [
     "burst_channel",
-    "burst_streamer",
     "classifier",
     "header_framer",
     "image_display",
@@ -68,7 +67,6 @@ __all__ = [
     "metrics_sink",
     "ofdm_rx",
     "ofdm_tx",
-    "overload_gate",
     "pdu_framer",
     "rx_monitor",
     "separate_decoder",
