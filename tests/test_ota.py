@@ -99,7 +99,36 @@ def test_experiment_outputs(experiment: dict) -> None:
     for a in frames:
         if a["semjscc:status"] == "received":
             assert {"semjscc:snr_est_db", "semjscc:label", "semjscc:pred"} <= set(a) and a["core:sample_count"] > 0
+        # every frame annotation (lost ones too) has a length and the signal's band edges (inspectrum)
+        assert a["core:sample_count"] > 0
+        assert a["core:freq_lower_edge"] == pytest.approx(2.45e9 - 26.5 * 1e6 / 64)
+        assert a["core:freq_upper_edge"] == pytest.approx(2.45e9 + 26.5 * 1e6 / 64)
     assert rec.sample_count == sum(int(r) for r in _capture_lengths(caps, rec.sample_count))
+
+
+def test_default_order_measures_every_class(experiment: dict) -> None:
+    """The default order is stratified (the test split is sorted by class): 10 images per point are one
+    of each class; the order is recorded in the summary and in the recording."""
+    out, doc = experiment["out"], experiment["summary"]
+    rows = list(csv.DictReader((out / "frames.csv").open()))
+    for k in (0, 1):
+        assert sorted(int(r["label"]) for r in rows if r["point"] == str(k)) == list(range(10))
+    assert doc["meta"]["images"]["order"] == "stratified" and doc["meta"]["images"]["shuffle_seed"] == 0
+    assert _recording_global(out)["semjscc:experiment"]["images"]["order"] == "stratified"
+    assert set(doc["meta"]["snr_keys"]) == {"channel_snr_db", "snr_est_db"}
+
+
+def test_lost_frames_are_annotated_over_the_capture_window() -> None:
+    """A lost frame's annotation spans the capture's period (it was there somewhere), never a bare start."""
+    from semjscc.experiments.ota.decode import CaptureResult, FrameResult
+    from semjscc.experiments.ota.runner import _annotations, occupied_band_hz
+
+    lost = FrameResult(frame=3, image_index=3, label=2, status="lost", air_frame_number=3)
+    ann = _annotations(CaptureResult(frames=[lost], header_failures=[]), (1520, 25840), 512,
+                       occupied_band_hz(915e6, 2e6))
+    (start, count, meta), = ann
+    assert (start, count) == (1520, 24320) and meta["semjscc:status"] == "lost"
+    assert meta["core:freq_upper_edge"] - meta["core:freq_lower_edge"] == pytest.approx(53 * 2e6 / 64)
 
 
 def _capture_lengths(caps: list[dict], total: int) -> list[int]:
