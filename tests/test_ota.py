@@ -283,6 +283,8 @@ def test_pluto_flowgraphs_compile(compiled: dict[str, Path]) -> None:
         assert f"semjscc_calib.lo_hz({lo}, freq)" in text, name
         assert ("iio.fmcomms2_sink_fc32" in text) == (name != "pluto_rx")
         assert ("iio.fmcomms2_source_fc32" in text) == (name != "pluto_tx")
+        if name != "pluto_rx":  # an int parameter: GRC passes the flowgraph's variable (an enum got '0')
+            assert "max_wait_s=0.005, midamble=midamble)" in text, name
         subprocess.run([sys.executable, "-m", "py_compile", str(script)], check=True)
 
 
