@@ -225,7 +225,7 @@ def test_overload_gate_drops_whole_frames_and_the_ledger_accounts_them() -> None
     import pmt
     from gnuradio import blocks, gr
     from semjscc.gr.batched import triage_received
-    from semjscc.gr.overload import overload_gate
+    from semjscc.gr.overload_gate import overload_gate
     from semjscc.gr.pdus import c32_vector, make_pdu, split_pdu
     from semjscc.link.ledger import StreamLedger
 

@@ -50,7 +50,7 @@ from semjscc.gr.link_tx import jscc_tx, separate_tx  # noqa: E402
 from semjscc.gr.metrics_sink import metrics_sink  # noqa: E402
 from semjscc.gr.ofdm_rx import ofdm_rx  # noqa: E402
 from semjscc.gr.ofdm_tx import header_framer, ofdm_tx, pdu_framer  # noqa: E402
-from semjscc.gr.overload import rx_monitor  # noqa: E402
+from semjscc.gr.rx_monitor import rx_monitor  # noqa: E402
 from semjscc.gr.separate_blocks import separate_decoder, separate_encoder  # noqa: E402
 from semjscc.gr.stream_tx import stream_tx  # noqa: E402
 

@@ -18,7 +18,7 @@ from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S
 from semjscc.gr.classifier import classifier
 from semjscc.gr.jscc_decoder import jscc_decoder
 from semjscc.gr.ofdm_rx import ofdm_rx
-from semjscc.gr.overload import overload_gate
+from semjscc.gr.overload_gate import overload_gate
 from semjscc.gr.separate_blocks import separate_decoder
 from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
@@ -43,7 +43,7 @@ class _LinkRX(gr.hier_block2):
         self.rx = ofdm_rx(equalizer=equalizer, phase_tracking=phase_tracking, latency_s=latency_s,
                           max_payload_len=max(self.n_symbols, DEFAULT_MAX_PAYLOAD_LEN),
                           max_cfo_subcarriers=max_cfo_subcarriers)
-        # a live receiver that falls behind drops whole frames here, before the models (semjscc.gr.overload)
+        # a live receiver that falls behind drops whole frames here, before the models (semjscc.gr.overload_gate)
         in_port = pmt.intern("in")
         self.gate = overload_gate(lambda: self.dec.nmsgs(in_port) + self.clf.nmsgs(in_port), max_backlog)
         self.connect(self, self.rx)
@@ -64,7 +64,7 @@ class _LinkRX(gr.hier_block2):
 class jscc_rx(_LinkRX):  # noqa: N801 (GNU Radio block naming)
     """OFDM RX + deep JSCC decoder (``model``; SNR input per ``snr_mode``) + classifier (``''``: the
     receiver the model's card names, see :func:`semjscc.zoo.locate.resolve_classifier`). ``max_backlog`` > 0:
-    frames waiting for the models beyond it are dropped whole (:mod:`semjscc.gr.overload`)."""
+    frames waiting for the models beyond it are dropped whole (:mod:`semjscc.gr.overload_gate`)."""
 
     def __init__(self, model: str = "jscc-semantic-kn6", classifier: str = "", snr_mode: str = "estimate",
                  snr_db: float = 10.0, device: str = "auto", threads: int = 0, max_batch: int = DEFAULT_MAX_BATCH,

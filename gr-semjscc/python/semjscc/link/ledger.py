@@ -29,7 +29,7 @@ SUMMARY_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_fai
 RUN_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
             "snr_est_db")
 # "overload": a live receiver that fell behind the radio dropped the frame whole before its
-# decoder (semjscc.gr.overload); reported as dropped_overload, a kind of loss like corrupt
+# decoder (semjscc.gr.overload_gate); reported as dropped_overload, a kind of loss like corrupt
 LOSS_CAUSES = ("gap", "timeout", "stopped", "corrupt", "missing", "overload")
 
 
