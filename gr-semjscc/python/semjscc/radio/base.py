@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from semjscc.phy.channel_model import SAMPLE_RATE
-from semjscc.radio.limits import TX_ATTEN_RANGE_DB as TX_ATTEN_RANGE_DB  # re-exported: callers import it here
 from semjscc.radio.limits import check_pluto
 from semjscc.util.errors import SemJSCCError, UsageError
 

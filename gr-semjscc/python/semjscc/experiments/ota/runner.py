@@ -43,9 +43,9 @@ from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.phy.tx import modulate_stream
 from semjscc.radio import Radio, RadioConfig, SimAir, open_radio
-from semjscc.radio.base import TX_ATTEN_RANGE_DB
 from semjscc.radio.calib.profile import CalibrationProfile, calibration_dir, profile_path_for
 from semjscc.radio.capture import TX_RMS_DBFS, CyclicBatch, build_batch, spectral_offset, tx_scale
+from semjscc.radio.limits import TX_ATTEN_RANGE_DB
 from semjscc.util.errors import SemJSCCError, UsageError
 from semjscc.util.paths import default_data_source
 from semjscc.util.stopping import RunOutcome, deferred_signals, interrupt_for, run_until_done
