@@ -7,7 +7,12 @@ time overflows in its driver and delivers fewer samples than the clock says, so 
 more than ``tolerance`` samples is counted as an overflow (``overflow_events``,
 ``overflow_samples``), then the reference is re-based. gr-iio prints ``O`` too; this is what the
 flowgraph measures and writes to the metrics JSON (``stats`` port). Its ``done`` input, connected
-to the image source, ends the receive side when the source finishes (a radio source never does).
+to the image source, ends the receive side when the source finishes (a radio source never does),
+but not before the radio has streamed ``MIN_STREAM_S``: gr-iio 3.10's Pluto Source starts a thread
+that checks once a second whether the stream has started, and a stream that starts and stops between
+two checks leaves it waiting forever, so the flowgraph's process never exits (its destructor joins
+that thread; the Pluto flowgraphs also stop the top block once it has finished, which ends the
+thread's main loop).
 
 What the receiver does when it falls behind (frames dropped whole before the models) is
 :mod:`semjscc.gr.overload_gate`'s.
@@ -28,6 +33,7 @@ from semjscc.gr.pdus import log, meta_pmt
 PORT_STATS = pmt.intern("stats")
 PORT_DONE = pmt.intern("done")
 PORT_SYSTEM = pmt.intern("system")
+MIN_STREAM_S = 2.5  # > gr-iio's 1 s overflow-check period, twice over
 
 
 class rx_monitor(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
@@ -62,7 +68,7 @@ class rx_monitor(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
             self._source_done = True
 
     def work(self, input_items: list[np.ndarray], output_items: list[np.ndarray]) -> int:
-        if self._source_done:
+        if self._source_done and self._t_first is not None and time.monotonic() - self._t_first >= MIN_STREAM_S:
             self._publish_stats(final=True)
             return -1  # the run is over: finishing here finishes the radio source upstream
         x = input_items[0]
