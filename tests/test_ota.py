@@ -99,7 +99,36 @@ def test_experiment_outputs(experiment: dict) -> None:
     for a in frames:
         if a["semjscc:status"] == "received":
             assert {"semjscc:snr_est_db", "semjscc:label", "semjscc:pred"} <= set(a) and a["core:sample_count"] > 0
+        # every frame annotation (lost ones too) has a length and the signal's band edges (inspectrum)
+        assert a["core:sample_count"] > 0
+        assert a["core:freq_lower_edge"] == pytest.approx(2.45e9 - 26.5 * 1e6 / 64)
+        assert a["core:freq_upper_edge"] == pytest.approx(2.45e9 + 26.5 * 1e6 / 64)
     assert rec.sample_count == sum(int(r) for r in _capture_lengths(caps, rec.sample_count))
+
+
+def test_default_order_measures_every_class(experiment: dict) -> None:
+    """The default order is stratified (the test split is sorted by class): 10 images per point are one
+    of each class; the order is recorded in the summary and in the recording."""
+    out, doc = experiment["out"], experiment["summary"]
+    rows = list(csv.DictReader((out / "frames.csv").open()))
+    for k in (0, 1):
+        assert sorted(int(r["label"]) for r in rows if r["point"] == str(k)) == list(range(10))
+    assert doc["meta"]["images"]["order"] == "stratified" and doc["meta"]["images"]["shuffle_seed"] == 0
+    assert _recording_global(out)["semjscc:experiment"]["images"]["order"] == "stratified"
+    assert set(doc["meta"]["snr_keys"]) == {"channel_snr_db", "snr_est_db"}
+
+
+def test_lost_frames_are_annotated_over_the_capture_window() -> None:
+    """A lost frame's annotation spans the capture's period (it was there somewhere), never a bare start."""
+    from semjscc.experiments.ota.decode import CaptureResult, FrameResult
+    from semjscc.experiments.ota.runner import _annotations, occupied_band_hz
+
+    lost = FrameResult(frame=3, image_index=3, label=2, status="lost", air_frame_number=3)
+    ann = _annotations(CaptureResult(frames=[lost], header_failures=[]), (1520, 25840), 512,
+                       occupied_band_hz(915e6, 2e6))
+    (start, count, meta), = ann
+    assert (start, count) == (1520, 24320) and meta["semjscc:status"] == "lost"
+    assert meta["core:freq_upper_edge"] - meta["core:freq_lower_edge"] == pytest.approx(53 * 2e6 / 64)
 
 
 def _capture_lengths(caps: list[dict], total: int) -> list[int]:
@@ -255,6 +284,8 @@ def test_pluto_flowgraphs_compile(compiled: dict[str, Path]) -> None:
         assert f"semjscc_calib.lo_hz({lo}, freq)" in text, name
         assert ("iio.fmcomms2_sink_fc32" in text) == (name != "pluto_rx")
         assert ("iio.fmcomms2_source_fc32" in text) == (name != "pluto_tx")
+        if name != "pluto_rx":  # an int parameter: GRC passes the flowgraph's variable (an enum got '0')
+            assert "max_wait_s=0.005, midamble=midamble)" in text, name
         subprocess.run([sys.executable, "-m", "py_compile", str(script)], check=True)
 
 
@@ -321,18 +352,23 @@ def test_loopback_flowgraph_gets_the_runners_parameters(env: dict[str, Path], co
     args = module.argument_parser().parse_args([*shlex.split(point["flowgraph_args"]), "--source", str(env["pics"]),
                                                 "--frames", "4"])
     kwargs = {k: getattr(args, k) for k in vars(args)}
+    # a simulated run's options name the Pluto's default address (gr-iio cannot open sim), and say so
+    assert kwargs["uri"] == "ip:192.168.2.1" and "cannot open sim" in point["flowgraph_note"]
+    assert kwargs["order"] == doc["meta"]["images"]["order"] == "stratified" and kwargs["seed"] == 0
     tb = module.pluto_loopback(**kwargs)
     try:
         by_kind = {b.calls["kind"]: b.calls for b in _Recorder.made}
         src, sink = by_kind["source"], by_kind["sink"]
-        assert src["uri"] == sink["uri"] == rx
+        assert src["uri"] == sink["uri"] == "ip:192.168.2.1"
         assert sink["set_frequency"] == (point["tx_lo_hz"],) and src["set_frequency"] == (point["rx_lo_hz"],)
         assert point["rx_lo_hz"] == point["tx_lo_hz"] == round(2.45e9 / (1 + 25e-6))  # the profile's correction
         assert sink["set_attenuation"] == (0, point["tx_atten_db"])
         assert sink["set_samplerate"] == src["set_samplerate"] == (1_000_000,)
         assert sink["set_bandwidth"] == (1_000_000,)
         assert src["set_gain_mode"] == (0, "manual") and src["set_gain"] == (0, point["rx_gain_db"])
-        assert sink["cyclic"] is False and sink["set_len_tag_key"] == ("packet_len",)
+        # gr-iio 3.10's sink with a length tag key wants a tag equal to its buffer size on every buffer:
+        # none is set, the Stream TX feeds it a continuous stream
+        assert sink["cyclic"] is False and sink["set_len_tag_key"] == ("",) and sink["buffer_size"] == 16384
         phy = _recording_global(out)["semjscc:phy"]
         assert math.isclose(tb.tx_amp, phy["tx_scale"] * GR_SINK_SCALE, rel_tol=1e-12)  # same RF level
         assert tb.design_snr == 12.0
@@ -342,3 +378,130 @@ def test_loopback_flowgraph_gets_the_runners_parameters(env: dict[str, Path], co
 
 def _recording_global(out: Path) -> dict:
     return json.loads((out / "recording.sigmf-meta").read_text())["global"]
+
+
+class _AirLink:
+    """Stand-in gr-iio Pluto blocks joined by a wire: what the sink is given, the source delivers,
+    each paced at the sample rate by a throttle (the DAC and the ADC). The sink records every tag
+    that reaches it (gr-iio 3.10's sink stops on a length tag that is not its buffer size)."""
+
+    def __init__(self) -> None:
+        import collections
+        import threading
+
+        self.wire: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.sink_tags: list = []
+        self.sink_samples = 0
+        self.made: list = []
+
+    def cls(self, kind: str) -> type:
+        from gnuradio import blocks, gr
+
+        link = self
+
+        class _WireSink(gr.sync_block):
+            def __init__(self) -> None:
+                gr.sync_block.__init__(self, "wire_sink", [np.complex64], None)
+
+            def work(self, input_items: list, _output_items: list) -> int:
+                x = input_items[0]
+                link.sink_tags += self.get_tags_in_window(0, 0, len(x))
+                with link.lock:
+                    link.wire.append(x.copy())
+                    link.sink_samples += len(x)
+                return len(x)
+
+        class _WireSource(gr.sync_block):
+            def __init__(self) -> None:
+                gr.sync_block.__init__(self, "wire_source", None, [np.complex64])
+                self.rest = np.zeros(0, np.complex64)
+
+            def work(self, _input_items: list, output_items: list) -> int:
+                out = output_items[0]
+                with link.lock:
+                    while len(self.rest) < len(out) and link.wire:
+                        self.rest = np.concatenate([self.rest, link.wire.popleft()])
+                n = len(out)
+                take = min(n, len(self.rest))
+                out[:take] = self.rest[:take]
+                out[take:] = 0  # the radio hears silence when nothing is on the air
+                self.rest = self.rest[take:]
+                return n
+
+        def init(self: object, uri: str, channels: list, buffer_size: int, cyclic: bool | None = None) -> None:
+            io = gr.io_signature(1, 1, gr.sizeof_gr_complex)
+            none = gr.io_signature(0, 0, 0)
+            gr.hier_block2.__init__(self, f"fake_pluto_{kind}", io if kind == "sink" else none,
+                                    none if kind == "sink" else io)
+            self.thr = blocks.throttle(gr.sizeof_gr_complex, 1e6)
+            if kind == "sink":
+                self.wire_block = _WireSink()
+                self.connect(self, self.thr, self.wire_block)
+            else:
+                self.wire_block = _WireSource()
+                self.connect(self.wire_block, self.thr, self)
+            self.calls = {"kind": kind, "uri": uri, "buffer_size": buffer_size}
+            link.made.append(self)
+
+        def set_samplerate(self: object, rate: int) -> None:
+            self.thr.set_sample_rate(rate)
+
+        def record(name: str):
+            return lambda self, *args: self.calls.__setitem__(name, args)
+
+        methods = {m: record(m) for m in ("set_len_tag_key", "set_frequency", "set_gain_mode", "set_gain",
+                                          "set_quadrature", "set_rfdc", "set_bbdc", "set_filter_params",
+                                          "set_bandwidth", "set_attenuation")}
+        return type(f"Wire{kind}", (gr.hier_block2,), {"__init__": init, "set_samplerate": set_samplerate,
+                                                        **methods})
+
+
+@pytest.mark.slow
+@pytest.mark.gnuradio
+def test_loopback_flowgraph_streams_and_ends_on_its_own(env: dict[str, Path], compiled: dict[str, Path],
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated pluto_loopback, its gr-iio blocks replaced by a wire paced at 1 MS/s: every frame
+    goes out whole through the Stream TX and is accounted for, no tag reaches the sink, the RX RF
+    bandwidth is written through libiio (the snippet), the JSON carries the stream's own counters,
+    and the flowgraph finishes by itself (a radio source never does: the RX monitor ends it)."""
+    import threading
+
+    iio = pytest.importorskip("gnuradio.iio")
+    from semjscc.radio import iio_attrs
+
+    link = _AirLink()
+    monkeypatch.setattr(iio, "fmcomms2_source_fc32", link.cls("source"))
+    monkeypatch.setattr(iio, "fmcomms2_sink_fc32", link.cls("sink"))
+    written: list = []
+    monkeypatch.setattr(iio_attrs, "write_rx_rf_bandwidth", lambda uri, hz, *a: written.append((uri, hz)) or int(hz))
+    spec = importlib.util.spec_from_file_location("pluto_loopback_wire", compiled["pluto_loopback"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "live.json"
+    tb = module.pluto_loopback(uri="ip:192.168.2.1", model=MODEL, source=str(env["pics"]), frames=20,
+                               json_path=str(out), rf_bw=1.5e6)
+    module.snippets_main_after_init(tb)
+    assert written == [("ip:192.168.2.1", 1.5e6)]
+    finished = threading.Event()
+    tb.start()
+    threading.Thread(target=lambda: (tb.wait(), finished.set()), daemon=True).start()
+    try:
+        assert finished.wait(120), "the flowgraph did not finish by itself"
+    finally:
+        tb.stop()
+        tb.wait()
+    doc = json.loads(out.read_text())
+    assert doc["frames_sent"] == 20 == doc["frames_received"] + doc["frames_lost"]
+    assert doc["frames_received"] == 20 and doc["dropped_overload"] == 0
+    assert link.sink_tags == []  # no length tags: gr-iio 3.10's sink would have stopped
+    stream = tb.semjscc_stream_tx_0.stats()
+    # every burst queued went out: the 20 frames and the first flush frame (the OFDM TX's burst shaper
+    # writes a burst's trailing zeros only when another burst follows, so the last flush frame stays there)
+    assert stream["bursts_in"] == stream["bursts_out"] >= 21
+    assert stream["tail_samples"] == 16384 and stream["upstream_done"]
+    assert link.sink_samples == stream["samples_out"]  # the tail pushed the last part-buffer through
+    assert doc["radio_stats"]["tx_stream"]["bursts_in"] >= 20
+    assert doc["radio_stats"]["rx_monitor"]["samples_in"] > 0
+    assert {"overflow_events", "overflow_samples", "measured_s"} <= set(doc["radio_stats"]["rx_monitor"])
+    assert doc["params"]["order"] == "stratified"

@@ -374,5 +374,68 @@ def _run_garbage(args: argparse.Namespace) -> int:
     return 1 if any(r["exceptions"] for r in rows) else 0
 
 
+# --- bench pluto -----------------------------------------------------------------------------------
+
+def _add_pluto(what: argparse._SubParsersAction) -> None:
+    g = what.add_parser("pluto", help="the shipped Pluto flowgraphs live through gr-iio on emulated Plutos",
+                        description="Issue 22's goals on emulated Plutos (semjscc emulate-pluto), through gr-iio's "
+                                    "blocks: (a) pluto_loopback at --snr (a calibration profile picks the TX "
+                                    "attenuation) against sim_loopback on the same images; (b) pluto_tx -> pluto_rx "
+                                    "on two radios at +25 / -25 ppm, 2.45 GHz, no calibration, then calibrate --peer "
+                                    "--write-xo and its residual offset; (c) a default semjscc ota run's images per "
+                                    "class. Exit status 1 when a run shows a problem (no end, Invalid packet size, "
+                                    "frames not accounted).")
+    g.add_argument("--json", type=Path, required=True, metavar="PATH", help="report to write")
+    g.add_argument("--out", type=Path, default=Path("results/bench-pluto"), help="run folder (default %(default)s)")
+    g.add_argument("--frames", type=positive_int, default=1000, help="pluto_loopback frames (default %(default)s)")
+    g.add_argument("--pair-frames", type=positive_int, default=200, help="pluto_tx -> pluto_rx frames (default %(default)s)")
+    g.add_argument("--ota-images", type=positive_int, default=100, help="images of the ota run (default %(default)s)")
+    g.add_argument("--snr", type=finite_float, default=20.0, metavar="DB", help="target SNR (default %(default)s)")
+    g.add_argument("--model", default="jscc-semantic-kn6", help="deep JSCC model (default %(default)s)")
+    g.add_argument("--seed", type=int, default=1, help="image order (default %(default)s)")
+    g.add_argument("--timeout", type=positive_float, default=1200.0, metavar="S",
+                   help="per flowgraph run (default %(default)s)")
+    g.set_defaults(func=_run_pluto)
+
+
+def _run_pluto(args: argparse.Namespace) -> int:
+    from semjscc.experiments.bench.pluto import bench_pluto
+
+    doc = bench_pluto(args.out, args.frames, args.snr, args.model, args.pair_frames, args.ota_images, args.seed,
+                      args.timeout)
+    write_json(args.json, doc)  # before the table: a table that cannot be drawn loses nothing
+    a, b, xo, c = doc["rows"]
+
+    def num(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    def pct(acc: dict[str, Any]) -> str:
+        return (f"{100 * acc['accuracy']:.2f} % [{100 * acc['ci95'][0]:.2f}, {100 * acc['ci95'][1]:.2f}] (n={acc['n']})"
+                if acc["accuracy"] is not None else "-")
+
+    p = a["paired"]
+    table = ["| goal | measured |", "|---|---|",
+             f"| (a) frames sent = received + lost | {a['frames_sent']} = {a['frames_received']} + {a['frames_lost']} "
+             f"(dropped_overload {a['dropped_overload']}) |",
+             f"| (a) underruns after start-up: radio U / Stream TX late | {a['radio']['underflows_after_startup']} / "
+             f"{a['stream_tx_late_events']} in all (radio U in all {a['radio']['underflows']}) |",
+             f"| (a) overflows: radio O after start-up / in all; RX monitor | {a['radio']['overflows_after_startup']} / "
+             f"{a['radio']['overflows']}; {a['rx_monitor'].get('overflow_events')} |",
+             f"| (a) frame rate, payload SNR | {num(a['frames_per_s'], '.1f')} frames/s, {num(a['snr_est_db'], '.1f')} dB |",
+             f"| (a) accuracy live / sim_loopback | {pct(a['accuracy_live'])} / {pct(a['accuracy_sim'])} |",
+             f"| (a) live - sim, paired by frame | {100 * p['difference']:+.2f} pp [{100 * p['ci95'][0]:+.2f}, "
+             f"{100 * p['ci95'][1]:+.2f}] (n={p['n']}, same image {p['same_label']}) |",
+             f"| (b) two radios, no calibration: received | {b['frames_received']}/{b['frames_sent']} "
+             f"(CFO {num(b['cfo_est_hz'], '.0f')} Hz, payload SNR {num(b['snr_est_db'], '.1f')} dB) |",
+             f"| (b) calibrate --peer --write-xo: residual | {num(xo['residual_hz'], '.1f')} Hz ({xo['residual_ppm']} ppm) |",
+             f"| (c) ota default: images per class (N={c['images']}) | {c['per_class']} (max deviation "
+             f"{c['max_deviation']:g}) |"]
+    problems = a["problems"] + b["problems"]
+    if problems:
+        table.append("\nproblems: " + "; ".join(problems))
+    _write_report(args.json, doc, "\n".join(table), args)
+    return 1 if problems else 0
+
+
 _BENCHMARKS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_runtime, _add_throughput, _add_soak,
-                                                                        _add_garbage)
+                                                                        _add_garbage, _add_pluto)

@@ -7,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from semjscc.cli.common import finite_float
+from semjscc.util.errors import UsageError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="measure a Pluto (or the simulated radio) and write its calibration profile",
@@ -29,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--write-xo", action="store_true",
                    help="with --peer: write this radio's xo_correction so its LOs and sample clock match the "
                         "peer's (until it reboots), re-measure, and keep only the residual as the profile's ppm")
+    p.add_argument("--connect-timeout", type=finite_float, default=None, metavar="S",
+                   help="seconds to wait for a radio to answer (default 10; ip:pluto.local may need more)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -38,18 +43,20 @@ def run(args: argparse.Namespace) -> int:
     from semjscc.radio.calib.procedure import CalibrationPlan, calibrate
     from semjscc.radio.calib.profile import calibration_dir
     from semjscc.radio.calib.xo import write_xo_correction
-    from semjscc.util.errors import UsageError
 
     plan = CalibrationPlan(center_freq_hz=args.freq, sample_rate=args.rate, rf_bandwidth=args.rf_bw,
                            rx_gains_db=tuple(args.rx_gains))
     if args.tx_attens:
         plan.tx_attens_db = tuple(sorted(args.tx_attens))
-    plan.config(0.0, plan.rx_gains_db[0]).validate()  # bad settings fail before touching a radio
+    for gain in plan.rx_gains_db:  # bad settings (a gain past the band's table) fail before touching a radio
+        plan.config(0.0, gain).validate()
     if args.write_xo and not args.peer:
         raise UsageError("--write-xo needs --peer URI: only a second radio shows this one's oscillator error")
+    if args.connect_timeout is not None and args.connect_timeout <= 0:
+        raise UsageError(f"--connect-timeout {args.connect_timeout:g} must be a number of seconds > 0")
     air = SimAir()
-    radio = open_radio(args.uri, air)
-    peer = open_radio(args.peer, air) if args.peer else None
+    radio = open_radio(args.uri, air, args.connect_timeout)
+    peer = open_radio(args.peer, air, args.connect_timeout) if args.peer else None
     say = None if args.quiet else lambda m: print(m, file=sys.stderr)
     try:
         profile = calibrate(radio, plan, peer, progress=say)

@@ -32,7 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"),
                    help="CIFAR-10 split the images come from (default %(default)s)")
     p.add_argument("--start", type=int, default=0, help="first image index")
-    p.add_argument("--shuffle-seed", type=int, default=None, help="random image order with this seed")
+    p.add_argument("--order", default="stratified", choices=("stratified", "shuffled", "dataset"),
+                   help="image order: stratified takes one image of every class in turn (seeded), so any N images "
+                        "hold every class N/10 times give or take one; the test split itself is sorted by class "
+                        "(default %(default)s)")
+    p.add_argument("--shuffle-seed", type=int, default=None, help="seed of the stratified or shuffled order (default 0)")
+    p.add_argument("--connect-timeout", type=finite_float, default=None, metavar="S",
+                   help="seconds to wait for a radio to answer (default 10; ip:pluto.local may need more)")
     p.add_argument("--freq", type=float, default=2.45e9, help="RF centre frequency in Hz (default 2.45e9)")
     p.add_argument("--rate", type=float, default=1e6,
                    help="sample rate in S/s, the Pluto's 521e3 .. 61.44e6; the PHY's numerology is defined at 1 MS/s "
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         sample_rate=args.rate, rf_bandwidth=args.rf_bw, rx_gain_mode=args.rx_gain_mode, rx_gain_db=args.rx_gain,
         snrs=args.snr, attens=args.tx_atten, n_images=args.images, batch=args.batch, model=args.model,
         classifier=args.classifier, data=args.data, split=args.split, start=args.start,
-        shuffle_seed=args.shuffle_seed, calibration=args.calibration, tx_calibration=args.tx_calibration,
+        shuffle_seed=args.shuffle_seed, order=args.order, connect_timeout_s=args.connect_timeout, calibration=args.calibration, tx_calibration=args.tx_calibration,
         design_snr_db=args.design_snr, simulate=not args.no_sim, seed=args.seed, progress=not args.no_progress)
     try:
         doc = run_experiment(exp)
@@ -78,9 +84,17 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({k: doc[k] for k in RUN_KEYS}, indent=2))
     for p in doc["points"]:
         target = "" if p.get("target_snr_db") is None else f"target {p['target_snr_db']:g} dB, "
-        snr = "-" if p["snr_est_db"] is None else f"{p['snr_est_db']:.1f} dB"
         acc = "-" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f} %"
-        print(f"point {p['index']}: {target}TX attenuation {p['tx_atten_db']:g} dB -> measured {snr}, "
+        # two measured SNRs, each named as in summary.json (meta.snr_keys): the channel's is the one
+        # to compare with the target and the figure's x axis
+        print(f"point {p['index']}: {target}TX attenuation {p['tx_atten_db']:g} dB -> channel SNR "
+              f"{_db(p.get('channel_snr_db'))}, payload SNR after equalisation {_db(p['snr_est_db'])}, "
               f"{p['frames_received']}/{p['frames_sent']} frames, accuracy {acc}")
+    if doc["points"] and doc["points"][0].get("flowgraph_note"):
+        print(f"note: {doc['points'][0]['flowgraph_note']}")
     print(f"wrote {exp.out}/summary.json, frames.csv, recording.sigmf-meta, accuracy_vs_snr.png")
     return 0
+
+
+def _db(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f} dB"

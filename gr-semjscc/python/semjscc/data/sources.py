@@ -56,14 +56,49 @@ def _label_from_parent(path: Path) -> int:
     return CIFAR10_CLASSES.index(path.parent.name) if path.parent.name in CIFAR10_CLASSES else UNKNOWN_LABEL
 
 
+# How the images to send are ordered before start/count apply. CIFAR-10's test split is sorted
+# by class, so the first N images in dataset order are all airplanes up to N = 1000: an accuracy
+# measured on them measures one class. "stratified" (class-balanced, seeded) is what the
+# over-the-air runner and the Pluto flowgraphs use by default.
+IMAGE_ORDERS = ("stratified", "shuffled", "dataset")
+
+
+def resolve_order(order: str | None, shuffle_seed: int | None) -> str:
+    """The order in force: ``order`` if given, else the historical rule (a seed means shuffled)."""
+    if order is None or order == "":
+        return "dataset" if shuffle_seed is None else "shuffled"
+    if order not in IMAGE_ORDERS:
+        raise UsageError(f"image order {order!r}: expected one of {', '.join(IMAGE_ORDERS)}")
+    return order
+
+
+def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices into ``labels`` taking one image of every class per round (each class's images in a
+    seeded random order, the classes in a seeded random order within each round), so any first N
+    hold each class floor(N/C) or ceil(N/C) times while the classes last. Unlabelled images (-1)
+    form a class of their own."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    groups = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    out: list[np.ndarray] = []
+    for r in range(max((len(g) for g in groups), default=0)):
+        row = np.array([g[r] for g in groups if r < len(g)])
+        out.append(row[rng.permutation(len(row))])
+    return np.concatenate(out) if out else np.arange(0)
+
+
 def load_images(source: str | os.PathLike[str] | None = None, split: str = "test", count: int = 0,
-                start: int = 0, shuffle_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                start: int = 0, shuffle_seed: int | None = None,
+                order: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels to transmit.
 
     ``source``: None or a CIFAR-10 location (see ``semjscc.data``) -> its ``split``; a folder
     that is not a CIFAR-10 layout -> every picture in it (recursively, labels from CIFAR-10
-    class folder names); a comma-separated list of picture files. ``count`` 0 means all;
-    ``shuffle_seed`` picks a seeded random order before ``start``/``count`` apply."""
+    class folder names); a comma-separated list of picture files. ``count`` 0 means all.
+    ``order`` (:data:`IMAGE_ORDERS`, applied before ``start``/``count``): ``stratified``
+    (:func:`stratified_order`, seed ``shuffle_seed`` or 0), ``shuffled`` (a seeded random order) or
+    ``dataset``; None: shuffled when ``shuffle_seed`` is given, else dataset order."""
+    order_name = resolve_order(order, shuffle_seed)
     if count < 0 or start < 0:
         raise UsageError(f"count and start must be >= 0 (got count={count}, start={start})")
     files: list[Path] | None = None
@@ -81,9 +116,13 @@ def load_images(source: str | os.PathLike[str] | None = None, split: str = "test
     if files is None:
         ds = load_cifar10(source, split)
         n = len(ds.labels)
-    order = np.arange(n)
-    if shuffle_seed is not None:
-        order = np.random.default_rng(shuffle_seed).permutation(n)
+    if order_name == "stratified":
+        all_labels = (np.array([_label_from_parent(f) for f in files]) if files is not None else ds.labels)
+        order = stratified_order(all_labels, 0 if shuffle_seed is None else shuffle_seed)
+    elif order_name == "shuffled":
+        order = np.random.default_rng(0 if shuffle_seed is None else shuffle_seed).permutation(n)
+    else:
+        order = np.arange(n)
     order = order[start:]
     if count:
         order = order[:count]

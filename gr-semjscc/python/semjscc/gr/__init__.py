@@ -50,7 +50,9 @@ from semjscc.gr.link_tx import jscc_tx, separate_tx  # noqa: E402
 from semjscc.gr.metrics_sink import metrics_sink  # noqa: E402
 from semjscc.gr.ofdm_rx import ofdm_rx  # noqa: E402
 from semjscc.gr.ofdm_tx import header_framer, ofdm_tx, pdu_framer  # noqa: E402
+from semjscc.gr.rx_monitor import rx_monitor  # noqa: E402
 from semjscc.gr.separate_blocks import separate_decoder, separate_encoder  # noqa: E402
+from semjscc.gr.stream_tx import stream_tx  # noqa: E402
 
 __all__ = [
     "burst_channel",
@@ -66,8 +68,10 @@ __all__ = [
     "ofdm_rx",
     "ofdm_tx",
     "pdu_framer",
+    "rx_monitor",
     "separate_decoder",
     "separate_encoder",
     "separate_rx",
     "separate_tx",
+    "stream_tx",
 ]

@@ -153,6 +153,9 @@ def triage_received(block: Any, items: list[tuple[Any, dict[str, Any], Any]],
             block.header_failures += 1
             out[i] = msg
             continue
+        if meta.get("dropped_overload"):  # dropped before the models (semjscc.gr.overload_gate): passed on in order
+            out[i] = msg
+            continue
         if not pmt.is_c32vector(vec) or pmt.length(vec) != n_symbols:
             block.corrupt += 1
             n = int(pmt.length(vec))

@@ -31,7 +31,7 @@ import pmt
 from gnuradio import gr
 
 from semjscc.data.cifar10 import SPLITS
-from semjscc.data.sources import load_images
+from semjscc.data.sources import load_images, resolve_order
 from semjscc.gr.params import as_float, as_int, one_of
 from semjscc.gr.pdus import PduMeta, finite_or, log, make_pdu, u8_vector
 from semjscc.link.pacing import MAX_WINDOW, AdaptiveWindow
@@ -51,7 +51,7 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
     def __init__(self, source: str = "", split: str = "test", count: int = 0, start: int = 0,
                  shuffle_seed: int = -1, loop: bool = False, max_frames: int = 0, frames_per_second: float = 0.0,
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, ack_timeout_s: float = 5.0, flush_frames: int = 2,
-                 end_timeout_s: float = 10.0, adaptive_window: bool = True) -> None:
+                 end_timeout_s: float = 10.0, adaptive_window: bool = True, order: str = "") -> None:
         name = "image_source"
         count, start = as_int(name, "count", count, 0), as_int(name, "start", start, 0)
         shuffle_seed = as_int(name, "shuffle_seed", -1 if shuffle_seed is None else shuffle_seed)
@@ -68,8 +68,11 @@ class image_source(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         gr.basic_block.__init__(self, name="semjscc_image_source", in_sig=None, out_sig=None)
         # pictures of any size are centre-cropped and resized to 32x32 (semjscc.data.sources); a CIFAR-10
         # layout must hold 32x32 images (DataError otherwise)
+        # order '' keeps the historical rule (a seed >= 0 shuffles); the Pluto flowgraphs ask for
+        # 'stratified' so that a short run measures every class (semjscc.data.sources.IMAGE_ORDERS)
+        self.order = resolve_order(order or None, None if shuffle_seed < 0 else shuffle_seed)
         self.images, self.labels = load_images(source or None, one_of(name, "split", split, SPLITS), count, start,
-                                               None if shuffle_seed < 0 else shuffle_seed)
+                                               None if shuffle_seed < 0 else shuffle_seed, self.order)
         n = len(self.labels)
         if self.max_frames:
             self.total: int | None = self.max_frames if self.loop else min(self.max_frames, n)

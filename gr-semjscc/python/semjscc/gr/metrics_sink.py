@@ -53,6 +53,7 @@ from semjscc.util.files import write_json
 PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")
 PORT_ACK = pmt.intern("ack")
+PORT_STATS = pmt.intern("stats")
 _WRAP = MAX_FRAME_NUMBER + 1
 LATENCY_MARGIN = 4.0  # loss timeout >= this x the slowest latency seen
 MAX_ADAPTED_TIMEOUT_S = 120.0  # how far the adapted loss timeout may grow (unless set higher)
@@ -105,6 +106,11 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             self.message_port_register_in(port)
             self.set_msg_handler(port, handler)
         self.message_port_register_out(PORT_ACK)
+        # optional: the radio path's own counters (stream TX, RX guard), a dict with a "name" per
+        # sender, kept as the latest of each and written under "radio_stats"
+        self.message_port_register_in(PORT_STATS)
+        self.set_msg_handler(PORT_STATS, self._on_stats)
+        self.radio_stats: dict[str, dict[str, Any]] = {}
         self.done_event = threading.Event()
         self._lock = threading.RLock()
         self._stop_evt = threading.Event()
@@ -192,7 +198,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         now = time.monotonic()
         with self._lock:
             self._last_rx, self._any_rx = now, True
-            image = image_u8_from_vector(vec) if meta.get("header_ok", True) and not meta.get("corrupt") else None
+            image = (image_u8_from_vector(vec) if meta.get("header_ok", True) and not meta.get("corrupt")
+                     and not meta.get("dropped_overload") else None)
             late = self.ledger.late_frames
             self.ledger.on_received(meta, image, now)
             t_sent = self._timed_out.pop(meta.get("frame_number"), None) if self.ledger.late_frames > late else None
@@ -200,6 +207,16 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                 self._adapt_timeout(LATENCY_MARGIN * (now - t_sent),
                                     f"a frame the timeout gave up on arrived {now - t_sent:.2f} s after it was sent")
             self._after_change()
+
+    def _on_stats(self, msg: Any) -> None:
+        if not pmt.is_dict(msg):
+            return
+        stats = pmt.to_python(msg)
+        name = str(stats.pop("name", "radio"))
+        with self._lock:
+            self.radio_stats[name] = stats
+            if self.done_event.is_set():  # counters that change after the last frame (the TX's tail)
+                self.write_json()
 
     def _adapt_timeout(self, wanted: float, why: str) -> None:
         new = min(wanted, max(self.loss_timeout_s, MAX_ADAPTED_TIMEOUT_S))
@@ -296,6 +313,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         if target is None:
             return None
         doc = {**self.summary(), **(extra or {})}
+        if self.radio_stats:
+            doc["radio_stats"] = {k: dict(v) for k, v in self.radio_stats.items()}
         if self.run_info:
             doc["params"] = self.run_info
         try:

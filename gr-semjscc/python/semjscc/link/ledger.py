@@ -28,7 +28,9 @@ SUMMARY_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_fai
 # The headline of a run, a subset of SUMMARY_KEYS: what `semjscc ota` prints when it ends.
 RUN_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failures", "accuracy", "psnr_db",
             "snr_est_db")
-LOSS_CAUSES = ("gap", "timeout", "stopped", "corrupt", "missing")
+# "overload": a live receiver that fell behind the radio dropped the frame whole before its
+# decoder (semjscc.gr.overload_gate); reported as dropped_overload, a kind of loss like corrupt
+LOSS_CAUSES = ("gap", "timeout", "stopped", "corrupt", "missing", "overload")
 
 
 @dataclass
@@ -43,7 +45,7 @@ class SentFrame:
 
 @dataclass
 class Outcome:
-    """One accounted frame: ``status`` received | lost | corrupt."""
+    """One accounted frame: ``status`` received | lost | corrupt | dropped_overload."""
 
     sent: SentFrame
     status: str
@@ -120,7 +122,8 @@ class FrameLedger:
             c["corrupt"] += 1
         if sent.label >= 0:
             c["labelled_sent"] += 1
-        out = Outcome(sent, "corrupt" if why == "corrupt" else "lost", why=why, snr_est_db=snr_est_db, cfo_hz=cfo_hz)
+        status = {"corrupt": "corrupt", "overload": "dropped_overload"}.get(why, "lost")
+        out = Outcome(sent, status, why=why, snr_est_db=snr_est_db, cfo_hz=cfo_hz)
         self._emit(out)
         return out
 
@@ -155,7 +158,8 @@ class FrameLedger:
             "latency_s": mean("latency"), "frames_in_flight": len(self.pending),
         })
         out.update({"lost_by_gap": c["lost_by_gap"], "lost_by_timeout": c["lost_by_timeout"],
-                    "lost_by_missing": c["lost_by_missing"], "lost_at_stop": c["lost_by_stopped"]})
+                    "lost_by_missing": c["lost_by_missing"], "lost_at_stop": c["lost_by_stopped"],
+                    "dropped_overload": c["lost_by_overload"]})
         return out
 
 
@@ -231,6 +235,9 @@ class StreamLedger(FrameLedger):
             self.flush_received += 1
             return
         snr, cfo = _float_or_none(meta.get("snr_est_db")), _float_or_none(meta.get("cfo_hz"))
+        if meta.get("dropped_overload"):  # its header arrived; the receiver had no time to decode it
+            self.lose(r, "overload", snr_est_db=snr, cfo_hz=cfo)
+            return
         if meta.get("corrupt") or image is None:
             self.length_mismatch += int(bool(meta.get("length_mismatch")))
             self.lose(r, "corrupt", snr_est_db=snr, cfo_hz=cfo)

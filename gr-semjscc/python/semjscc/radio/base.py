@@ -14,7 +14,6 @@ Powers in dBFS are relative to a full-scale complex sinusoid (|x| = 1, power 1.0
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from semjscc.phy.channel_model import SAMPLE_RATE
+from semjscc.radio.limits import check_pluto
 from semjscc.util.errors import SemJSCCError, UsageError
 
 TX_COUNTS_PER_UNIT = 2**14
@@ -29,12 +29,8 @@ RX_COUNTS_PER_UNIT = 2**11
 GR_SINK_SCALE = TX_COUNTS_PER_UNIT / 32768.0
 GAIN_MODES = ("manual", "slow_attack", "fast_attack", "hybrid")
 
-# AD9363/AD9364 limits as the Pluto driver and pyadi-iio enforce them
-LO_RANGE_HZ = (70e6, 6e9)  # AD9364 tuning range; a stock AD9363 Pluto is specified for 325 MHz .. 3.8 GHz
-RATE_RANGE = (521e3, 61.44e6)  # pyadi-iio refuses rates below 521 kS/s
-BW_RANGE_HZ = (200e3, 56e6)
-TX_ATTEN_RANGE_DB = (0.0, 89.75)  # 0.25 dB steps
-RX_GAIN_RANGE_DB = (-3.0, 73.0)  # 1 dB steps; the top depends on the LO
+# what a stock Pluto accepts (LO, rate, bandwidth, attenuation, per-band RX gain) is defined once,
+# in semjscc.radio.limits
 
 
 class RadioError(SemJSCCError):
@@ -57,15 +53,8 @@ class RadioConfig:
     rx_gain_db: float = 40.0
 
     def validate(self) -> RadioConfig:
-        def check(name: str, value: float, lo: float, hi: float) -> None:
-            if not (math.isfinite(value) and lo <= value <= hi):
-                raise UsageError(f"{name} {value:g} is outside the Pluto's range {lo:g} .. {hi:g}")
-
-        check("LO frequency (Hz)", self.lo_hz, *LO_RANGE_HZ)
-        check("sample rate (S/s)", self.sample_rate, *RATE_RANGE)
-        check("RF bandwidth (Hz)", self.rf_bandwidth, *BW_RANGE_HZ)
-        check("TX attenuation (dB)", self.tx_atten_db, *TX_ATTEN_RANGE_DB)
-        check("RX gain (dB)", self.rx_gain_db, *RX_GAIN_RANGE_DB)
+        check_pluto(self.lo_hz, self.sample_rate, self.rf_bandwidth, self.tx_atten_db,
+                    self.rx_gain_db if self.rx_gain_mode == "manual" else None)
         if self.rx_gain_mode not in GAIN_MODES:
             raise UsageError(f"RX gain mode {self.rx_gain_mode!r}: expected one of {', '.join(GAIN_MODES)}")
         return self

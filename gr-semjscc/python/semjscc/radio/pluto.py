@@ -36,7 +36,7 @@ from semjscc.radio.base import (
 )
 from semjscc.util.errors import UsageError
 
-CONNECT_TIMEOUT_S = 4.0
+CONNECT_TIMEOUT_S = 10.0  # ip:pluto.local resolves through Avahi first: 4 s was too short
 IIO_TIMEOUT_MS = 5000  # per buffer operation once connected
 
 

@@ -8,8 +8,9 @@ and ``STEM.sigmf-meta``:
 * one capture per cyclic batch: ``core:frequency`` (RF), ``core:datetime``, and ``semjscc:`` TX
   attenuation, RX gain, programmed LO, target SNR, the analysis window and the frames sent (what
   replay needs to decode it again);
-* one annotation per frame sent: where the receiver found it (a lost frame is annotated at the window
-  start, without a length), its status, SNR estimate, label and prediction; header CRC failures too.
+* one annotation per frame sent: where the receiver found it (a lost frame covers the capture's
+  window, one cyclic period, which held it somewhere), the signal's ``core:freq_lower_edge`` /
+  ``core:freq_upper_edge``, its status, SNR estimate, label and prediction; header CRC failures too.
 
 Crash safety, at any instant (SIGKILL included): each batch is appended to the data file and fsynced,
 then the metadata file is replaced atomically (written beside it, fsynced, renamed). The metadata

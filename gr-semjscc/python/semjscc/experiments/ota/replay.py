@@ -62,7 +62,9 @@ def replay(path: str | Path, model: str | None = None, classifier: str | None = 
                 if sha256_file(getattr(models, role).path) != recorded.get(f"{role}_sha256")]
     if mismatch:
         log.warning("replay uses a different %s than the recording did: results will differ", " and ".join(mismatch))
-    images, _labels = load_images(data if data is not None else source, split, count, start, img.get("shuffle_seed"))
+    # recordings from before "order" was recorded: None keeps their rule (a seed meant shuffled)
+    images, _labels = load_images(data if data is not None else source, split, count, start, img.get("shuffle_seed"),
+                                  img.get("order"))
     if img.get("sha256") and images_digest(images) != img["sha256"] and not force:
         raise UsageError(f"the images loaded from {data or source} are not the ones this recording sent (sha256 "
                          f"differs): give --data the source the recording was made with, or --force to go on")

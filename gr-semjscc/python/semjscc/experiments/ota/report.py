@@ -96,9 +96,11 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     clean = doc.get("clean_accuracy")
     if clean is not None:
         a1.axhline(100 * clean, color="k", ls="--", lw=1, label="clean images")
-    a1.set(xlabel="measured SNR (dB, Es/N0 per subcarrier)", ylabel="classifier accuracy (%)",
-           title="Accuracy vs measured SNR")
-    a2.set(xlabel="measured SNR (dB, Es/N0 per subcarrier)", ylabel="PSNR (dB)", title="Reconstruction PSNR")
+    # the channel SNR (channel_snr_db), as on the console and in summary.json's meta.snr_keys; not the
+    # payload SNR after equalisation (snr_est_db), which sits above it at low SNR
+    xlabel = "channel SNR (dB, measured Es/N0 per subcarrier)"
+    a1.set(xlabel=xlabel, ylabel="classifier accuracy (%)", title="Accuracy vs measured channel SNR")
+    a2.set(xlabel=xlabel, ylabel="PSNR (dB)", title="Reconstruction PSNR")
     for a in (a1, a2):
         a.grid(alpha=0.3)
         if a.get_legend_handles_labels()[0]:

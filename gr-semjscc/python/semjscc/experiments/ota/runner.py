@@ -8,7 +8,7 @@ batches (see :mod:`semjscc.experiments.ota.decode`); every capture is decoded, c
     OUT/recording.sigmf-*   the received IQ with a capture per batch and an annotation per frame
     OUT/summary.json        the run keys (frames_sent ... snr_est_db) in total and per point,
                             the simulated curve, settings, radio and calibration
-    OUT/accuracy_vs_snr.png accuracy and PSNR versus measured SNR beside the simulated curve
+    OUT/accuracy_vs_snr.png accuracy and PSNR versus the measured channel SNR beside the simulated curve
 
 Ctrl-C or SIGTERM stops after the batch in progress is committed or dropped whole: everything before
 it stays in the CSV and the recording, and the summary and plot are written from it
@@ -23,6 +23,7 @@ import getpass
 import hashlib
 import logging
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from semjscc import __version__
-from semjscc.data.sources import load_images
+from semjscc.data.sources import IMAGE_ORDERS, load_images
 from semjscc.experiments.ota.decode import CaptureResult, FrameResult, Models, TxFrame, decode_capture, summarize
 from semjscc.experiments.ota.recording import RecordingWriter, utc_now
 from semjscc.experiments.ota.report import FrameLog, plot, point_summaries, totals, write_json
@@ -42,9 +43,9 @@ from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, MAX_FRAME_NUMBER
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY
 from semjscc.phy.tx import modulate_stream
 from semjscc.radio import Radio, RadioConfig, SimAir, open_radio
-from semjscc.radio.base import TX_ATTEN_RANGE_DB
 from semjscc.radio.calib.profile import CalibrationProfile, calibration_dir, profile_path_for
 from semjscc.radio.capture import TX_RMS_DBFS, CyclicBatch, build_batch, spectral_offset, tx_scale
+from semjscc.radio.limits import TX_ATTEN_RANGE_DB
 from semjscc.util.errors import SemJSCCError, UsageError
 from semjscc.util.paths import default_data_source
 from semjscc.util.stopping import RunOutcome, deferred_signals, interrupt_for, run_until_done
@@ -75,7 +76,9 @@ class Experiment:
     data: str | None = None
     split: str = "test"
     start: int = 0
-    shuffle_seed: int | None = None
+    shuffle_seed: int | None = None  # the order's seed (None: 0)
+    order: str = "stratified"  # semjscc.data.sources.IMAGE_ORDERS: class-balanced by default, so every class is measured
+    connect_timeout_s: float | None = None  # None: semjscc.radio.pluto.CONNECT_TIMEOUT_S
     calibration: str = "auto"  # a profile path, "auto" (calibration/<serial>.yaml if present) or "none"
     tx_calibration: str = "auto"
     design_snr_db: float = 10.0  # encoder SNR when sweeping attenuation without a profile
@@ -94,6 +97,11 @@ class Experiment:
         for v in self.snrs or ():
             if not math.isfinite(v):
                 raise UsageError(f"target SNR {v:g} dB is not a finite number: give --snr values such as 5 10 20")
+        if self.order not in IMAGE_ORDERS:
+            raise UsageError(f"image order {self.order!r}: expected one of {', '.join(IMAGE_ORDERS)}")
+        if self.connect_timeout_s is not None and not (math.isfinite(self.connect_timeout_s)
+                                                       and self.connect_timeout_s > 0):
+            raise UsageError(f"--connect-timeout {self.connect_timeout_s:g} must be a number of seconds > 0")
         if not math.isfinite(self.design_snr_db):
             raise UsageError(f"--design-snr {self.design_snr_db:g} is not a finite number of dB")
         for a in self.attens or ():
@@ -102,6 +110,11 @@ class Experiment:
         RadioConfig(lo_hz=self.freq_hz, sample_rate=self.sample_rate,
                     rf_bandwidth=self.sample_rate if self.rf_bandwidth is None else self.rf_bandwidth,
                     rx_gain_mode=self.rx_gain_mode, rx_gain_db=self.rx_gain_db).validate()
+
+    @property
+    def image_seed(self) -> int:
+        """The seed of the image order (stratified or shuffled)."""
+        return 0 if self.shuffle_seed is None else int(self.shuffle_seed)
 
 
 def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile | None, str | None]:
@@ -140,11 +153,12 @@ def run_experiment(exp: Experiment) -> dict[str, Any]:
     """Run the sweep; returns the summary document (also written to OUT/summary.json)."""
     exp.validate()
     air = SimAir()
-    rx = open_radio(exp.uri, air)  # first: a missing radio is reported in seconds, before loading anything
+    # first: a missing radio is reported in seconds, before loading anything
+    rx = open_radio(exp.uri, air, exp.connect_timeout_s)
     tx = rx
     try:
-        tx = open_radio(exp.tx_uri, air) if exp.tx_uri else rx
-        images, labels = load_images(exp.data, exp.split, exp.n_images, exp.start, exp.shuffle_seed)
+        tx = open_radio(exp.tx_uri, air, exp.connect_timeout_s) if exp.tx_uri else rx
+        images, labels = load_images(exp.data, exp.split, exp.n_images, exp.start, exp.image_seed, exp.order)
         models = load_models(exp.model, exp.classifier)
         return _run(exp, rx, tx, images, labels, models)
     finally:
@@ -179,18 +193,35 @@ def _plan_points(exp: Experiment, rx_profile: CalibrationProfile | None, rx_prof
             p.update(target_snr_db=None, tx_atten_db=float(v), predicted_snr_db=pred, reachable=True,
                      design_snr_db=exp.design_snr_db if pred is None else float(pred))
         p["flowgraph_args"] = _flowgraph_args(exp, p, rx_profile_path)
+        if is_sim_uri(exp.uri):
+            p["flowgraph_note"] = SIM_FLOWGRAPH_NOTE
         points.append(p)
     return points
+
+
+DEFAULT_PLUTO_URI = "ip:192.168.2.1"
+SIM_FLOWGRAPH_NOTE = ("simulated run (--uri sim): the Pluto flowgraphs drive a real radio through gr-iio, which "
+                      f"cannot open sim; flowgraph_args name the Pluto's default address {DEFAULT_PLUTO_URI}: give "
+                      "your radio's URI, and its own calibration profile")
+
+
+def is_sim_uri(uri: str) -> bool:
+    return uri.partition(":")[0] == "sim"
 
 
 def _flowgraph_args(exp: Experiment, p: dict[str, Any], profile_path: str | None) -> str:
     """The same point as command-line options of flowgraphs/pluto_loopback.py (grcc output)."""
     # (the flowgraphs run the RX in manual gain, the mode the calibration's SNR table is measured in)
-    args = [f"--uri {exp.uri}", f"--freq {exp.freq_hz:.0f}", f"--samp-rate {exp.sample_rate:.0f}",
+    # a simulated radio is no URI gr-iio can open: the options name the Pluto's default address
+    # instead (and the point says so in flowgraph_note)
+    uri = DEFAULT_PLUTO_URI if is_sim_uri(exp.uri) else exp.uri
+    args = [f"--uri {uri}", f"--freq {exp.freq_hz:.0f}", f"--samp-rate {exp.sample_rate:.0f}",
             f"--rf-bw {(exp.rf_bandwidth or exp.sample_rate):.0f}", f"--rx-gain {exp.rx_gain_db:g}",
-            f"--model {exp.model}"]
+            f"--model {exp.model}", f"--frames {exp.n_images}", f"--order {exp.order}", f"--seed {exp.image_seed}"]
+    if exp.data:
+        args.append(f"--source {shlex.quote(str(exp.data))}")
     if profile_path:
-        args.append(f"--calibration {profile_path}")
+        args.append(f"--calibration {shlex.quote(profile_path)}")
     if p.get("target_snr_db") is not None:
         args.append(f"--target-snr {p['target_snr_db']:g}")
     else:
@@ -208,11 +239,17 @@ def _experiment_meta(exp: Experiment, rx: Radio, tx: Radio, models: Models, tx_r
         "tx": tx.info().to_dict() if tx is not rx else "same radio (loopback)",
         "model": exp.model, "models": _model_info(models, exp.model),
         "images": {"source": _source_record(exp.data), "split": exp.split, "start": exp.start,
-                   "count": exp.n_images, "shuffle_seed": exp.shuffle_seed},
+                   "count": exp.n_images, "order": exp.order,
+                   "shuffle_seed": None if exp.order == "dataset" else exp.image_seed},
         "freq_hz": exp.freq_hz, "sample_rate": exp.sample_rate, "rf_bandwidth": exp.rf_bandwidth or exp.sample_rate,
         "rx_gain_mode": exp.rx_gain_mode, "tx_rms_dbfs": tx_rms, "batch": exp.batch,
         "calibration": {**profiles, "rx_ppm": ppm["rx"], "tx_ppm": ppm["tx"]},
         "snr_convention": "Es/N0 per subcarrier (receiver estimate from preamble and header)",
+        # two SNRs are measured per frame; each key says which (console, JSON and figure alike)
+        "snr_keys": {"channel_snr_db": "channel SNR: Es/N0 of the received signal, what a simulation's SNR "
+                                       "means and the figure's x axis; compare it with the target",
+                     "snr_est_db": "payload SNR after equalisation (pilots and tracking help it): what the "
+                                   "decoder is told; higher than the channel SNR at low SNR"},
     }
     for r in (rx, tx):
         if hasattr(r, "describe"):
@@ -274,7 +311,8 @@ class _Sweep:
             self.hints[k] = _no_frames_hint(iq, exp.sample_rate, self.tx is not self.rx, p)
         with deferred_signals():  # a batch is committed to CSV and recording together, or not at all
             start = self.writer.append(iq, _capture_meta(exp, p, batch, sent, self.rx),
-                                       _annotations(res, batch.window, self.models.n_symbols))
+                                       _annotations(res, batch.window, self.models.n_symbols,
+                                                    occupied_band_hz(exp.freq_hz, exp.sample_rate)))
             self.log.write(p, res.frames, start)
             self.frames_by_point.setdefault(k, []).extend(res.frames)
             self.failures_by_point[k] = self.failures_by_point.get(k, 0) + len(res.header_failures)
@@ -282,7 +320,7 @@ class _Sweep:
         self.done_jobs += 1
         self.bar.update(len(idx))
         s = summarize(self.frames_by_point[k], self.failures_by_point[k])
-        self.bar.set_postfix(point=k, snr=_short(s["snr_est_db"]), acc=_short(s["accuracy"]))
+        self.bar.set_postfix(point=k, payload_snr=_short(s["snr_est_db"]), acc=_short(s["accuracy"]))
 
     def _configure(self, p: dict[str, Any]) -> None:
         """Tune the radios for sweep point ``p`` and encode its images at its design SNR."""
@@ -406,11 +444,25 @@ def _capture_meta(exp: Experiment, p: dict[str, Any], batch: CyclicBatch, sent: 
     return meta
 
 
-def _annotations(res: CaptureResult, window: tuple[int, int], n_symbols: int) -> list[tuple[int, int | None, dict]]:
+def occupied_band_hz(freq_hz: float, sample_rate: float) -> dict[str, float]:
+    """SigMF ``core:freq_lower_edge``/``core:freq_upper_edge`` of a frame: the outermost occupied
+    subcarriers' edges (the numerology's carriers, scaled to the sample rate) around ``freq_hz``."""
+    num = DEFAULT_FRAME_FORMAT.numerology
+    carriers = [*num.data_carriers, *num.pilot_carriers]
+    spacing = sample_rate / num.fft_len
+    return {"core:freq_lower_edge": freq_hz + (min(carriers) - 0.5) * spacing,
+            "core:freq_upper_edge": freq_hz + (max(carriers) + 0.5) * spacing}
+
+
+def _annotations(res: CaptureResult, window: tuple[int, int], n_symbols: int,
+                 band: dict[str, float]) -> list[tuple[int, int | None, dict]]:
+    """One annotation per frame and header failure, with the signal's frequency edges (viewers such
+    as inspectrum draw annotations from them). A lost frame was somewhere in the capture's window (one
+    cyclic period holds every frame once): its annotation covers the window."""
     frame_len = DEFAULT_FRAME_FORMAT.frame_samples(n_symbols)
     ann: list[tuple[int, int | None, dict]] = []
     for r in res.frames:
-        meta = {"core:label": f"frame {r.frame} {r.status}", "semjscc:frame": r.frame,
+        meta = {**band, "core:label": f"frame {r.frame} {r.status}", "semjscc:frame": r.frame,
                 "semjscc:air_frame_number": r.air_frame_number, "semjscc:status": r.status,
                 "semjscc:label": r.label, "semjscc:image_index": r.image_index}
         if r.status == "received":
@@ -418,12 +470,13 @@ def _annotations(res: CaptureResult, window: tuple[int, int], n_symbols: int) ->
                          "semjscc:cfo_hz": r.cfo_hz})
             meta["core:label"] = f"frame {r.frame}: label {r.label} pred {r.pred}"
         if r.sample_start is None:
-            ann.append((window[0], None, meta))  # lost: nowhere in the capture
+            meta["semjscc:position"] = "not found: somewhere in this capture's period"
+            ann.append((window[0], window[1] - window[0], meta))
         else:
             ann.append((r.sample_start, frame_len, meta))
     for f in res.header_failures:
         ann.append((f.start, DEFAULT_FRAME_FORMAT.n_overhead * DEFAULT_FRAME_FORMAT.numerology.symbol_len,
-                    {"core:label": "header CRC failure", "semjscc:status": "header_crc_failure",
+                    {**band, "core:label": "header CRC failure", "semjscc:status": "header_crc_failure",
                      "semjscc:snr_est_db": f.snr_est_db}))
     return ann
 

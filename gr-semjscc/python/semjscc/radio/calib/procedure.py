@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from semjscc.phy.channel_model import SAMPLE_RATE
-from semjscc.radio.base import TX_ATTEN_RANGE_DB, Radio, RadioConfig
+from semjscc.radio.base import Radio, RadioConfig
 from semjscc.radio.calib.estimators import (
     dc_offset,
     estimate_tone_frequency,
@@ -40,6 +40,7 @@ from semjscc.radio.calib.estimators import (
 )
 from semjscc.radio.calib.profile import CalibrationProfile, SNRPoint
 from semjscc.radio.capture import TX_RMS_DBFS, build_batch, frames_in_window, random_payloads, tx_scale
+from semjscc.radio.limits import TX_ATTEN_RANGE_DB
 
 TONE_TARGET_DBFS = -20.0
 CLIP_PEAK = 0.99

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from semjscc.radio.base import TX_ATTEN_RANGE_DB
+from semjscc.radio.limits import TX_ATTEN_RANGE_DB
 from semjscc.util.errors import DataError, UsageError
 from semjscc.util.files import load_yaml, read_regular, write_text
 from semjscc.util.paths import REPO_ROOT

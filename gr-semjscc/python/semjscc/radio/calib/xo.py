@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.radio.base import TX_ATTEN_RANGE_DB, Radio
+from semjscc.radio.base import Radio
 from semjscc.radio.calib.estimators import estimate_tone_frequency, frequency_error_ppm
 from semjscc.radio.calib.procedure import CalibrationPlan
 from semjscc.radio.calib.profile import CalibrationProfile
+from semjscc.radio.limits import TX_ATTEN_RANGE_DB
 from semjscc.util.errors import UsageError
 
 

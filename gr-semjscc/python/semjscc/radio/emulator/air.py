@@ -103,6 +103,10 @@ class EmulatedRadio:
         self.lo_phase = float(self.rng.uniform(0, 2 * np.pi))
         self.segments: list[Segment] = []
         self.tx_buffers_open = 0  # while a TX buffer is open the DAC takes its samples from DMA, not the DDS
+        # every overflow / underflow the FPGA flagged, with its time on the air's clock (what gr-iio prints
+        # as O / U when it polls the flags), and when the first streaming TX buffer came
+        self.events: list[tuple[str, float]] = []
+        self.first_tx_push_s: float | None = None
         self._generation = 0
         with air.lock:
             air.radios.append(self)
@@ -145,6 +149,7 @@ class EmulatedRadio:
     def flag(self, which: str, bit: int) -> None:
         with self.state.lock:
             self.state.status[which] |= bit
+            self.events.append(("overflow" if which == "rx" else "underflow", self.air.now()))
 
     def _fetch(self, segments: list[Segment], idx: np.ndarray) -> np.ndarray:
         out = np.zeros(idx.shape, dtype=np.complex128)
@@ -298,6 +303,8 @@ class TxStream:
                 r.stop(seg)
             self.segments = [r.place(x, True, None)]
             return
+        if r.first_tx_push_s is None:
+            r.first_tx_push_s = r.air.now()
         if self.queued_end is not None and self.queued_end < r.now_index():
             r.flag("tx", UNDERFLOW_BIT)  # the DAC ran out of samples before this buffer came
         seg = r.place(x, False, self.queued_end)
