@@ -3,13 +3,13 @@
 # same network, seed, SNR draws and a short schedule at k/n = 1/24 (128 symbols per image, where
 # distortion matters most), 20,000 training images of which 5,000 are held out for validation.
 # Two lanes run side by side, one thread each (niced: tests and other work keep priority), in the
-# order of what the choice needs most. `scripts/pilot_table.py runs/pilots` turns the checkpoints'
+# order of what the choice needs most. `scripts/pilot_table.py checkpoints/pilots-kn24` turns the checkpoints'
 # validation into the table of docs/method.md. Re-running resumes or skips what is finished;
 # PILOT_WAIT="PID ..." first waits for runs already under way (started by an earlier call).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 s=.venv/bin/semjscc
-o=${PILOT_OUT:-runs/pilots}
+o=${PILOT_OUT:-checkpoints/pilots-kn24}  # tracked: the pilots resume in the next session, even on a fresh machine
 mkdir -p "$o"
 common=(--kn 1/24 --limit 20000 --epochs ${PILOT_EPOCHS:-10} --val-every 5 --threads 1
         --classifier models/classifier/classifier.pt --receiver models/receiver/classifier.pt)
