@@ -17,11 +17,15 @@ def add_data_arg(p: argparse.ArgumentParser) -> None:
                         f"of one (default: ${DATA_ENV}, else ../shared/datasets/cifar10-jpeg.tar.gz)")
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str) -> int:
     try:
-        v = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    v = _integer(text)
     if v <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be > 0")
     return v
@@ -48,10 +52,7 @@ def positive_float(text: str) -> float:
 
 def nonnegative_int(text: str) -> int:
     """An integer >= 0 (a seed: numpy refuses negative ones with a traceback)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    v = _integer(text)
     if v < 0:
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
     return v
