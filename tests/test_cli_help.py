@@ -4,9 +4,12 @@ that names its default, one placeholder per kind of value, and examples in the h
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 from semjscc.cli.main import build_parser
+
+REPO = Path(__file__).resolve().parents[1]
 
 PLACEHOLDERS = {"--data": "PATH", "--classifier": ("NAME_OR_DIR", "CHECKPOINT"), "--model": ("NAME_OR_DIR", "LABEL=MODEL"),
                 "--frames": "N", "--limit": "N", "--json": "PATH"}
@@ -65,3 +68,24 @@ def test_the_runtime_install_runs_the_cli_without_torch() -> None:
             "        assert e.code == 0, (cmd, e.code)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_commands_that_need_torch_say_what_installs_it(tmp_path: Path) -> None:
+    """On the runtime install (`make demo`: no torch), training, export and importance maps end with
+    one line naming the set-up command, exit 2, instead of a ModuleNotFoundError traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from semjscc.cli.main import main\n"
+            f"out = {str(tmp_path)!r}\n"
+            "for cmd in (['train', 'jscc', '--limit', '4', '--epochs', '1', '--out', out + '/j.pt'],\n"
+            "            ['importance', '--n', '2', '--out', out + '/i.png'],\n"
+            "            ['export', '--classifier', 'models/classifier/classifier.pt', '--name', 'c', '--out', out]):\n"
+            "    assert main(cmd) == 2, cmd\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in r.stderr
+    needs = [ln for ln in lines if "this command needs torch" in ln and "make setup-dev" in ln]
+    assert len(needs) == 3, lines

@@ -44,6 +44,25 @@ _COMMAND_MODULES = (
     "semjscc.cli.replay",
     "semjscc.cli.emulate",
 )
+# Optional dependencies by top-level module, and what installs them: `make demo` sets up the runtime
+# only (no torch), so a training or export command there must say what to run, not raise.
+_OPTIONAL = {
+    "torch": "the training extra", "onnxscript": "the training extra", "numba": "the training extra",
+    "pillow_heif": "the training extra", "adi": "the radio extra", "iio": "the radio extra",
+    "sigmf": "the radio extra",
+}
+
+
+def _missing_dependency(e: ModuleNotFoundError) -> str | None:
+    """One line for a missing optional dependency (None: a real import bug, left to raise)."""
+    top = (e.name or "").split(".")[0]
+    extra = _OPTIONAL.get(top)
+    if extra is None:
+        return None
+    return (f"this command needs {top}, which this install lacks ({extra}): run `make setup-dev` in the "
+            f"checkout, or `pip install -e '.[train,radio]'` in this venv")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -88,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cause = interrupt_in_chain(e)
         if cause is not None or requested:  # the error is what the interrupt left behind
             return _interrupted(command, stop_signal(cause) if cause is not None else signal.Signals(requested[0]))
+        if isinstance(e, ModuleNotFoundError) and (line := _missing_dependency(e)) is not None:
+            print(f"semjscc{command}: error: {line}", file=sys.stderr)
+            return 2
         if not isinstance(e, SemJSCCError):
             raise
         print(f"semjscc{command}: error: {e}", file=sys.stderr)
