@@ -98,6 +98,10 @@ def test_run_cli_engine_and_grc(zoo: Path, data: Path, tmp_path: Path, monkeypat
     assert g["snr_est_db"] == pytest.approx(e["snr_est_db"], abs=1e-6)
     assert g["psnr_db"] == pytest.approx(e["psnr_db"], abs=1e-6)
     assert g["params"]["snr_db"] == 20.0 and g["cli"]["frames"] == "12" and g["flowgraph"].endswith("sim_loopback.grc")
+    # without --json the run still says what it measured, on the console (issue 26 item 5)
+    assert main(["run", "sim_loopback", *common]) == 0
+    out = capsys.readouterr().out
+    assert "frames: 12 sent, 12 received, 0 lost" in out and "(95 %, n = 12)" in out and "wrote" not in out
 
 
 def test_bad_inputs_give_one_line_errors(zoo: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

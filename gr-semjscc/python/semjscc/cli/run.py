@@ -12,12 +12,14 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from semjscc.cli.common import positive_int
 from semjscc.util.errors import UsageError
 from semjscc.util.files import write_json
+from semjscc.util.stats import wilson_rate
 
 ENGINE = "sim_loopback"  # shipped flowgraph run in-process by semjscc.gr.sim_loopback
 # CLI option -> GRC parameter of the shipped flowgraphs
@@ -36,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "options below). Ctrl-C or SIGTERM stops the run and writes what was measured "
                                    "(interrupted: true; exit status 130 or 143).")
     p.add_argument("flowgraph", metavar="FLOWGRAPH", help="sim_loopback, a shipped flowgraph name, or a .grc path")
-    p.add_argument("--json", type=Path, required=True, metavar="PATH", help="metrics JSON to write")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH",
+                   help="metrics JSON to write (default: none; the summary is printed either way)")
     p.add_argument("--csv", type=Path, default=None, metavar="PATH", help="per-frame CSV to write")
     p.add_argument("--snr", type=float, default=None, metavar="DB", help="channel SNR, Es/N0 per subcarrier (default 10)")
     p.add_argument("--cfo", type=float, default=None, metavar="HZ", help="carrier frequency offset (default 0)")
@@ -79,6 +82,15 @@ def _set_params(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        return _run(args, keep=True)
+    # no --json: the run writes its metrics to a scratch folder, the console gets the summary
+    with tempfile.TemporaryDirectory(prefix="semjscc-run-") as tmp:
+        args.json = Path(tmp) / "run.json"
+        return _run(args, keep=False)
+
+
+def _run(args: argparse.Namespace, keep: bool) -> int:
     before = _stamp(Path(args.json))
     try:
         if args.flowgraph in (ENGINE, f"{ENGINE}.grc") and not Path(args.flowgraph).is_file():
@@ -86,15 +98,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             doc = _run_grc(args)
     except KeyboardInterrupt as e:
-        _report_interrupted(args, before, e)
+        _report_interrupted(args, before, e, keep)
         raise  # semjscc's main: "interrupted", exit 130 (Ctrl-C) or 143 (SIGTERM)
     print_summary(doc)
-    print(f"wrote {args.json}")
+    if keep:
+        print(f"wrote {args.json}")
     mismatched = int(doc.get("length_mismatch") or 0)
     if mismatched:  # every such frame is lost whatever the channel: a set-up error, not a measurement
         raise UsageError(f"{mismatched} of {doc['frames_sent']} frames carried another payload length than the "
                          f"receiver's model takes (length_mismatch): the transmitter uses another model; give both "
-                         f"ends the same model ({args.json} was written)")
+                         f"ends the same model" + (f" ({args.json} was written)" if keep else ""))
     return 0
 
 
@@ -107,15 +120,16 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _report_interrupted(args: argparse.Namespace, before: tuple[int, int, int] | None, e: KeyboardInterrupt) -> None:
+def _report_interrupted(args: argparse.Namespace, before: tuple[int, int, int] | None, e: KeyboardInterrupt,
+                        keep: bool = True) -> None:
     """After Ctrl-C / SIGTERM: the summary of what this run measured, if it got as far as writing it."""
     from semjscc.util.stopping import deferred_signals, stopped_by
 
     with deferred_signals(deliver=False):  # a second Ctrl-C must not cut the summary short
         path = Path(args.json)
         if _stamp(path) in (None, before):
-            print(f"semjscc run: stopped by {stopped_by(e)} before the flowgraph ran: nothing measured, no {path} "
-                  f"written", file=sys.stderr)
+            print(f"semjscc run: stopped by {stopped_by(e)} before the flowgraph ran: nothing measured"
+                  + (f", no {path} written" if keep else ""), file=sys.stderr)
             return
         try:
             doc = json.loads(path.read_text())
@@ -123,7 +137,8 @@ def _report_interrupted(args: argparse.Namespace, before: tuple[int, int, int] |
         except (OSError, ValueError, KeyError, TypeError):
             print(f"semjscc run: stopped by {stopped_by(e)}; {path} is unreadable", file=sys.stderr)
             return
-        print(f"wrote {path} (stopped by {stopped_by(e)}: frames still in flight are counted as lost)")
+        if keep:
+            print(f"wrote {path} (stopped by {stopped_by(e)}: frames still in flight are counted as lost)")
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +247,11 @@ def print_summary(doc: dict[str, Any]) -> None:
 
     print(f"frames: {doc['frames_sent']} sent, {doc['frames_received']} received, {doc['frames_lost']} lost "
           f"({doc['header_crc_failures']} header CRC failures)")
-    print(f"accuracy {fmt(doc.get('accuracy'), '.3f')} over received frames, {fmt(doc.get('accuracy_sent'), '.3f')} "
+    acc, n = doc.get("accuracy"), int(doc.get("frames_received") or 0)
+    interval = ""
+    if acc is not None and n:
+        lo, hi = wilson_rate(acc, n)
+        interval = f" [{lo:.3f}, {hi:.3f}] (95 %, n = {n})"
+    print(f"accuracy {fmt(acc, '.3f')}{interval} over received frames, {fmt(doc.get('accuracy_sent'), '.3f')} "
           f"counting lost frames as wrong; PSNR {fmt(doc.get('psnr_db'), '.2f')} dB; estimated SNR "
           f"{fmt(doc.get('snr_est_db'), '.2f')} dB")
