@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -164,14 +165,19 @@ class _Connection(socketserver.StreamRequestHandler):
             return -errno.EINVAL  # reading all attributes at once is not offered (no client here uses it)
         return table, rest[0]
 
-    def read_attr(self, w: list[str]) -> None:
+    def _lookup(self, w: list[str]) -> Any:
+        """The attribute a READ/WRITE command names, or a negative errno to reply with."""
         target = self._attr(w)
         if isinstance(target, int):
-            return self.reply(target)
+            return target
         table, name = target
         attr = table.get(name)  # type: ignore[attr-defined]
-        if attr is None:
-            return self.reply(-errno.ENOENT)
+        return -errno.ENOENT if attr is None else attr
+
+    def read_attr(self, w: list[str]) -> None:
+        attr = self._lookup(w)
+        if isinstance(attr, int):
+            return self.reply(attr)
         self.value(attr.get())
 
     def write_attr(self, w: list[str]) -> None:
@@ -181,13 +187,9 @@ class _Connection(socketserver.StreamRequestHandler):
         data = self.rfile.read(n)
         if len(data) < n:
             raise ConnectionError("client went away mid-write")
-        target = self._attr(w[:-1])
-        if isinstance(target, int):
-            return self.reply(target)
-        table, name = target
-        attr = table.get(name)  # type: ignore[attr-defined]
-        if attr is None:
-            return self.reply(-errno.ENOENT)
+        attr = self._lookup(w[:-1])
+        if isinstance(attr, int):
+            return self.reply(attr)
         if attr.set is None:
             return self.reply(-errno.EACCES)  # a read-only sysfs file
         ret = attr.set(data.split(b"\0", 1)[0].decode("ascii", "replace"))
