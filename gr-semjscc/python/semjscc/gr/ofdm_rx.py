@@ -28,6 +28,7 @@ from gnuradio import gr
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
 from semjscc.gr.pdus import c32_vector, make_pdu
 from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
+from semjscc.phy.dc import DCTracker
 from semjscc.phy.frame import DEFAULT_FRAME_FORMAT, DEFAULT_MAX_PAYLOAD_LEN
 from semjscc.phy.rx import FrameCounter, OFDMReceiver, ReceivedFrame
 from semjscc.util.blas import limit_blas_threads
@@ -40,14 +41,15 @@ PHASE_TRACKING = ("linear", "symbol")
 class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
     """Analog-payload OFDM receiver (sink with a ``pdus`` message output).
 
-    Samples are buffered until ``chunk`` of them are waiting, then processed in one go; a helper
+    The input's running mean (the radio's DC offset, :mod:`semjscc.phy.dc`) is subtracted first unless
+    ``remove_dc`` is False. Samples are buffered until ``chunk`` of them are waiting, then processed in one go; a helper
     thread flushes a partial buffer once no samples arrived for ``latency_s`` (bursty flowgraphs
     go quiet after the last burst, a radio never does), holding a burst whose end has not arrived;
     ``stop()`` decides on everything."""
 
     def __init__(self, equalizer: str = "mmse", phase_tracking: str = "linear", chunk: int = 65536,
                  latency_s: float = 0.05, emit_failed: bool = True, max_payload_len: int = DEFAULT_MAX_PAYLOAD_LEN,
-                 max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS) -> None:
+                 max_cfo_subcarriers: float = MAX_CFO_SUBCARRIERS, remove_dc: bool = True) -> None:
         name = "ofdm_rx"
         equalizer = one_of(name, "equalizer", equalizer, EQUALIZERS)
         phase_tracking = one_of(name, "phase_tracking", phase_tracking, PHASE_TRACKING)
@@ -66,6 +68,9 @@ class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
         except ValueError as e:  # any other check of the numpy receiver: still one line
             raise UsageError(f"{name}: {e}") from None
         self.chunk, self.latency_s, self.emit_failed = chunk, latency_s, bool(emit_failed)
+        # the radio's DC offset, removed before synchronisation (semjscc.phy.dc: after the CFO is corrected
+        # it would sit on data carriers)
+        self.dc = DCTracker() if remove_dc else None
         self.max_payload_len = max_payload_len
         self.counter = FrameCounter()
         self.frames_ok = 0
@@ -137,7 +142,7 @@ class ofdm_rx(gr.sync_block):  # noqa: N801 (GNU Radio block naming)
         x = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
         self._pending, self._n_pending = [], 0
         self.samples_in += len(x)
-        self._publish(self.rx.process(x))
+        self._publish(self.rx.process(self.dc(x) if self.dc is not None else x))
         self.cpu_s += time.thread_time() - c0
 
     def _publish(self, frames: list[ReceivedFrame]) -> None:
