@@ -27,6 +27,7 @@ import pmt
 from gnuradio import gr
 
 from semjscc.gr.pdus import c32_array, drain, empty_like_u8, image_from_vector, log, make_pdu, split_pdu
+from semjscc.link.ledger import DROPPED_OVERLOAD
 from semjscc.link.pacing import BatchCosts
 from semjscc.util.blas import limit_blas_threads
 
@@ -153,7 +154,7 @@ def triage_received(block: Any, items: list[tuple[Any, dict[str, Any], Any]],
             block.header_failures += 1
             out[i] = msg
             continue
-        if meta.get("dropped_overload"):  # dropped before the models (semjscc.gr.overload_gate): passed on in order
+        if meta.get(DROPPED_OVERLOAD):  # dropped before the models (semjscc.gr.overload_gate): passed on in order
             out[i] = msg
             continue
         if not pmt.is_c32vector(vec) or pmt.length(vec) != n_symbols:

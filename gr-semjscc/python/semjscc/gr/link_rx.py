@@ -20,6 +20,7 @@ from semjscc.gr.jscc_decoder import jscc_decoder
 from semjscc.gr.ofdm_rx import ofdm_rx
 from semjscc.gr.overload_gate import overload_gate
 from semjscc.gr.separate_blocks import separate_decoder
+from semjscc.link.ledger import DROPPED_OVERLOAD
 from semjscc.phy.channel_model import MAX_CFO_SUBCARRIERS
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
 from semjscc.zoo.locate import resolve_classifier
@@ -57,7 +58,7 @@ class _LinkRX(gr.hier_block2):
         """The receive chain's counters (the metrics sink accounts per frame; these say where)."""
         return {"rx_frames_ok": self.rx.frames_ok, "rx_frames_failed": self.rx.frames_failed,
                 "decoder_corrupt": self.dec.corrupt, "length_mismatch": self.dec.length_mismatch,
-                "block_errors": self.dec.errors + self.clf.errors, "dropped_overload": self.gate.dropped,
+                "block_errors": self.dec.errors + self.clf.errors, DROPPED_OVERLOAD: self.gate.dropped,
                 "max_backlog_seen": self.gate.max_seen_backlog}
 
 

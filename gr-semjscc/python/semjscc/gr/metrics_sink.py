@@ -45,7 +45,7 @@ from gnuradio import gr
 
 from semjscc.gr.params import as_float, as_int
 from semjscc.gr.pdus import image_u8_from_vector, log, meta_pmt, split_pdu
-from semjscc.link.ledger import Outcome, StreamLedger
+from semjscc.link.ledger import DROPPED_OVERLOAD, Outcome, StreamLedger
 from semjscc.phy.frame import MAX_FRAME_NUMBER
 from semjscc.util.errors import UsageError
 from semjscc.util.files import write_json
@@ -199,7 +199,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         with self._lock:
             self._last_rx, self._any_rx = now, True
             image = (image_u8_from_vector(vec) if meta.get("header_ok", True) and not meta.get("corrupt")
-                     and not meta.get("dropped_overload") else None)
+                     and not meta.get(DROPPED_OVERLOAD) else None)
             late = self.ledger.late_frames
             self.ledger.on_received(meta, image, now)
             t_sent = self._timed_out.pop(meta.get("frame_number"), None) if self.ledger.late_frames > late else None

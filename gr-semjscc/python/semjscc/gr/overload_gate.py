@@ -24,10 +24,10 @@ from gnuradio import gr
 
 from semjscc.gr.params import as_int
 from semjscc.gr.pdus import log, make_pdu, split_pdu
+from semjscc.link.ledger import DROPPED_OVERLOAD
 
 PORT_IN = pmt.intern("in")
 PORT_OUT = pmt.intern("out")
-DROPPED_OVERLOAD = "dropped_overload"  # the metadata flag, the ledger's cause and the summary key
 
 
 class overload_gate(gr.basic_block):  # noqa: N801 (GNU Radio block naming)

@@ -31,6 +31,8 @@ RUN_KEYS = ("frames_sent", "frames_received", "frames_lost", "header_crc_failure
 # "overload": a live receiver that fell behind the radio dropped the frame whole before its
 # decoder (semjscc.gr.overload_gate); reported as dropped_overload, a kind of loss like corrupt
 LOSS_CAUSES = ("gap", "timeout", "stopped", "corrupt", "missing", "overload")
+# the overload gate's metadata flag on a dropped frame, its status in the frames CSV and the summary key
+DROPPED_OVERLOAD = "dropped_overload"
 
 
 @dataclass
@@ -122,7 +124,7 @@ class FrameLedger:
             c["corrupt"] += 1
         if sent.label >= 0:
             c["labelled_sent"] += 1
-        status = {"corrupt": "corrupt", "overload": "dropped_overload"}.get(why, "lost")
+        status = {"corrupt": "corrupt", "overload": DROPPED_OVERLOAD}.get(why, "lost")
         out = Outcome(sent, status, why=why, snr_est_db=snr_est_db, cfo_hz=cfo_hz)
         self._emit(out)
         return out
@@ -159,7 +161,7 @@ class FrameLedger:
         })
         out.update({"lost_by_gap": c["lost_by_gap"], "lost_by_timeout": c["lost_by_timeout"],
                     "lost_by_missing": c["lost_by_missing"], "lost_at_stop": c["lost_by_stopped"],
-                    "dropped_overload": c["lost_by_overload"]})
+                    DROPPED_OVERLOAD: c["lost_by_overload"]})
         return out
 
 
@@ -235,7 +237,7 @@ class StreamLedger(FrameLedger):
             self.flush_received += 1
             return
         snr, cfo = _float_or_none(meta.get("snr_est_db")), _float_or_none(meta.get("cfo_hz"))
-        if meta.get("dropped_overload"):  # its header arrived; the receiver had no time to decode it
+        if meta.get(DROPPED_OVERLOAD):  # its header arrived; the receiver had no time to decode it
             self.lose(r, "overload", snr_est_db=snr, cfo_hz=cfo)
             return
         if meta.get("corrupt") or image is None:

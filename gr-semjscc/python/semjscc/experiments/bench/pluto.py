@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from semjscc.link.ledger import DROPPED_OVERLOAD
 from semjscc.radio.emulator.server import EmulatedPluto
 
 STARTUP_S = 2.0  # events this long after the radio's first streaming TX buffer count as start-up
@@ -215,7 +216,7 @@ def bench_pluto(out_dir: Path, frames: int, snr_db: float, model: str, pair_fram
     live_rows, sim_rows = read_frames(out_dir / "loopback" / "loopback.csv"), read_frames(sim_csv)
     rows.append({"goal": "a: pluto_loopback, one emulated radio", "problems": live.problems(), "wall_s": live.wall_s,
                  "frames_sent": d.get("frames_sent"), "frames_received": d.get("frames_received"),
-                 "frames_lost": d.get("frames_lost"), "dropped_overload": d.get("dropped_overload"),
+                 "frames_lost": d.get("frames_lost"), DROPPED_OVERLOAD: d.get(DROPPED_OVERLOAD),
                  "frames_per_s": d.get("frames_per_s"), "snr_est_db": d.get("snr_est_db"),
                  "channel_snr_db": d.get("channel_snr_db"),
                  "stream_tx_late_events": tx_stream.get("late_events"), "stream_tx": tx_stream, "rx_monitor": rx_mon,
