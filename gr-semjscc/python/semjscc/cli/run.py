@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from semjscc.cli.common import positive_int
-from semjscc.util.errors import UsageError
-from semjscc.util.files import write_json
+from semjscc.util.errors import DataError, UsageError
+from semjscc.util.files import output_kind, write_json
 from semjscc.util.stats import wilson_rate
 
 ENGINE = "sim_loopback"  # shipped flowgraph run in-process by semjscc.gr.sim_loopback
@@ -82,63 +82,68 @@ def _set_params(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.json is not None:
-        return _run(args, keep=True)
-    # no --json: the run writes its metrics to a scratch folder, the console gets the summary
+    # The flowgraph writes its metrics into a scratch folder; what it measured reaches --json only
+    # when the run finished (or was stopped by the user), through the one writer that replaces a
+    # regular file atomically and writes a device or a pipe (--json /dev/stdout) in place. A failed
+    # or timed-out run leaves --json as it was.
+    out = args.json
+    if out is not None:
+        output_kind(out)  # a directory or a block device: refused before anything runs
     with tempfile.TemporaryDirectory(prefix="semjscc-run-") as tmp:
         args.json = Path(tmp) / "run.json"
-        return _run(args, keep=False)
+        return _run(args, out)
 
 
-def _run(args: argparse.Namespace, keep: bool) -> int:
-    before = _stamp(Path(args.json))
+def _run(args: argparse.Namespace, out: Path | None) -> int:
     try:
         if args.flowgraph in (ENGINE, f"{ENGINE}.grc") and not Path(args.flowgraph).is_file():
             doc = _run_engine(args)
         else:
             doc = _run_grc(args)
     except KeyboardInterrupt as e:
-        _report_interrupted(args, before, e, keep)
+        _report_interrupted(args, e, out)
         raise  # semjscc's main: "interrupted", exit 130 (Ctrl-C) or 143 (SIGTERM)
     print_summary(doc)
-    if keep:
-        print(f"wrote {args.json}")
+    if not doc.get("done", True):
+        raise UsageError(f"stopped after --timeout {args.timeout:g} s with frames still in flight (the summary above "
+                         f"counts them as lost): an incomplete run"
+                         + (f", so {out} was left as it was" if out is not None else "")
+                         + "; raise --timeout or send fewer --frames")
+    if out is not None:
+        write_json(out, doc)
+        print(f"wrote {out}")
     mismatched = int(doc.get("length_mismatch") or 0)
     if mismatched:  # every such frame is lost whatever the channel: a set-up error, not a measurement
         raise UsageError(f"{mismatched} of {doc['frames_sent']} frames carried another payload length than the "
                          f"receiver's model takes (length_mismatch): the transmitter uses another model; give both "
-                         f"ends the same model" + (f" ({args.json} was written)" if keep else ""))
+                         f"ends the same model" + (f" ({out} was written)" if out is not None else ""))
     return 0
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    """Identifies the file at ``path`` (JSON files are replaced, not rewritten): None if absent."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _report_interrupted(args: argparse.Namespace, before: tuple[int, int, int] | None, e: KeyboardInterrupt,
-                        keep: bool = True) -> None:
-    """After Ctrl-C / SIGTERM: the summary of what this run measured, if it got as far as writing it."""
+def _report_interrupted(args: argparse.Namespace, e: KeyboardInterrupt, out: Path | None) -> None:
+    """After Ctrl-C / SIGTERM: the summary of what this run measured, if it got as far as writing it,
+    and that summary delivered to ``out``."""
     from semjscc.util.stopping import deferred_signals, stopped_by
 
     with deferred_signals(deliver=False):  # a second Ctrl-C must not cut the summary short
         path = Path(args.json)
-        if _stamp(path) in (None, before):
+        if not path.is_file():
             print(f"semjscc run: stopped by {stopped_by(e)} before the flowgraph ran: nothing measured"
-                  + (f", no {path} written" if keep else ""), file=sys.stderr)
+                  + (f", no {out} written" if out is not None else ""), file=sys.stderr)
             return
         try:
             doc = json.loads(path.read_text())
             print_summary(doc)
         except (OSError, ValueError, KeyError, TypeError):
-            print(f"semjscc run: stopped by {stopped_by(e)}; {path} is unreadable", file=sys.stderr)
+            print(f"semjscc run: stopped by {stopped_by(e)}; what it measured is unreadable", file=sys.stderr)
             return
-        if keep:
-            print(f"wrote {path} (stopped by {stopped_by(e)}: frames still in flight are counted as lost)")
+        if out is not None:
+            try:
+                write_json(out, doc)
+            except (OSError, DataError) as err:
+                print(f"semjscc run: {out} not written: {err}", file=sys.stderr)
+                return
+            print(f"wrote {out} (stopped by {stopped_by(e)}: frames still in flight are counted as lost)")
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,10 +159,7 @@ def _run_engine(args: argparse.Namespace) -> dict[str, Any]:
     given = _given(args)
     cfg = SimConfig(**{_GRC_PARAMS[k]: str(v) if isinstance(v, Path) else v for k, v in given.items()})
     cfg.extra = {"flowgraph": ENGINE}
-    summary, _tb = run_sim(cfg, timeout_s=args.timeout, progress=_progress(cfg.frames))
-    if not summary["done"]:
-        print(f"semjscc run: warning: stopped after {args.timeout:g} s with frames still in flight (counted as lost)",
-              file=sys.stderr)
+    run_sim(cfg, timeout_s=args.timeout, progress=_progress(cfg.frames))
     return json.loads(Path(args.json).read_text())
 
 
@@ -184,8 +186,7 @@ def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
     extra = _set_params(args.set_params)
     script = compiled_script(grc)
     accepted = script_options(script)
-    target = Path(args.json)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(args.json)  # run() made it a scratch file of its own
     scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     cli = []
     for key, value in given.items():
@@ -213,7 +214,7 @@ def _run_grc(args: argparse.Namespace) -> dict[str, Any]:
                     scratch.replace(target)
             raise
         if not scratch.is_file():
-            raise UsageError(f"{grc} finished without writing its metrics JSON ({target} left as it was)")
+            raise UsageError(f"{grc} finished without writing its metrics JSON (--json left as it was)")
         doc = _annotate(scratch, grc, given, {"interrupted": False})
         scratch.replace(target)
         return doc

@@ -5,17 +5,19 @@ Reading: regular files only (a FIFO would block forever, a link to /dev/zero nev
 byte limit checked before anything is read; YAML without aliases (a few hundred bytes of nested
 aliases expand to gigabytes). Writing: a temporary file beside the target, flushed and fsynced, then
 renamed over it, so a reader sees the old file or the new one and never a torn one; the temporary
-file is removed if anything fails (a full disk leaves nothing behind).
+file is removed if anything fails (a full disk leaves nothing behind). Only regular files (and absent
+paths) are replaced: a device or a pipe is written in place, anything else refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,11 +82,54 @@ def load_yaml(text: str, where: str, error: type[Exception] = DataError, fix: st
         raise error(f"{where} is not readable YAML{at} ({problem}){'; ' + fix if fix else ''}") from None
 
 
+def output_kind(path: str | os.PathLike[str]) -> str:
+    """What is at an output path: "absent", "file" (regular, links followed), "stream" (a character
+    device such as /dev/null or a terminal, or a pipe: /dev/stdout in a shell pipeline), or
+    DataError for what no result may be written to (a directory, a block device, a socket)."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return "absent"  # a dangling link too: the rename replaces the link, never its missing target
+    except NotADirectoryError:
+        above = next((a for a in p.parents if a.is_file()), p.parent)
+        raise DataError(f"{p}: {above} is a file, not a directory") from None
+    except OSError as e:
+        raise DataError(f"{p}: cannot be written ({e.strerror})") from None
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return "stream"
+    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+    raise DataError(f"{p} is {kind}; give a file name to write to")
+
+
+@contextlib.contextmanager
+def _stream_writer(target: Path, mode: str) -> Iterator[IO[Any]]:
+    """Write in place to a character device or a pipe (never replace it: as root a rename would put a
+    file where /dev/null was). A FIFO nobody reads would block forever: refused instead."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        why = "a FIFO with no reader" if e.errno == errno.ENXIO else e.strerror
+        raise DataError(f"{target}: cannot be written ({why})") from None
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, mode) as f:
+        yield f
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
     """Write ``path`` through a temporary file in the same directory, fsynced and renamed over it on
-    success, removed on failure. Two writers never share a temporary file."""
+    success, removed on failure. Two writers never share a temporary file. A device or a pipe at
+    ``path`` (``--json /dev/stdout``) is written in place; a directory, block device or socket is
+    refused (:func:`output_kind`)."""
     target = Path(path)
+    if output_kind(target) == "stream":
+        with _stream_writer(target, mode) as f:
+            yield f
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -104,6 +149,38 @@ def atomic_writer(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def write_together(files: dict[Path, Callable[[IO[bytes]], None]]) -> None:
+    """Write a result set (``path: writer(binary file)``) all or nothing: every file goes to a temporary
+    beside its target first; only when all are written and fsynced are they renamed into place, so a
+    full disk or an error leaves the previous set untouched and no temporary behind."""
+    for path in files:
+        if output_kind(path) == "stream":
+            raise DataError(f"{path}: a device or a pipe; a result set needs file names")
+    temps: dict[Path, str] = {}
+    try:
+        for path, write in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps[path] = tmp
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+
+
+def text_writer(text: str) -> Callable[[IO[bytes]], None]:
+    """A :func:`write_together` writer of UTF-8 ``text``."""
+    return lambda f: f.write(text.encode())
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from semjscc.data import Dataset
 from semjscc.data.imaging import to_float_nchw
 from semjscc.phy.symbols import awgn_pairs
+from semjscc.util.files import text_writer, write_together
 from semjscc.util.stats import paired_difference, wilson
 from semjscc.zoo.card import ModelCard
 from semjscc.zoo.precision import TOLERANCE_PP, cpu_flags
@@ -189,6 +190,5 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def write(doc: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(doc) + "\n")
+    write_together({out.with_suffix(".json"): text_writer(json.dumps(doc, indent=2) + "\n"),
+                    out.with_suffix(".md"): text_writer(markdown(doc) + "\n")})

@@ -54,6 +54,7 @@ from semjscc.separate.scheme import (
     unpack_frame,
 )
 from semjscc.separate.wifi_ldpc_tables import RATES
+from semjscc.util.files import text_writer, write_together
 from semjscc.util.paths import cache_dir
 
 Classify = Callable[[np.ndarray], np.ndarray]  # float NCHW images -> logits (B, 10)
@@ -126,8 +127,8 @@ def _encode_all(codec: Codec, images: np.ndarray, use_cache: bool) -> tuple[list
     if path is not None:
         flat = [p for row in out for p in row]
         lengths = np.array([-1 if p is None else len(p) for p in flat], dtype=np.int64)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, blob=np.frombuffer(b"".join(p or b"" for p in flat), dtype=np.uint8), lengths=lengths)
+        blob = np.frombuffer(b"".join(p or b"" for p in flat), dtype=np.uint8)
+        write_together({path: lambda f: np.savez(f, blob=blob, lengths=lengths)})
     return out, seconds
 
 
@@ -404,9 +405,8 @@ def run_separate_eval(classify: Classify, data: object, snrs: Sequence[float], c
     doc = {"meta": meta, "timings_s_per_1000_images": timings, "envelope_accuracy": envelope(rows, "accuracy"),
            "envelope_psnr": envelope(rows, "psnr_db"), "rows": rows}
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
-        out.with_suffix(".md").write_text(markdown(rows, meta) + "\n")
+        write_together({out.with_suffix(".json"): text_writer(json.dumps(doc, indent=1) + "\n"),
+                        out.with_suffix(".md"): text_writer(markdown(rows, meta) + "\n")})
     return doc
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -37,6 +37,7 @@ from semjscc.data.metrics import capped_psnr_db, ssim
 from semjscc.link.ledger import clean_accuracy
 from semjscc.phy.symbols import awgn_pairs
 from semjscc.util.errors import UsageError
+from semjscc.util.files import text_writer, write_together
 from semjscc.util.stats import fmt_pct, paired_difference, relative_gain, wilson
 
 Classify = Callable[[np.ndarray], np.ndarray]  # images (B,3,32,32) -> logits (B,10)
@@ -280,10 +281,12 @@ def report(sw: Sweep, meta: dict, out: Path) -> dict:
         "comparisons": comparisons(sw),
         "mean_difference_0_5_10": {p: mean_difference(sw, p) for p in {r.protocol for r in sw.rows}},
     }
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    np.savez_compressed(out.with_suffix(".npz"), **{"|".join(k): v for k, v in sw.correct.items()})
-    out.with_suffix(".md").write_text(markdown_table(doc) + "\n")
-    plot(doc, out.with_suffix(".png"))
+    write_together({  # the set (and the figure after it) all or nothing: a full disk keeps the previous one
+        out.with_suffix(".json"): text_writer(json.dumps(doc, indent=2) + "\n"),
+        out.with_suffix(".npz"): lambda f: np.savez_compressed(f, **{"|".join(k): v for k, v in sw.correct.items()}),
+        out.with_suffix(".md"): text_writer(markdown_table(doc) + "\n"),
+        out.with_suffix(".png"): lambda f: plot(doc, f),
+    })
     return doc
 
 
@@ -329,7 +332,7 @@ def markdown_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(doc: dict, path: Path) -> None:
+def plot(doc: dict, path: Path | IO[bytes]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -365,5 +368,5 @@ def plot(doc: dict, path: Path) -> None:
     fig.suptitle(f"channel {doc['meta'].get('channel')}, k/n = {doc['meta'].get('kn')}, "
                  f"{doc['meta'].get('n_images')} images, 95 % intervals")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
