@@ -33,6 +33,12 @@ def test_every_command_has_a_description() -> None:
     assert not missing, missing
 
 
+def test_help_texts_render_percent_signs_once() -> None:
+    """argparse %-formats option help but not descriptions: '%%' in a description prints as it stands."""
+    doubled = [cmd for cmd, p, a in ITEMS if a is None and "%%" in p.format_help()]
+    assert not doubled, doubled
+
+
 @pytest.mark.parametrize(("cmd", "action"), [(c, a) for c, _p, a in ITEMS if a is not None],
                          ids=lambda x: x if isinstance(x, str) else (x.option_strings or [x.dest])[0])
 def test_every_option_says_what_it_is_and_its_default(cmd: str, action: argparse.Action) -> None:

@@ -179,6 +179,22 @@ def test_intervals() -> None:
     assert math.isnan(relative_gain(a, np.zeros(10_000, bool))[0])
 
 
+def test_paired_interval_of_schemes_that_agree_on_a_small_set_is_not_zero_width() -> None:
+    """30 images on which both schemes are right on the same 24: the difference is 0, but 30 images
+    cannot rule out a few points either way (a normal interval of the differences said [0, 0])."""
+    a = np.ones(30, bool)
+    a[:6] = False
+    d, lo, hi = paired_difference(a, a.copy())
+    assert d == 0 and lo < -0.03 and hi > 0.03
+    d, lo, hi = paired_difference(np.ones(5, bool), np.zeros(5, bool))
+    assert d == 1 and 0 < lo < 1 and hi == 1  # inside [-1, 1]
+    x = np.random.default_rng(1).random(10_000) < 0.7
+    y = np.random.default_rng(2).random(10_000) < 0.7
+    _, lo, hi = paired_difference(x, y)
+    se = np.std(x.astype(float) - y, ddof=1) / 100
+    assert abs((hi - lo) / 2 - 1.96 * se) < 0.05 * 1.96 * se  # many images: the normal interval's width
+
+
 def test_run_until_done_stops_on_a_signal_and_finalizes_first() -> None:
     events: list[str] = []
 

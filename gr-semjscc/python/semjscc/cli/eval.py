@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate deep JSCC schemes (and separate coding) over a channel at several SNRs "
                                    "on the CIFAR-10 test split, under two protocols: the clean classifier judges the "
                                    "received images (the paper's setting) and the adapted receiver does (a deployed "
-                                   "link). Every accuracy carries its 95 %% interval; semantic-vs-MSE and "
+                                   "link). Every accuracy carries its 95 % interval; semantic-vs-MSE and "
                                    "semantic-vs-separate comparisons are paired. Models are names under models/, "
                                    "directories, or torch checkpoints (*.pt).")
     add_data_arg(p)

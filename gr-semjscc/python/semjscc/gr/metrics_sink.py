@@ -222,7 +222,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         new = min(wanted, max(self.loss_timeout_s, MAX_ADAPTED_TIMEOUT_S))
         if new > self.timeout_s:
             if new >= 1.25 * self.timeout_s:  # said once per real step, not for every late frame of a burst
-                log.warning("metrics sink: loss timeout %.2f s -> %.2f s (%s)", self.timeout_s, new, why)
+                log.info("metrics sink: loss timeout %.2f s -> %.2f s (%s)", self.timeout_s, new, why)  # in the JSON too
             self.timeout_s = new
 
     def _record(self, o: Outcome) -> None:

@@ -140,8 +140,11 @@ def run_realtime(duration_s: float = 60.0, rate: float = 1e6, snr_db: float = 20
         row = {"_t": now, "t_s": now - (clock.t0 or now), "frames_sent": tb.src.frames_sent,
                "samples_through_throttle": through, "frames_accounted": s["frames_received"] + s["frames_lost"],
                "window": tb.src.window.size}
-        row["tx_backlog_frames"] = row["frames_sent"] - through / spf  # sent, not yet on the air
-        row["rx_backlog_frames"] = through / spf - row["frames_accounted"]  # on the air, not yet accounted for
+        # the throttle also passes what the transmitter puts between bursts (padding, idle fill), so its
+        # count in frames can run ahead of the frames sent: a frame is on the air at most once it was sent
+        on_air = min(float(row["frames_sent"]), through / spf)
+        row["tx_backlog_frames"] = row["frames_sent"] - on_air  # sent, not yet on the air
+        row["rx_backlog_frames"] = on_air - row["frames_accounted"]  # on the air, not yet accounted for
         series.append(row)
 
     summary, tb = run_sim(cfg, timeout_s=duration_s * 3 + 60, monitor=sample)
