@@ -59,9 +59,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"PATH={env['PATH']}")
         print(" ".join(cmd))
         return 0
+    _check_display()
     _check_gtk()
     os.execve(sys.executable, cmd, env)
     return 0  # not reached
+
+
+def _check_display() -> None:
+    """GTK aborts with a traceback without a display (a shell over SSH): say so, and what works headless."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UsageError("GNU Radio Companion needs a display and neither $DISPLAY nor $WAYLAND_DISPLAY is set "
+                         "(over SSH: ssh -X); headless, compile and run flowgraphs instead: "
+                         "semjscc grc --compile FILE.grc, semjscc run FILE.grc")
 
 
 def _check_gtk() -> None:
