@@ -192,11 +192,12 @@ def save_checkpoint(path: Path, **state: Any) -> Path | None:
         return rescue
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load with ``weights_only=True``: tensors and plain data only, no code. Only a regular file is
     opened (a FIFO would block torch.load for ever)."""
     from semjscc.util.files import check_regular
 
+    path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"checkpoint {path} not found")
     check_regular(path, what="checkpoint")
