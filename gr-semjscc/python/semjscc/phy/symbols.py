@@ -25,7 +25,12 @@ def channels_for_ratio(kn: float) -> int:
     """Latent channels C giving bandwidth ratio k/n (k complex symbols, n real pixels)."""
     c = kn * SOURCE_DIM * 2 / (LATENT_HW * LATENT_HW)
     if abs(c - round(c)) > 1e-9 or round(c) < 2 or round(c) % 2:
-        raise ValueError(f"k/n = {kn} does not give an even whole number of latent channels (got {c})")
+        from fractions import Fraction
+
+        shown = Fraction(kn).limit_denominator(10_000) if np.isfinite(kn) else kn
+        raise ValueError(f"k/n = {shown} gives {c:.4g} latent channels where the deep JSCC needs an even whole "
+                         f"number (8x8 grid, two real values per symbol): choose k/n = j/48, e.g. 1/24 (128 "
+                         f"symbols per image), 1/12 (256) or 1/6 (512)")
     return round(c)
 
 
