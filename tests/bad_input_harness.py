@@ -481,6 +481,41 @@ class Fixtures:
             (d / "card.yaml").write_text(card)
         return d
 
+    def _nonfinite_model(self, name: str, role: str, value: float) -> Path:
+        """The tiny jscc-kn6 whose ``role`` ONNX graph adds ``value`` (NaN or inf) to its output: a broken
+        export that still matches its card (sha256 re-recorded)."""
+        import hashlib as _hashlib
+        import re as _re
+
+        import numpy as _np
+        import onnx
+        from onnx import helper, numpy_helper
+
+        d = self.root / name / "jscc-kn6"  # beside a copy of its classifier, as in a models/ folder
+        if not d.is_dir():
+            shutil.copytree(Path(self["zoo"]) / "classifier", d.parent / "classifier")
+            shutil.copytree(Path(self["zoo"]) / "jscc-kn6", d)
+            f = d / f"{role}.onnx"
+            m = onnx.load(str(f))
+            out = m.graph.output[0].name
+            for node in m.graph.node:
+                node.output[:] = [f"{out}_pre" if o == out else o for o in node.output]
+            m.graph.initializer.append(numpy_helper.from_array(_np.array(value, dtype=_np.float32), f"{out}_bad"))
+            m.graph.node.append(helper.make_node("Add", [f"{out}_pre", f"{out}_bad"], [out]))
+            onnx.save(m, str(f))
+            data = f.read_bytes()
+            card = (d / "card.yaml").read_text()
+            card = _re.sub(rf"({role}:\n    file: {role}.onnx\n    sha256: )\w+(\n    bytes: )\d+",
+                           lambda mm: f"{mm.group(1)}{_hashlib.sha256(data).hexdigest()}{mm.group(2)}{len(data)}", card)
+            (d / "card.yaml").write_text(card)
+        return d
+
+    def _make_encoder_out_nan(self) -> Path:
+        return self._nonfinite_model("enc-out-nan", "encoder", float("nan"))
+
+    def _make_decoder_out_inf(self) -> Path:
+        return self._nonfinite_model("dec-out-inf", "decoder", float("inf"))
+
     def _make_jscc_wrong_shapes(self) -> Path:
         """A jscc checkpoint whose weights do not fit its config."""
         import torch

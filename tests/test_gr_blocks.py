@@ -263,6 +263,49 @@ def test_classifier_block(zoo: Path) -> None:
     assert clf.classified == 4
 
 
+class _NaNOnRows:
+    """An ORT session stand-in: the real model's output, NaN for the one input whose values sum to
+    ``target`` (a model that passed its load-time probe but fails on some inputs), however the block
+    batched its frames."""
+
+    def __init__(self, session: Any, target: float) -> None:
+        self.session, self.target = session, target
+
+    def run(self, names: Any, feed: Any) -> list[np.ndarray]:
+        out = self.session.run(names, feed)[0].copy()
+        first = next(iter(feed.values()))
+        sums = first.reshape(len(first), -1).astype(np.float64).sum(axis=1)
+        out[np.isclose(sums, self.target, rtol=1e-5)] = np.nan
+        return [out]
+
+
+def test_nonfinite_model_outputs_count_their_frames_corrupt(zoo: Path) -> None:
+    """Decoder and classifier: a row that comes out NaN goes on as corrupt (no image, no class 0 from
+    argmax); the others as usual. Encoder: NaN symbols go out as silence, never as NaN samples."""
+    rng = np.random.default_rng(3)
+    y = (rng.standard_normal((3, 512)) + 1j * rng.standard_normal((3, 512))).astype(np.complex64) / np.sqrt(2)
+    msgs = [pdu({"frame_number": i, "header_ok": True, "snr_est_db": 10.0}, c32_vector(y[i])) for i in range(3)]
+    dec = jscc_decoder(str(zoo / "jscc-kn6"), max_wait_s=0.5)
+    dec.decoder.session = _NaNOnRows(dec.decoder.session, float(y[1].real.sum() + y[1].imag.sum()))
+    out = _run_message_block(dec, msgs, 3)
+    assert [bool(m.get("corrupt")) for m, _ in out] == [False, True, False] and pmt.length(out[1][1]) == 0
+    assert dec.corrupt == 1 and dec.decoder.nonfinite == 1
+
+    imgs = rx_images(rng, 3)
+    clf = classifier(str(zoo / "classifier"), max_wait_s=0.5)
+    clf.model.session = _NaNOnRows(clf.model.session, float(to_float_nchw(imgs[:1]).astype(np.float64).sum()))
+    out = _run_message_block(clf, [pdu({"frame_number": i, "header_ok": True}, u8_vector(imgs[i])) for i in range(3)], 3)
+    assert out[0][0].get("corrupt") is True and "pred" not in out[0][0]
+    assert all("pred" in m for m, _ in out[1:]) and clf.corrupt == 1
+
+    enc = jscc_encoder(str(zoo / "jscc-kn6"), max_wait_s=0.5)
+    enc.encoder.session = _NaNOnRows(enc.encoder.session, float(to_float_nchw(imgs[2:3]).astype(np.float64).sum()))
+    out = _run_message_block(enc, [pdu({"frame_number": i}, u8_vector(imgs[i])) for i in range(3)], 3)
+    sym = [np.asarray(pmt.c32vector_elements(v)) for _, v in out]
+    assert all(np.isfinite(s).all() for s in sym) and not sym[2].any() and sym[0].any()
+    assert enc.encoder.nonfinite == 1
+
+
 # --- metrics_sink ---------------------------------------------------------------------------------
 
 def test_metrics_sink_accounting(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from semjscc.data.imaging import IMAGE_SHAPE
 from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads
 from semjscc.gr.params import as_float, as_int
-from semjscc.gr.pdus import image_from_vector, make_pdu
+from semjscc.gr.pdus import empty_like_u8, image_from_vector, make_pdu
 from semjscc.util.errors import ModelError
 from semjscc.zoo import load_classifier
 
@@ -46,8 +46,13 @@ class classifier(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
             p = np.exp(logits - logits.max(axis=1, keepdims=True))
             p /= p.sum(axis=1, keepdims=True)
             pred = p.argmax(axis=1)
-            for i, k, conf in zip(rows, pred, p[np.arange(len(rows)), pred], strict=True):
+            for i, k, conf, bad in zip(rows, pred, p[np.arange(len(rows)), pred], self.model.last_nonfinite,
+                                       strict=True):
                 _msg, meta, vec = items[i]
+                if bad:  # NaN / inf logits: argmax would name class 0; the frame counts as corrupt instead
+                    self.corrupt += 1
+                    out[i] = make_pdu(meta, empty_like_u8(), corrupt=True, nonfinite=True)
+                    continue
                 out[i] = make_pdu(meta, vec, pred=int(k), confidence=float(conf))
             self.classified += len(rows)
         return out

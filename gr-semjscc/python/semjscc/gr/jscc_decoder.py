@@ -8,7 +8,7 @@ import numpy as np
 
 from semjscc.gr.batched import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, BatchedPduBlock, ort_threads, triage_received
 from semjscc.gr.params import as_float, as_int, one_of, payload_limit
-from semjscc.gr.pdus import check_image_format, image_vector, make_pdu
+from semjscc.gr.pdus import check_image_format, empty_like_u8, image_vector, make_pdu
 from semjscc.link.snr import decoder_snr
 from semjscc.phy.frame import DEFAULT_MAX_PAYLOAD_LEN, MAX_PAYLOAD_LEN
 from semjscc.phy.symbols import to_pairs
@@ -59,6 +59,10 @@ class jscc_decoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         snrs = [decoder_snr(self.decoder.card, items[i][1].get("snr_est_db"), self.snr_db, self.snr_mode) for i in rows]
         if rows:
             images = self.decoder.run(to_pairs(np.stack(ys)), np.asarray(snrs, dtype=np.float32))
-            for i, img, snr in zip(rows, images, snrs, strict=True):
+            for i, img, snr, bad in zip(rows, images, snrs, self.decoder.last_nonfinite, strict=True):
+                if bad:  # NaN / inf out of the model: no image to classify (zoo.session counts it)
+                    self.corrupt += 1
+                    out[i] = make_pdu(items[i][1], empty_like_u8(), corrupt=True, nonfinite=True)
+                    continue
                 out[i] = make_pdu(items[i][1], image_vector(img, self.output), decoder_snr_db=snr)
         return out

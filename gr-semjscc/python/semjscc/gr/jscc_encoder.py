@@ -55,4 +55,7 @@ class jscc_encoder(BatchedPduBlock):  # noqa: N801 (GNU Radio block naming)
         if not images:
             return []
         sym = from_pairs(self.encoder.run(np.stack(images), encoder_snr(self.encoder.card, self.snr_db)))
+        # NaN / inf symbols (zoo.session counts them) go out as silence: the PHY never carries NaN, the
+        # frame's header still arrives and its payload decodes to whatever zeros give
+        sym[self.encoder.last_nonfinite] = 0
         return [make_pdu(meta, c32_vector(s)) for meta, s in zip(metas, sym, strict=True)]

@@ -57,7 +57,8 @@ class _LinkRX(gr.hier_block2):
     def stats(self) -> dict[str, int]:
         """The receive chain's counters (the metrics sink accounts per frame; these say where)."""
         return {"rx_frames_ok": self.rx.frames_ok, "rx_frames_failed": self.rx.frames_failed,
-                "decoder_corrupt": self.dec.corrupt, "length_mismatch": self.dec.length_mismatch,
+                "decoder_corrupt": self.dec.corrupt, "classifier_corrupt": self.clf.corrupt,
+                "length_mismatch": self.dec.length_mismatch,
                 "block_errors": self.dec.errors + self.clf.errors, DROPPED_OVERLOAD: self.gate.dropped,
                 "max_backlog_seen": self.gate.max_seen_backlog}
 

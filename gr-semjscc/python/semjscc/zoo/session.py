@@ -187,6 +187,9 @@ class OnnxModel:
         self._out_names = [o.name for o in self.session.get_outputs()]
         self._in_tails = self._input_tails()
         self._check_graph()
+        self._probe()
+        self.nonfinite = 0  # rows of finite inputs that came out NaN or inf
+        self.last_nonfinite = np.zeros(0, dtype=bool)
 
     # -- shapes ------------------------------------------------------------------------------
 
@@ -242,7 +245,39 @@ class OnnxModel:
         if out.shape != (batch, *self.output_tail()):  # a graph whose dims are symbolic can still lie
             raise ModelError(f"{self.label} returned {out.shape} for a batch of {batch}, but its card says (B, "
                              f"{', '.join(map(str, self.output_tail()))}); re-export the model or restore card.yaml")
+        self._check_finite(out, feed, batch)
         return out
+
+    def _check_finite(self, out: np.ndarray, feed: dict[str, np.ndarray], batch: int) -> None:
+        """NaN or inf out of finite inputs (the load-time probe passed, so the model fails on some inputs
+        only): the rows are left in ``last_nonfinite`` for the caller to count as corrupt, and counted in
+        ``nonfinite``."""
+        bad = ~np.isfinite(out.reshape(batch, -1)).all(axis=1)
+        if bad.any():
+            finite_in = np.ones(batch, dtype=bool)
+            for a in feed.values():
+                finite_in &= np.isfinite(a.reshape(batch, -1)).all(axis=1)
+            bad &= finite_in  # what garbage in gives is the caller's to judge
+        self.last_nonfinite = bad
+        if bad.any():
+            self.nonfinite += int(bad.sum())
+            log.warning("%s: NaN or inf out of finite inputs for %d of %d (%d so far); those frames count as corrupt",
+                        self.label, int(bad.sum()), batch, self.nonfinite)
+
+    def _probe(self) -> None:
+        """One ordinary input through the graph at load (mid-grey images, zero symbols, 10 dB): a model
+        that answers it with NaN or inf is broken (a bad export, edited weights) and is refused here,
+        before it can produce numbers that look like results."""
+        feed = {name: np.full((1, *tail), 0.5 if len(tail) == 3 else 0.0 if tail else 10.0, dtype=np.float32)
+                for name, tail in zip(self._in_names, self._in_tails, strict=True)}
+        try:
+            out = self.session.run(self._out_names, feed)[0]
+        except Exception as e:  # ORT raises its own types; the graph cannot run at all
+            raise ModelError(f"{self.label} fails on a plain input ({type(e).__name__}): re-export the model or "
+                             f"restore the shipped files") from None
+        if not np.all(np.isfinite(out)):
+            raise ModelError(f"{self.label} gives NaN or inf for a plain input: the model is broken; re-export it or "
+                             f"restore the shipped files")
 
     def settings(self) -> dict[str, Any]:
         """How this session runs: provider and session options (benchmarks record them)."""

@@ -98,21 +98,32 @@ def decode_capture(iq: np.ndarray, window: tuple[int, int], sent: Sequence[TxFra
         y = np.stack([f.payload for _, f in good])
         snrs = np.array([models.decoder_snr(f.snr_est_db) for _, f in good], dtype=np.float32)
         x_hat = models.decoder.run(to_pairs(y), snrs)
-        rx_u8 = to_uint8_nhwc(x_hat)  # what the decoder block publishes (u8 images)
+        bad = _nonfinite_rows(models.decoder, len(good))  # NaN / inf images (zoo.session): corrupt frames
+        rx_u8 = to_uint8_nhwc(np.nan_to_num(x_hat, nan=0.0, posinf=1.0, neginf=0.0))  # what the decoder block publishes
         rx_float = to_float_nchw(rx_u8)
         logits = models.classifier.run(rx_float).astype(np.float64)
+        bad |= _nonfinite_rows(models.classifier, len(good))
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         ref = to_float_nchw(images_u8[[s.image_index for s, _ in good]])
         psnr = capped_psnr_db(ref, rx_float)
         for row, (s, _f) in enumerate(good):
             r = results[s.frame]
+            if bad[row]:
+                r.status = "corrupt"
+                continue
             r.status = "received"
             r.pred = int(p[row].argmax())
             r.confidence = float(p[row].max())
             r.psnr_db = float(psnr[row])
             r.decoder_snr_db = float(snrs[row])
     return CaptureResult([results[s.frame] for s in sent], failures)
+
+
+def _nonfinite_rows(model: Any, n: int) -> np.ndarray:
+    """Rows of the model's last call that came out NaN or inf (ONNX sessions record them)."""
+    rows = getattr(model, "last_nonfinite", None)
+    return np.asarray(rows, dtype=bool).copy() if rows is not None and len(rows) == n else np.zeros(n, dtype=bool)
 
 
 def summarize(frames: Sequence[FrameResult], header_failures: int) -> dict[str, Any]:
