@@ -282,6 +282,10 @@ class Fixtures:
 
         return tiny_zoo(_Base())  # type: ignore[arg-type]
 
+    def _make_ota_results(self) -> Path:
+        """The folder of the recording fixture: an ota run's results."""
+        return Path(self["recording"]).parent
+
     def _make_recording(self) -> Path:
         """A 2-image `semjscc ota --uri sim` recording made with jscc-semantic-kn6 (512 symbols)."""
         out = self.root / "ota-recording"

@@ -57,7 +57,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="encoder SNR for --tx-atten sweeps without a profile prediction (default 10)")
     p.add_argument("--no-sim", action="store_true", help="skip the simulated reference curve")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated curve's noise")
-    p.add_argument("--out", type=Path, default=None, help="output directory (default results/ota-DATE-TIME)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output directory, new or empty (default results/ota-DATE-TIME)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results already in --out (default: refuse, so no recording is lost)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.set_defaults(func=run)
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from semjscc.link.ledger import RUN_KEYS
 
     exp = Experiment(
-        out=args.out or timestamped_dir(), uri=args.uri, tx_uri=args.tx_uri, freq_hz=args.freq,
+        out=args.out or timestamped_dir(), overwrite=args.overwrite, uri=args.uri, tx_uri=args.tx_uri, freq_hz=args.freq,
         sample_rate=args.rate, rf_bandwidth=args.rf_bw, rx_gain_mode=args.rx_gain_mode, rx_gain_db=args.rx_gain,
         snrs=args.snr, attens=args.tx_atten, n_images=args.images, batch=args.batch, model=args.model,
         classifier=args.classifier, data=args.data, split=args.split, start=args.start,

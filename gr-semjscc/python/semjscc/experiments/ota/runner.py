@@ -23,6 +23,7 @@ import getpass
 import hashlib
 import logging
 import math
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -85,6 +86,7 @@ class Experiment:
     simulate: bool = True
     seed: int = 0
     progress: bool = True
+    overwrite: bool = False  # results already in ``out`` may be replaced (claim_out_dir)
 
     def validate(self) -> None:
         """Everything that can be checked before a radio is opened or a model loaded: the sweep values
@@ -152,6 +154,14 @@ def images_digest(images: np.ndarray) -> str:
 def run_experiment(exp: Experiment) -> dict[str, Any]:
     """Run the sweep; returns the summary document (also written to OUT/summary.json)."""
     exp.validate()
+    exp.out = claim_out_dir(exp.out, exp.overwrite)  # before the radio: a taken folder costs no air time
+    try:
+        return _open_and_run(exp)
+    finally:
+        (Path(exp.out) / CLAIM).unlink(missing_ok=True)  # the folder is free again
+
+
+def _open_and_run(exp: Experiment) -> dict[str, Any]:
     air = SimAir()
     # first: a missing radio is reported in seconds, before loading anything
     rx = open_radio(exp.uri, air, exp.connect_timeout_s)
@@ -539,4 +549,36 @@ def _short(v: float | None) -> str:
 
 
 def timestamped_dir(root: str | Path = "results") -> Path:
-    return Path(root) / f"ota-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    base = Path(root) / f"ota-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return next(p for p in (base, *(base.with_name(f"{base.name}-{k}") for k in range(2, 1000))) if not p.exists())
+
+
+CLAIM = ".ota-run"  # present while a run writes into the folder
+
+
+def claim_out_dir(out: str | Path, overwrite: bool = False) -> Path:
+    """Make ``out`` this run's folder: it must be new or empty (``overwrite`` allows a folder of earlier
+    results, whose files this run then replaces) and not claimed by another run at the same time (a
+    claim file created exclusively: of two runs started together, one is refused). The run's summary
+    step removes the claim."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a results folder")
+    if out.is_dir() and not overwrite:
+        held = sorted(p.name for p in out.iterdir())
+        if held:
+            raise UsageError(f"--out {out} already holds {', '.join(held[:4])}{', ...' if len(held) > 4 else ''}: give a "
+                             f"new folder, or --overwrite to replace those results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        if not overwrite:
+            raise UsageError(f"--out {out}: another ota run is writing there (or one was killed: {out / CLAIM}); "
+                             f"give a new folder, or --overwrite") from None
+        fd = os.open(out / CLAIM, os.O_WRONLY | os.O_TRUNC)
+    except OSError as e:
+        raise UsageError(f"--out {out} cannot be created ({e.strerror})") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    return out
