@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from semjscc.cli.common import positive_int
-from semjscc.util.errors import DataError, UsageError
+from semjscc.util.errors import DataError, OutputError, UsageError
 from semjscc.util.files import output_kind, write_json
 from semjscc.util.stats import wilson_rate
 
@@ -112,6 +112,9 @@ def _run(args: argparse.Namespace, out: Path | None) -> int:
     if out is not None:
         write_json(out, doc)
         print(f"wrote {out}")
+    if doc.get("csv_error"):  # the metrics sink gave up its CSV (a full disk) and carried on
+        raise OutputError(f"the per-frame CSV stopped: {doc['csv_error']}"
+                          + (f" (the summary is in {out})" if out is not None else ""))
     mismatched = int(doc.get("length_mismatch") or 0)
     if mismatched:  # every such frame is lost whatever the channel: a set-up error, not a measurement
         raise UsageError(f"{mismatched} of {doc['frames_sent']} frames carried another payload length than the "

@@ -30,6 +30,7 @@ the image source then finishes the flowgraph.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -117,6 +118,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._thread: threading.Thread | None = None
         self._csv_file: TextIO | None = None
         self._csv: Any = None
+        self.csv_error: str | None = None  # why the per-frame CSV stopped (a full disk), in the JSON
         self._reset()
 
     def _reset(self) -> None:
@@ -139,11 +141,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
     def start(self) -> bool:
         with self._lock:
             self._last_rx = time.monotonic()
-            if self.csv_path is not None and self._csv_file is None:
-                self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-                self._csv_file = open(self.csv_path, "w", newline="")  # noqa: SIM115 (closed in stop)
-                self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_FIELDS)
-                self._csv.writeheader()
+            if self.csv_path is not None and self._csv_file is None and self.csv_error is None:
+                self._csv_do(self._open_csv)
         self._stop_evt.clear()
         self._thread = threading.Thread(target=self._watchdog, name="semjscc_metrics_sink", daemon=True)
         self._thread.start()
@@ -165,10 +164,10 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                 self._finalized = True
                 if self._t_end is None:
                     self._t_end = time.monotonic()
-            self.write_json()
             if self._csv_file is not None:
-                self._csv_file.close()
+                self._csv_do(self._csv_file.close)
                 self._csv_file, self._csv = None, None
+            self.write_json()  # after the CSV: a CSV that could not be written is said in the JSON
             return self.summary()
 
     # --- inputs ---------------------------------------------------------------------------------
@@ -241,7 +240,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             self._samples.append({"frame": r, "sent": o.sent.image, "received": o.image, "label": o.sent.label,
                                   "pred": o.pred, "confidence": o.confidence, "status": o.status})
         if self._csv is not None:
-            self._csv.writerow({
+            self._csv_do(self._csv.writerow, {
                 "frame": r, "air_frame_number": r % _WRAP, "status": f"lost:{o.why}" if o.status == "lost" else o.status,
                 "label": o.sent.label, "pred": "" if o.pred is None else o.pred, "confidence": _fmt(o.confidence),
                 "psnr_db": _fmt(o.psnr_db), "snr_est_db": _fmt(o.snr_est_db), "cfo_hz": _fmt(o.cfo_hz),
@@ -254,7 +253,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
             self.done_event.set()
             self.write_json()
             if self._csv_file is not None:
-                self._csv_file.flush()
+                self._csv_do(self._csv_file.flush)
             log.info("metrics sink: all %d frames accounted for", self.ledger.counts["frames_sent"])
         ack = (self.ledger.accounted, self.done_event.is_set())
         if ack != self._ack:  # a sent frame changes neither: one ack per accounted frame, not two
@@ -276,7 +275,28 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                     last_write = now
                     self.write_json()
                     if self._csv_file is not None:
-                        self._csv_file.flush()
+                        self._csv_do(self._csv_file.flush)
+
+    # --- the per-frame CSV: a full disk or a read-only folder stops the CSV, never the run ------------
+    def _open_csv(self) -> None:
+        assert self.csv_path is not None
+        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self._csv_file = open(self.csv_path, "w", newline="")  # noqa: SIM115 (closed in finalize)
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_FIELDS)
+        self._csv.writeheader()
+
+    def _csv_do(self, op: Any, *args: Any) -> None:
+        """Run a CSV operation; on OSError (ENOSPC, EROFS, EACCES: in a GNU Radio thread an exception
+        would abort the process) the CSV is given up, said once, and named in the JSON as csv_error."""
+        try:
+            op(*args)
+        except OSError as e:
+            self.csv_error = f"{self.csv_path}: {e.strerror or e}"
+            log.error("metrics sink: the per-frame CSV stops (%s); the summary JSON is still written", self.csv_error)
+            f, self._csv_file, self._csv = self._csv_file, None, None
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
 
     def loss_timeout_in_force(self) -> float:
         """The adapted loss timeout, or ``STARTUP_GRACE_S`` if longer while the chain is still silent."""
@@ -313,6 +333,8 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         if target is None:
             return None
         doc = {**self.summary(), **(extra or {})}
+        if self.csv_error:
+            doc["csv_error"] = self.csv_error
         if self.radio_stats:
             doc["radio_stats"] = {k: dict(v) for k, v in self.radio_stats.items()}
         if self.run_info:

@@ -21,3 +21,16 @@ class DataError(UsageError):
 
 class ModelError(UsageError):
     """A model file is missing, corrupt, or does not match what it is used with."""
+
+
+class OutputError(DataError, OSError):
+    """A result could not be written (a full disk, a read-only or vanished folder). One line at the command
+    line like every DataError, and still an OSError (``errno``, ``strerror``) for code that carries on
+    without the file (a cache, a rescue checkpoint)."""
+
+    def __init__(self, message: str, errno: int | None = None, strerror: str | None = None) -> None:
+        super().__init__(message)
+        self.errno, self.strerror = errno, strerror
+
+    def __str__(self) -> str:
+        return str(self.args[0])

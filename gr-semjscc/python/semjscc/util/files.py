@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from semjscc.util.errors import DataError
+from semjscc.util.errors import DataError, OutputError
 
 MiB = 1 << 20
 
@@ -115,8 +115,11 @@ def _stream_writer(target: Path, mode: str) -> Iterator[IO[Any]]:
         why = "a FIFO with no reader" if e.errno == errno.ENXIO else e.strerror
         raise DataError(f"{target}: cannot be written ({why})") from None
     os.set_blocking(fd, True)
-    with os.fdopen(fd, mode) as f:
-        yield f
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+    except OSError as e:  # /dev/full, a closed pipe
+        raise OutputError(f"{target}: not written ({e.strerror})", e.errno, e.strerror) from None
 
 
 @contextlib.contextmanager
@@ -130,8 +133,11 @@ def atomic_writer(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[
         with _stream_writer(target, mode) as f:
             yield f
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise OutputError(f"{target}: not written ({e.strerror}); nothing there was changed", e.errno, e.strerror) from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -139,6 +145,10 @@ def atomic_writer(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
         os.replace(tmp, target)
+    except OSError as e:  # a full disk, a read-only or vanished folder: one line, the old file kept
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OutputError(f"{target}: not written ({e.strerror}); nothing there was changed", e.errno, e.strerror) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
