@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from semjscc.cli.common import finite_float, positive_float, positive_int
+from semjscc.cli.common import cfo_hz, nonnegative_int, positive_float, positive_int, snr_db
 from semjscc.phy.channel_model import CFO_SEARCH_HZ, check_cfo_hz, check_doppler
 from semjscc.phy.impairments import MAX_CFO_HZ
 from semjscc.util.files import write_json
@@ -54,13 +54,13 @@ def _add_runtime(what: argparse._SubParsersAction) -> None:
     r.add_argument("--classifier", default=None, metavar="NAME_OR_DIR",
                    help="classifier model (default: the one the model's card names)")
     r.add_argument("--repeat", type=positive_int, default=30, help="timed calls per stage and batch (default %(default)s)")
-    r.add_argument("--warmup", type=int, default=3, help="untimed calls first (default %(default)s)")
+    r.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed calls first (default %(default)s)")
     r.add_argument("--batch", type=positive_int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
     r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help="threads for both ONNX Runtime (intra-op) and torch (default %(default)s, as in a flowgraph)")
     r.add_argument("--device", default="auto",
                    help="ONNX Runtime device: auto, cpu, cuda, cuda:N; torch runs on the CPU (default %(default)s)")
-    r.add_argument("--snr", type=finite_float, default=10.0, metavar="DB", help="channel SNR (default %(default)s)")
+    r.add_argument("--snr", type=snr_db, default=10.0, metavar="DB", help="channel SNR (default %(default)s)")
     r.add_argument("--jscc-ckpt", type=Path, default=None, metavar="CHECKPOINT", help="torch weights for the JSCC model")
     r.add_argument("--classifier-ckpt", type=Path, default=None, metavar="CHECKPOINT", help="torch weights for the classifier")
     r.add_argument("--session-sweep", action="store_true",
@@ -119,12 +119,12 @@ def _add_throughput(what: argparse._SubParsersAction) -> None:
     t.add_argument("--symbols", type=positive_int, default=512,
                    help="JSCC symbols per frame, at most 2256 (GNU Radio's chain stalls on longer bursts; default "
                         "%(default)s: one 32x32 image at k/n = 1/6)")
-    t.add_argument("--snr", type=finite_float, default=20.0, metavar="DB",
+    t.add_argument("--snr", type=snr_db, default=20.0, metavar="DB",
                    help="Es/N0 per subcarrier (default %(default)s)")
-    t.add_argument("--cfo", type=finite_float, default=0.0, metavar="HZ",
+    t.add_argument("--cfo", type=cfo_hz, default=0.0, metavar="HZ",
                    help=f"carrier frequency offset, |HZ| < {CFO_SEARCH_HZ:.0f} (the receiver's search range; "
                         "default %(default)s)")
-    t.add_argument("--seed", type=int, default=1, help="channel noise and payloads (default %(default)s)")
+    t.add_argument("--seed", type=nonnegative_int, default=1, help="channel noise and payloads (default %(default)s)")
     full = t.add_argument_group("--chain full")
     full.add_argument("--model", default=JSCC_SEMANTIC, metavar="NAME_OR_DIR", help="deep JSCC model (default %(default)s)")
     full.add_argument("--classifier", default="", metavar="NAME_OR_DIR",
@@ -270,7 +270,7 @@ def _add_soak(what: argparse._SubParsersAction) -> None:
     s.add_argument("--json", type=Path, required=True, metavar="PATH", help="report to write")
     s.add_argument("--csv", type=Path, default=None, metavar="PATH", help="per-frame CSV to keep (default: none)")
     s.add_argument("--frames", type=positive_int, default=1000, help="frames in all (default %(default)s)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the impairment draws, noise and image order")
+    s.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the impairment draws, noise and image order")
     s.add_argument("--snr-min", type=float, default=0.0, metavar="DB", help="lowest SNR drawn (default %(default)s)")
     s.add_argument("--snr-max", type=float, default=20.0, metavar="DB", help="highest SNR drawn (default %(default)s)")
     s.add_argument("--max-cfo", type=float, default=MAX_CFO_HZ, metavar="HZ",
@@ -352,7 +352,7 @@ def _add_garbage(what: argparse._SubParsersAction) -> None:
     g.add_argument("--samples", type=positive_int, default=10_000_000, help="samples per kind (default %(default)s)")
     g.add_argument("--kinds", default=",".join(GARBAGE_KINDS), metavar="K1,K2",
                    help="comma-separated kinds (default: all of %(default)s)")
-    g.add_argument("--seed", type=int, default=0, help="of the random input (default %(default)s)")
+    g.add_argument("--seed", type=nonnegative_int, default=0, help="of the random input (default %(default)s)")
     g.set_defaults(func=_run_garbage)
 
 
@@ -390,9 +390,9 @@ def _add_pluto(what: argparse._SubParsersAction) -> None:
     g.add_argument("--frames", type=positive_int, default=1000, help="pluto_loopback frames (default %(default)s)")
     g.add_argument("--pair-frames", type=positive_int, default=200, help="pluto_tx -> pluto_rx frames (default %(default)s)")
     g.add_argument("--ota-images", type=positive_int, default=100, help="images of the ota run (default %(default)s)")
-    g.add_argument("--snr", type=finite_float, default=20.0, metavar="DB", help="target SNR (default %(default)s)")
+    g.add_argument("--snr", type=snr_db, default=20.0, metavar="DB", help="target SNR (default %(default)s)")
     g.add_argument("--model", default="jscc-semantic-kn6", help="deep JSCC model (default %(default)s)")
-    g.add_argument("--seed", type=int, default=1, help="image order (default %(default)s)")
+    g.add_argument("--seed", type=nonnegative_int, default=1, help="image order (default %(default)s)")
     g.add_argument("--timeout", type=positive_float, default=1200.0, metavar="S",
                    help="per flowgraph run (default %(default)s)")
     g.set_defaults(func=_run_pluto)

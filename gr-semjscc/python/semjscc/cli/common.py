@@ -58,6 +58,28 @@ def nonnegative_int(text: str) -> int:
     return v
 
 
+def snr_db(text: str) -> float:
+    """A channel SNR in dB inside :data:`semjscc.phy.symbols.SNR_LIMITS_DB` (1e30 overflowed the noise)."""
+    from semjscc.phy.symbols import check_snr_db
+    from semjscc.util.errors import UsageError
+
+    try:
+        return check_snr_db(finite_float(text), "")
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def cfo_hz(text: str) -> float:
+    """A carrier offset in Hz inside the receiver's search range (semjscc.phy.channel_model)."""
+    from semjscc.phy.channel_model import check_cfo_hz
+    from semjscc.util.errors import UsageError
+
+    try:
+        return check_cfo_hz(finite_float(text), "--cfo")
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def nonnegative_float(text: str) -> float:
     """A finite float >= 0 (a clipping norm where 0 means off)."""
     v = finite_float(text)

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from semjscc.cli.common import labelled_models, positive_int
+from semjscc.cli.common import cfo_hz, labelled_models, nonnegative_int, positive_int, snr_db
 from semjscc.util.errors import ModelError
 from semjscc.util.files import write_json
 
@@ -23,11 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "each shipped deep JSCC model on the same images and channel, print accuracy and "
                                    "frame counts, and write a PNG of sent vs received images with their labels.")
     p.add_argument("--frames", type=positive_int, default=200, help="images to send per model (default %(default)s)")
-    p.add_argument("--snr", type=float, default=10.0, metavar="DB", help="Es/N0 per subcarrier (default %(default)s)")
-    p.add_argument("--cfo", type=float, default=3000.0, metavar="HZ", help="carrier frequency offset (default %(default)s)")
+    p.add_argument("--snr", type=snr_db, default=10.0, metavar="DB", help="Es/N0 per subcarrier (default %(default)s)")
+    p.add_argument("--cfo", type=cfo_hz, default=3000.0, metavar="HZ", help="carrier frequency offset (default %(default)s)")
     p.add_argument("--multipath", default="indoor", metavar="SPEC",
                    help="none, two-ray, indoor or complex taps (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="channel noise and image order (default %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="channel noise and image order (default %(default)s)")
     p.add_argument("--model", action="append", default=None, metavar="LABEL=MODEL",
                    help=f"models to compare, repeatable (default semantic={JSCC_SEMANTIC}, mse={JSCC_MSE})")
     p.add_argument("--source", default="", metavar="PATH", help="images (default: the CIFAR-10 test split)")

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from semjscc.cli.common import add_data_arg, finite_float, labelled_models, positive_int
+from semjscc.cli.common import add_data_arg, finite_float, labelled_models, nonnegative_int, positive_int, snr_db
 from semjscc.experiments.eval.sweep import PROTOCOLS
 from semjscc.phy.frame import MIDAMBLE_INTERVALS
 from semjscc.util.errors import UsageError
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the receiver protocol's classifier (default: the receiver the models' cards name)")
     p.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS),
                    help="which classifiers judge the images (default: both; results should report both)")
-    p.add_argument("--snr", type=finite_float, nargs="+", default=list(DEFAULT_SNRS), metavar="DB",
+    p.add_argument("--snr", type=snr_db, nargs="+", default=list(DEFAULT_SNRS), metavar="DB",
                    help="channel SNRs in dB (default %(default)s)")
     p.add_argument("--channel", choices=("awgn", "rayleigh", "ofdm", "phy"), default="awgn",
                    help="awgn, rayleigh (block fading), ofdm (differentiable multipath OFDM model), or phy: the "
@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="test (the 10,000 test images; final tables) or val (the 5,000 training images held out "
                         "for choices; default %(default)s)")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="evaluate N images (default: all)")
-    p.add_argument("--seed", type=int, default=2024, help="channel noise seed (default %(default)s)")
+    p.add_argument("--seed", type=nonnegative_int, default=2024, help="channel noise seed (default %(default)s)")
     p.add_argument("--separate", action="store_true",
                    help="add separate source-channel coding (JPEG/WebP/HEIF + LDPC + QAM at the same channel uses): "
                         "its configuration per SNR is chosen on validation images (--separate-val), per protocol, "

@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from semjscc.cli.common import add_data_arg, finite_float, positive_int
+from semjscc.cli.common import add_data_arg, finite_float, positive_int, snr_db
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the MSE deep JSCC (default %(default)s)")
     p.add_argument("--semantic", default=JSCC_SEMANTIC, metavar="NAME_OR_DIR_OR_PT",
                    help="the semantic deep JSCC (default %(default)s)")
-    p.add_argument("--snr", type=finite_float, default=0.0, metavar="DB",
+    p.add_argument("--snr", type=snr_db, default=0.0, metavar="DB",
                    help="channel SNR of the decodes, AWGN (default %(default)s dB: where the decoders differ most)")
     p.add_argument("--pool", type=positive_int, default=2000, metavar="N",
                    help="test images searched for disagreements between the decoders (default %(default)s)")
@@ -65,8 +65,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--blur {args.blur:g}: a blur std between 0 (none) and 16 pixels")
     if args.power <= 0:
         raise UsageError(f"--power {args.power:g}: the exponent must be > 0 (1 = the map as it is, 2 = steeper)")
-    if not -30 <= args.snr <= 60:
-        raise UsageError(f"--snr {args.snr:g}: between -30 and 60 dB")
     if args.n > 64:
         raise UsageError(f"--n {args.n}: at most 64 images fit one picture")
 

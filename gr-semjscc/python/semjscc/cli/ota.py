@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from semjscc.cli.common import add_data_arg, finite_float, positive_int
+from semjscc.cli.common import add_data_arg, finite_float, nonnegative_int, positive_int, snr_db
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--uri", required=True, help="receiving radio (and transmitter in loopback): ip:..., usb:..., sim[:SEED]")
     p.add_argument("--tx-uri", default=None, help="a second radio that transmits (default: loopback on --uri)")
     sweep = p.add_mutually_exclusive_group(required=True)
-    sweep.add_argument("--snr", type=finite_float, nargs="+", metavar="DB",
+    sweep.add_argument("--snr", type=snr_db, nargs="+", metavar="DB",
                        help="target SNRs (Es/N0 per subcarrier); the calibration profile picks the attenuation")
     sweep.add_argument("--tx-atten", type=finite_float, nargs="+", metavar="DB", help="TX attenuations to sweep instead")
     p.add_argument("--images", type=positive_int, default=100, help="images per point (default 100)")
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="image order: stratified takes one image of every class in turn (seeded), so any N images "
                         "hold every class N/10 times give or take one; the test split itself is sorted by class "
                         "(default %(default)s)")
-    p.add_argument("--shuffle-seed", type=int, default=None, help="seed of the stratified or shuffled order (default 0)")
+    p.add_argument("--shuffle-seed", type=nonnegative_int, default=None, help="seed of the stratified or shuffled order (default 0)")
     p.add_argument("--connect-timeout", type=finite_float, default=None, metavar="S",
                    help="seconds to wait for a radio to answer (default 10; ip:pluto.local may need more)")
     p.add_argument("--freq", type=float, default=2.45e9, help="RF centre frequency in Hz (default 2.45e9)")
@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--design-snr", type=finite_float, default=10.0,
                    help="encoder SNR for --tx-atten sweeps without a profile prediction (default 10)")
     p.add_argument("--no-sim", action="store_true", help="skip the simulated reference curve")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated curve's noise")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the simulated curve's noise")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory, new or empty (default results/ota-DATE-TIME)")
     p.add_argument("--overwrite", action="store_true",

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from semjscc.cli.common import positive_int
+from semjscc.cli.common import cfo_hz, nonnegative_int, positive_float, positive_int, snr_db
 from semjscc.util.errors import DataError, OutputError, UsageError
 from semjscc.util.files import output_kind, write_json
 from semjscc.util.stats import wilson_rate
@@ -41,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help="metrics JSON to write (default: none; the summary is printed either way)")
     p.add_argument("--csv", type=Path, default=None, metavar="PATH", help="per-frame CSV to write")
-    p.add_argument("--snr", type=float, default=None, metavar="DB", help="channel SNR, Es/N0 per subcarrier (default 10)")
-    p.add_argument("--cfo", type=float, default=None, metavar="HZ", help="carrier frequency offset (default 0)")
+    p.add_argument("--snr", type=snr_db, default=None, metavar="DB", help="channel SNR, Es/N0 per subcarrier (default 10)")
+    p.add_argument("--cfo", type=cfo_hz, default=None, metavar="HZ", help="carrier frequency offset (default 0)")
     p.add_argument("--frames", type=positive_int, default=None, metavar="N", help="frames to send (default 200)")
     p.add_argument("--model", default=None, metavar="NAME_OR_DIR", help="deep JSCC model (default jscc-semantic-kn6)")
     p.add_argument("--classifier", default=None, metavar="NAME_OR_DIR",
@@ -56,13 +56,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--midamble", type=int, default=None, metavar="N",
                    help="a known mid-amble symbol after every N payload symbols (8, 4 or 2; default 0 = none)")
     p.add_argument("--epsilon", type=float, default=None, help="sample clock ratio (default 1.0)")
-    p.add_argument("--seed", type=int, default=None, help="channel noise and image order seed (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=None, help="channel noise and image order seed (default 0)")
     p.add_argument("--source", default=None, metavar="PATH", help="images (default: the CIFAR-10 test split)")
     p.add_argument("--device", default=None, help="ONNX Runtime device: auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE", dest="set_params",
                    help="any other GRC parameter of a .grc flowgraph, by its id (repeatable; default none), e.g. "
                         "--set codec=webp --set code_rate=1/2 for flowgraphs/sim_separate.grc")
-    p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="give up after S seconds (default %(default)s)")
+    p.add_argument("--timeout", type=positive_float, default=900.0, metavar="S", help="give up after S seconds (default %(default)s)")
     p.set_defaults(func=run)
 
 

@@ -41,6 +41,7 @@ from semjscc.phy.channel_model import (
     noise_voltage,
     static_taps,
 )
+from semjscc.phy.symbols import check_snr_db
 from semjscc.util.errors import ModelError, UsageError
 from semjscc.util.stopping import RunOutcome, run_until_done
 from semjscc.zoo.shipped import JSCC_SEMANTIC
@@ -100,8 +101,7 @@ class SimConfig:
     def check(self) -> SimConfig:
         if self.frames <= 0:
             raise UsageError(f"frames must be > 0, got {self.frames}")
-        if not math.isfinite(self.snr_db):
-            raise UsageError("the SNR must be a finite number of dB")
+        check_snr_db(self.snr_db, "--snr")
         check_cfo_hz(self.cfo_hz, "--cfo")
         check_doppler(self.doppler, "--doppler")
         midamble_interval("sim_loopback", self.midamble)

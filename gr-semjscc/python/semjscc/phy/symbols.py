@@ -13,12 +13,30 @@ AWGN that every simulation adds at the project's SNR convention. numpy only (no 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from semjscc.data.imaging import IMAGE_SHAPE
 
 SOURCE_DIM = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]  # n = 3072 real values
 LATENT_HW = 8  # the deep JSCC's two stride-2 stages: 32 -> 8
+
+
+# The SNRs (Es/N0, dB) a run, an evaluation or a picture may ask for: beyond them every scheme here is
+# all noise or noise-free, and 10^(snr/10) of an absurd value overflows.
+SNR_LIMITS_DB = (-30.0, 60.0)
+
+
+def check_snr_db(snr_db: float, what: str = "the SNR") -> float:
+    """``snr_db`` if it is a finite number inside :data:`SNR_LIMITS_DB`, else a UsageError naming ``what``."""
+    from semjscc.util.errors import UsageError
+
+    v = float(snr_db)
+    lo, hi = SNR_LIMITS_DB
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise UsageError(f"{what + ' ' if what else ''}{snr_db:g} dB is outside {lo:g} .. {hi:g} dB (Es/N0)")
+    return v
 
 
 def channels_for_ratio(kn: float) -> int:
