@@ -461,6 +461,14 @@ class Fixtures:
             card.write_text(card.read_text() + "receiver: ../gone\n")
         return d / "jscc-kn6"
 
+    def _make_model_without_card(self) -> Path:
+        """The tiny jscc-kn6 with its card.yaml removed."""
+        d = self.root / "no-card" / "jscc-kn6"
+        if not d.is_dir():
+            shutil.copytree(Path(self["zoo"]) / "jscc-kn6", d)
+            (d / "card.yaml").unlink()
+        return d
+
     def _make_onnx_wrong_output(self) -> Path:
         """A model directory whose encoder's metadata and card say 512 symbols, but whose graph emits 256
         (the tiny k/n 1/12 encoder with edited metadata)."""

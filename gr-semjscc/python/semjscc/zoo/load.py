@@ -45,17 +45,18 @@ def _open(cls: type[M], ref: str | Path, options: RuntimeOptions) -> tuple[M, Mo
             entry = None  # a renamed copy: the card does not describe it
     else:
         directory = resolve_model_dir(ref)
-        card = ModelCard.load(directory) if (directory / CARD_FILE).is_file() else None
-        if card is not None:
-            if role not in KIND_FILES[card.kind]:
-                raise ModelError(f"{directory} holds a {card.kind} model, which has no {role}; "
-                                 f"pass a {'deep JSCC' if role != 'classifier' else 'classifier'} model")
-            entry = card.files.get(role)
-            if entry is None:
-                raise ModelError(f"{directory / CARD_FILE} lists no {role} file; re-export the model")
-            fname = entry.file
-        else:
-            entry, fname = None, KIND_FILES["classifier" if role == "classifier" else "jscc"][role]
+        if not (directory / CARD_FILE).exists() and not (directory / CARD_FILE).is_symlink():
+            # without its card nothing says which files belong together or checks their hashes
+            raise ModelError(f"{directory} has no {CARD_FILE}, so its files cannot be verified: re-export the model "
+                             f"(semjscc export), or name an .onnx file to run it unverified on purpose")
+        card = ModelCard.load(directory)  # a card that is a FIFO or a device is refused there
+        if role not in KIND_FILES[card.kind]:
+            raise ModelError(f"{directory} holds a {card.kind} model, which has no {role}; "
+                             f"pass a {'deep JSCC' if role != 'classifier' else 'classifier'} model")
+        entry = card.files.get(role)
+        if entry is None:
+            raise ModelError(f"{directory / CARD_FILE} lists no {role} file; re-export the model")
+        fname = entry.file
     precision = "fp32"
     if p.suffix == ".onnx" and not p.is_dir():
         pass  # a file named directly runs as it is
