@@ -461,6 +461,15 @@ class Fixtures:
             card.write_text(card.read_text() + "receiver: ../gone\n")
         return d / "jscc-kn6"
 
+    def _make_profile_nan_rate(self) -> Path:
+        """The example sim-0 profile with its sample rate edited to NaN."""
+        import re as _re
+
+        p = self.root / "profile-nan-rate.yaml"
+        text = (REPO / "calibration" / "examples" / "sim-0.yaml").read_text()
+        p.write_text(_re.sub(r"^sample_rate: .*$", "sample_rate: .nan", text, flags=_re.M))
+        return p
+
     def _make_model_without_card(self) -> Path:
         """The tiny jscc-kn6 with its card.yaml removed."""
         d = self.root / "no-card" / "jscc-kn6"

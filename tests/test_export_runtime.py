@@ -184,7 +184,7 @@ def test_mismatched_encoder_decoder_pair_is_refused(zoo: dict, tmp_path: Path) -
     mixed.mkdir()
     shutil.copy(zoo["root"] / "jscc-kn6" / "encoder.onnx", mixed)
     shutil.copy(zoo["root"] / "jscc-kn12" / "decoder.onnx", mixed)
-    with pytest.raises(ModelError, match="has no card.yaml, so its files cannot be verified"):
+    with pytest.raises(ModelError, match=r"has no card\.yaml, so its files cannot be verified"):
         load_jscc_pair(mixed)  # without a card nothing says the halves belong together
 
 

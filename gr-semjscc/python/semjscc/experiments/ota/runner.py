@@ -119,14 +119,27 @@ class Experiment:
         return 0 if self.shuffle_seed is None else int(self.shuffle_seed)
 
 
-def resolve_profile(spec: str | None, radio: Radio) -> tuple[CalibrationProfile | None, str | None]:
-    """(profile, its path) for ``auto`` / ``none`` / a path."""
+def resolve_profile(spec: str | None, radio: Radio, freq_hz: float | None = None,
+                    sample_rate: float | None = None) -> tuple[CalibrationProfile | None, str | None]:
+    """(profile, its path) for ``auto`` / ``none`` / a path; a profile of another radio is refused, one
+    measured at another frequency or rate is used with a warning (:meth:`CalibrationProfile.fit_problems`)."""
     if spec is None or spec == "none":
         return None, None
+    serial = radio.info().serial
     if spec == "auto":
-        p = profile_path_for(radio.info().serial, calibration_dir())
-        return (CalibrationProfile.load(p), str(p)) if p.is_file() else (None, None)
-    return CalibrationProfile.load(spec), str(spec)
+        p = profile_path_for(serial, calibration_dir())
+        if not p.is_file():
+            return None, None
+        prof, path = CalibrationProfile.load(p), str(p)
+    else:
+        prof, path = CalibrationProfile.load(spec), str(spec)
+    refuse, warn = prof.fit_problems(serial, prof.center_freq_hz if freq_hz is None else freq_hz,
+                                     prof.sample_rate if sample_rate is None else sample_rate)
+    if refuse:
+        raise UsageError(f"calibration profile {path}: {refuse}")
+    for w in warn:
+        logging.getLogger("semjscc.ota").warning("calibration profile %s: %s", path, w)
+    return prof, path
 
 
 def load_models(model: str, classifier: str | None) -> Models:
@@ -378,8 +391,9 @@ def _run(exp: Experiment, rx: Radio, tx: Radio, images: np.ndarray, labels: np.n
     batch in progress, and the summary of what was recorded is written before the stop goes on."""
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
-    rx_profile, rx_profile_path = resolve_profile(exp.calibration, rx)
-    tx_profile, tx_profile_path = (rx_profile, rx_profile_path) if tx is rx else resolve_profile(exp.tx_calibration, tx)
+    rx_profile, rx_profile_path = resolve_profile(exp.calibration, rx, exp.freq_hz, exp.sample_rate)
+    tx_profile, tx_profile_path = ((rx_profile, rx_profile_path) if tx is rx
+                                   else resolve_profile(exp.tx_calibration, tx, exp.freq_hz, exp.sample_rate))
     points = _plan_points(exp, rx_profile, rx_profile_path, tx_profile)
     tx_rms = rx_profile.tx_rms_dbfs if rx_profile else TX_RMS_DBFS
     scale = tx_scale(tx_rms)

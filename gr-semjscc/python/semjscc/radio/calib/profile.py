@@ -128,7 +128,46 @@ class CalibrationProfile:
         d = dict(d)
         d["snr_table"] = [SNRPoint(**p) for p in d.get("snr_table", [])]
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        prof = cls(**{k: v for k, v in d.items() if k in known})
+        prof.check_numbers()
+        return prof
+
+    def check_numbers(self) -> None:
+        """ValueError naming the first number a profile cannot hold (an edited file: NaN, 0, negative)."""
+        for name in ("center_freq_hz", "sample_rate", "rf_bandwidth"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} is {v!r}, not a frequency > 0")
+        if not (isinstance(self.tx_rms_dbfs, (int, float)) and math.isfinite(self.tx_rms_dbfs)):
+            raise ValueError(f"tx_rms_dbfs is {self.tx_rms_dbfs!r}, not a finite number")
+        ppm = self.oscillator.get("ppm") if isinstance(self.oscillator, dict) else None
+        if ppm is not None and not (isinstance(ppm, (int, float)) and math.isfinite(ppm) and abs(ppm) < 1000):
+            raise ValueError(f"oscillator ppm is {ppm!r}, not a crystal error")
+        for i, pt in enumerate(self.snr_table):
+            for name in ("rx_gain_db", "tx_atten_db", "rx_power_dbfs"):
+                v = getattr(pt, name)
+                if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                    raise ValueError(f"snr_table[{i}].{name} is {v!r}, not a finite number")
+            if pt.snr_db is not None and not (isinstance(pt.snr_db, (int, float)) and math.isfinite(pt.snr_db)):
+                raise ValueError(f"snr_table[{i}].snr_db is {pt.snr_db!r}, not a finite number (or null: nothing decoded)")
+
+    def fit_problems(self, serial: str, freq_hz: float, sample_rate: float) -> tuple[str | None, list[str]]:
+        """Whether this profile describes a run on radio ``serial`` at ``freq_hz`` and ``sample_rate``:
+        (why it must not be used, or None; what to warn about). Another radio's profile has another
+        crystal and another SNR table: refused. Another frequency or rate changes path loss and noise
+        bandwidth, so the SNR targets drift: said once."""
+        if serial and self.serial and serial != self.serial:
+            return (f"it was measured on radio {self.serial}, this radio is {serial}: calibrate this one "
+                    f"(semjscc calibrate --uri URI) or pass --calibration none"), []
+        warn = []
+        if abs(freq_hz - self.center_freq_hz) > 0.01 * self.center_freq_hz:
+            warn.append(f"measured at {self.center_freq_hz / 1e6:g} MHz, used at {freq_hz / 1e6:g} MHz: path loss and "
+                        f"gains differ, so the SNR targets may be off; calibrate at this frequency")
+        if abs(sample_rate - self.sample_rate) > 1e-6 * self.sample_rate:
+            shift = 10 * math.log10(sample_rate / self.sample_rate)
+            warn.append(f"measured at {self.sample_rate / 1e6:g} MS/s, used at {sample_rate / 1e6:g} MS/s: the noise "
+                        f"bandwidth changes the SNR by about {-shift:+.1f} dB; calibrate at this rate")
+        return None, warn
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write YAML to ``path`` (a file, or a directory for ``<serial>.yaml``; default calibration_dir())."""
