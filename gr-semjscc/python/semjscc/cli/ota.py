@@ -68,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from semjscc.experiments.ota.runner import Experiment, run_experiment, timestamped_dir
     from semjscc.link.ledger import RUN_KEYS
+    from semjscc.util.stats import wilson_rate
 
     exp = Experiment(
         out=args.out or timestamped_dir(), overwrite=args.overwrite, uri=args.uri, tx_uri=args.tx_uri, freq_hz=args.freq,
@@ -87,12 +88,17 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({k: doc[k] for k in RUN_KEYS}, indent=2))
     for p in doc["points"]:
         target = "" if p.get("target_snr_db") is None else f"target {p['target_snr_db']:g} dB, "
-        acc = "-" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f} %"
+        acc = "-"
+        if p["accuracy"] is not None:
+            lo, hi = wilson_rate(p["accuracy"], int(p["frames_received"]))
+            acc = f"{100 * p['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] (95 %, n = {p['frames_received']})"
         # two measured SNRs, each named as in summary.json (meta.snr_keys): the channel's is the one
         # to compare with the target and the figure's x axis
         print(f"point {p['index']}: {target}TX attenuation {p['tx_atten_db']:g} dB -> channel SNR "
               f"{_db(p.get('channel_snr_db'))}, payload SNR after equalisation {_db(p['snr_est_db'])}, "
               f"{p['frames_received']}/{p['frames_sent']} frames, accuracy {acc}")
+        if p.get("note"):  # e.g. a target beyond the profile's weakest point: its attenuation is extrapolated
+            print(f"  point {p['index']}: {p['note']}")
     if doc["points"] and doc["points"][0].get("flowgraph_note"):
         print(f"note: {doc['points'][0]['flowgraph_note']}")
     print(f"wrote {exp.out}/summary.json, frames.csv, recording.sigmf-meta, accuracy_vs_snr.png")

@@ -11,6 +11,7 @@ from typing import Any
 
 from semjscc.experiments.ota.decode import FrameResult, summarize
 from semjscc.util import files
+from semjscc.util.stats import wilson_rate
 
 CSV_FIELDS = ("point", "target_snr_db", "tx_atten_db", "frame", "air_frame_number", "image_index", "status", "label",
               "pred", "confidence", "psnr_db", "snr_est_db", "cfo_hz", "sample_start")
@@ -90,7 +91,12 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         a2.plot([s["snr_db"] for s in sim], [s["psnr_db"] or 0 for s in sim], "-", color="gray", label="simulated")
     if pts:  # the channel's Es/N0 (the simulated curve's axis); older summaries have only the payload's
         x = [p.get("channel_snr_db") or p["snr_est_db"] for p in pts]
-        a1.plot(x, [100 * (p["accuracy"] or 0) for p in pts], "o", label="over the air (received frames)")
+        acc = [100 * (p["accuracy"] or 0) for p in pts]
+        # 95 % Wilson intervals: at 50 images a point carries about +-13 points
+        ci = [wilson_rate(p["accuracy"] or 0.0, int(p.get("frames_received") or 0)) for p in pts]
+        err = [[a - 100 * lo for a, (lo, _hi) in zip(acc, ci, strict=True)],
+               [100 * hi - a for a, (_lo, hi) in zip(acc, ci, strict=True)]]
+        a1.errorbar(x, acc, yerr=err, fmt="o", capsize=3, label="over the air (received frames, 95 % CI)")
         a1.plot(x, [100 * (p["accuracy_sent"] or 0) for p in pts], "x", label="over the air (lost = wrong)")
         a2.plot(x, [p["psnr_db"] or 0 for p in pts], "o", label="over the air")
     clean = doc.get("clean_accuracy")
