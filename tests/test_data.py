@@ -60,6 +60,26 @@ def test_cache_is_used_and_survives_damage(tmp_path: Path, small_splits: dict) -
     assert np.array_equal(first.images, again.images)
 
 
+def test_cache_misses_a_source_rewritten_in_place_with_its_size_and_mtime(tmp_path: Path, small_splits: dict) -> None:
+    """The test batch written again over the old file (same inode, same size: the same images in the
+    other order) and its mtime put back: the cache key's ctime still tells them apart."""
+    root = write_pickles(tmp_path / "p", *small_splits.values())
+    first = load_cifar10(root, "test")
+    batch = next(f for f in root.rglob("test_batch*") if f.is_file())
+    st = batch.stat()
+    images, labels = small_splits["test"]
+    root2 = write_pickles(tmp_path / "q", small_splits["train"], (images[::-1].copy(), labels[::-1].copy()))
+    other = next(f for f in root2.rglob("test_batch*") if f.is_file()).read_bytes()
+    assert len(other) == st.st_size  # same size: only the content differs
+    with open(batch, "r+b") as f:  # in place: the inode stays
+        f.write(other)
+    os.utime(batch, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert batch.stat().st_ino == st.st_ino and batch.stat().st_mtime_ns == st.st_mtime_ns
+    again = load_cifar10(root, "test")
+    assert not np.array_equal(first.images, again.images)
+    assert np.array_equal(again.images, first.images[::-1]) and np.array_equal(again.labels, first.labels[::-1])
+
+
 def test_missing_and_malformed_sources(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_cifar10(tmp_path / "nope", "train")

@@ -159,8 +159,10 @@ def _cache_paths(kind: str, path: Path, split: str) -> tuple[Path, Path]:
     for f in _source_files(kind, path, split):
         try:
             st = f.stat()
-            h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}\n"
-                     .encode())
+            # ctime too: a file rewritten in place with its size and mtime restored (touch -d) still
+            # changes it, and no user can set it back
+            h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|"
+                     f"{st.st_ctime_ns}\n".encode())
         except OSError:
             h.update(f"{f}|unreadable\n".encode())  # a dangling link: the loader will say so
     d = cache_dir() / "cifar10" / h.hexdigest()[:16]
