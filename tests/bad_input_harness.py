@@ -339,6 +339,25 @@ class Fixtures:
 
         return self._pickles("pickle-huge", pickle.dumps({b"data": Huge(), b"labels": [0]}, protocol=2))
 
+    def _make_pickle_float_nan(self) -> Path:
+        """Batches whose pixel data are float64 NaN (numpy would cast them to bytes with a warning only)."""
+        import numpy as np
+
+        return self._pickles("pickle-nan", pickle.dumps({b"data": np.full((1, 3072), np.nan), b"labels": [0]}, protocol=2))
+
+    def _make_tar_dotdot_member(self) -> Path:
+        """A .tar.gz whose image member is named ../test/cat/x.png."""
+        import io
+        import tarfile
+
+        p = self.root / "dotdot.tar.gz"
+        if not p.exists():
+            with tarfile.open(p, "w:gz") as t:
+                ti = tarfile.TarInfo("../test/cat/x.png")
+                ti.size = 4
+                t.addfile(ti, io.BytesIO(b"\x89PNG"))
+        return p
+
     def _pickles(self, name: str, data: bytes) -> Path:
         """A cifar-10-batches-py folder whose six batch files all hold ``data``."""
         d = self.root / name / "cifar-10-batches-py"

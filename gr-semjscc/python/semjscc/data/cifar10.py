@@ -250,7 +250,9 @@ def _load_pickles(path: Path, split: str) -> Dataset:
         raw = read_regular(f, MAX_PICKLE_BYTES, "CIFAR-10 pickle")
         try:
             d = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
-            data = np.asarray(d[b"data"], dtype=np.uint8)
+            data = np.asarray(d[b"data"])
+            if data.dtype != np.uint8:  # numpy would cast floats (NaN included) to bytes with a warning only
+                raise DataError(f"{f}: pixel data is {data.dtype}, CIFAR-10 pickles hold uint8")
             lab = np.asarray(d[b"labels"], dtype=np.int64).reshape(-1)
         except (pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError, LookupError, AttributeError,
                 IndexError, OverflowError, MemoryError) as e:
@@ -322,6 +324,8 @@ def _load_archive(path: Path) -> dict[str, Dataset]:
                     raise DataError(f"{path}:{m.name}: a {m.size}-byte member, more than the {MAX_IMAGE_BYTES} "
                                     f"a dataset image may have")
                 parts = Path(m.name).parts
+                if m.name.startswith("/") or ".." in parts:  # nothing is extracted, but such a member is no image of ours
+                    raise DataError(f"{path}: member {m.name!r} points outside the archive; not a CIFAR-10 archive")
                 # .../<split>/<class>/<file>; tolerate a leading top-level folder
                 if len(parts) < 3 or parts[-3] not in SPLITS:
                     continue
