@@ -451,6 +451,20 @@ class Fixtures:
             card.write_text(edit(card.read_text()))
         return d
 
+    def _make_card_version_string(self) -> Path:
+        import re as _re
+
+        return self._card_dir("card-version-string",
+                              lambda text: _re.sub(r"^card_version: .*$", "card_version: '2'", text, flags=_re.M))
+
+    def _make_zoo_with_bad_card(self) -> Path:
+        """A models folder holding one good model and one whose card_version is a string."""
+        d = self.root / "zoo-bad-card"
+        if not d.is_dir():
+            shutil.copytree(Path(self["zoo"]) / "classifier", d / "classifier")
+            shutil.copytree(self["card_version_string"], d / "zz-broken")  # listed last
+        return d
+
     def _make_card_alias_bomb(self) -> Path:
         bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
             f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))

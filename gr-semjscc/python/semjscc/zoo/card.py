@@ -135,6 +135,9 @@ class ModelCard:
         """Raise ModelError unless the card is internally consistent; ``where`` names its source."""
         if self.kind not in KIND_FILES:
             raise ModelError(f"{where}: kind {self.kind!r} is neither 'jscc' nor 'classifier'; re-export the model")
+        if not isinstance(self.card_version, int) or isinstance(self.card_version, bool) or self.card_version < 1:
+            raise ModelError(f"{where}: card_version must be a whole number >= 1, got {self.card_version!r}; "
+                             f"re-export the model or restore card.yaml")
         if self.card_version > CARD_VERSION:
             raise ModelError(f"{where}: card version {self.card_version} is newer than this gr-semjscc understands "
                              f"({CARD_VERSION}); upgrade gr-semjscc")

@@ -172,7 +172,8 @@ class CalibrationProfile:
     def save(self, path: str | Path | None = None) -> Path:
         """Write YAML to ``path`` (a file, or a directory for ``<serial>.yaml``; default calibration_dir())."""
         p = Path(path) if path is not None else calibration_dir()
-        if p.suffix not in (".yaml", ".yml"):
+        # a folder (new or existing) gets <serial>.yaml; an existing file, device or pipe (/dev/stdout) is the target
+        if p.suffix not in (".yaml", ".yml") and (p.is_dir() or not p.exists()):
             p = p / f"{_safe(self.serial)}.yaml"
 
         write_text(p, yaml.safe_dump(_plain(self.to_dict()), sort_keys=False))
