@@ -616,6 +616,27 @@ class Fixtures:
 
         return self._recording_edit("rec-short", edit)
 
+    def _make_recording_no_captures(self) -> Path:
+        return self._recording_edit("rec-no-captures", lambda d: d.__setitem__("captures", []))
+
+    def _make_recording_nan_window(self) -> Path:
+        return self._recording_edit("rec-nan-window", lambda d: d["captures"][0].__setitem__("semjscc:window",
+                                                                                             [0, float("nan")]))
+
+    def _make_recording_zero_rate(self) -> Path:
+        return self._recording_edit("rec-zero-rate", lambda d: d["global"].__setitem__("core:sample_rate", 0))
+
+    def _make_recording_relabelled(self) -> Path:
+        def edit(d: dict) -> None:
+            f = d["captures"][0]["semjscc:frames"][0]
+            f["label"] = (int(f["label"]) + 1) % 10
+
+        return self._recording_edit("rec-relabelled", edit)
+
+    def _make_recording_symbols_text(self) -> Path:
+        return self._recording_edit("rec-symbols-text", lambda d: d["global"]["semjscc:experiment"]["models"]
+                                    .__setitem__("n_symbols", "abc"))
+
     def _make_recording_without_data(self) -> Path:
         """The recording's .sigmf-meta alone, its .sigmf-data missing."""
         p = self.root / "orphan" / "recording.sigmf-meta"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -151,13 +152,30 @@ def open_recording(path: str | Path) -> Any:
         logging.getLogger("semjscc.ota").warning(
             "%s: %d bytes after the last committed batch (an interrupted run) are ignored", data_fn, size - n_bytes)
         rec.set_data_file(str(data_fn), size_bytes=n_bytes, skip_checksum=True)
+    rate = rec.get_global_field("core:sample_rate")
+    if not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0):
+        raise UsageError(f"{p}: core:sample_rate is {rate!r}, not a rate > 0; the metadata was edited")
     caps = rec.get_captures()
+    if not caps:
+        raise UsageError(f"{p}: the recording holds no captures (nothing was committed, or the metadata was edited)")
     total = n_bytes // ITEM_BYTES
+    prev = -1
     for i, c in enumerate(caps):
-        if not 0 <= int(c.get("core:sample_start", -1)) <= total:
-            raise UsageError(f"{p}: capture {i} starts at sample {c.get('core:sample_start')}, outside the "
-                             f"{total} samples recorded")
+        start = c.get("core:sample_start", -1)
+        if not (isinstance(start, int) and not isinstance(start, bool) and 0 <= start <= total):
+            raise UsageError(f"{p}: capture {i} starts at sample {start!r}, outside the {total} samples recorded")
+        if start <= prev:  # each batch was appended after the last: out of order means edited
+            raise UsageError(f"{p}: capture {i} starts at sample {start}, not after capture {i - 1} ({prev}); "
+                             f"the metadata was edited")
+        prev = start
     return rec
+
+
+def capture_length(rec: Any, index: int) -> int:
+    """How many samples capture ``index`` holds (up to the next capture's start), without reading them."""
+    caps = rec.get_captures()
+    stop = caps[index + 1]["core:sample_start"] if index + 1 < len(caps) else rec.sample_count
+    return int(stop - caps[index]["core:sample_start"])
 
 
 def capture_samples(rec: Any, index: int) -> np.ndarray:
