@@ -297,3 +297,31 @@ def test_card_rejects_garbage(tmp_path: Path) -> None:
         ModelCard.load(tmp_path)
     with pytest.raises(ModelError, match=r"semjscc\.role"):
         ModelCard.from_metadata({"producer": "someone else"}, "foreign.onnx")
+
+
+def test_a_second_export_of_one_name_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """Two `export --name cc` at once: the one that finds the other's lock is refused, so neither model
+    silently replaces the other (the lock goes when an export ends, whatever the outcome)."""
+    from dataclasses import asdict
+
+    import torch
+    from semjscc.nn.classifier import Classifier
+    from semjscc.nn.config import ClassifierConfig
+    from semjscc.nn.export import export_classifier
+    from semjscc.nn.training import save_checkpoint
+    from semjscc.util.errors import UsageError
+
+    ck = tmp_path / "clf.pt"
+    torch.manual_seed(0)
+    save_checkpoint(ck, kind="classifier", config=asdict(ClassifierConfig(width=4)),
+                    model=Classifier(width=4).eval().state_dict(), epoch=1, history=[])
+    out = tmp_path / "zoo"
+    out.mkdir()
+    lock = out / ".cc.export-lock"
+    lock.write_text("")  # an export of cc under way
+    with pytest.raises(UsageError, match="another export of cc"):
+        export_classifier(ck, "cc", out_dir=out, force=True)
+    assert not (out / "cc").exists()
+    lock.unlink()
+    export_classifier(ck, "cc", out_dir=out, force=True)
+    assert (out / "cc" / "card.yaml").is_file() and not lock.exists()

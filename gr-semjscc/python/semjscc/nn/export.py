@@ -143,12 +143,30 @@ def _export(card: ModelCard, modules: dict[str, tuple[Any, Any]], target: Path, 
     card.export_command = export_command
     card.export_parity = {}
     target.parent.mkdir(parents=True, exist_ok=True)
+    # one export per name at a time: of two started together, the second is refused here instead of
+    # silently replacing the first one's model when it finishes
+    lock = target.parent / f".{target.name}.export-lock"
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise UsageError(f"another export of {target.name} is writing {target} (or one was killed: remove {lock}); "
+                         f"wait for it or choose another --name") from None
+    try:
+        return _export_locked(card, modules, target, weights)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _export_locked(card: ModelCard, modules: dict[str, tuple[Any, Any]], target: Path,
+                   weights: tuple[dict[str, Any], str] | None) -> ExportResult:
+    import torch
+
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=target.parent))
     scratch.chmod(0o755)  # mkdtemp makes it private; the model directory is meant to be shared
     try:
         protos = {}
         for role, (module, make_inputs) in modules.items():
-            protos[role] = _to_onnx(module.eval(), make_inputs, role, opset)
+            protos[role] = _to_onnx(module.eval(), make_inputs, role, card.opset)
             card.export_parity[role] = _parity(module, protos[role], make_inputs, role)
         for role, proto in protos.items():
             _embed(proto, card.to_metadata(role))
