@@ -53,17 +53,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" !
 fi
 
 # grcc and gnuradio-companion are scripts for Debian's python3, which lacks semjscc: with the venv
-# activated, these shims run them under the venv's Python (the flowgraphs' imports need it)
+# activated, these shims run them under the venv's Python (the flowgraphs' imports need it), with
+# this checkout's blocks first in GRC_BLOCKS_PATH (per venv: two checkouts never mix)
+blocks=$("$venv/bin/python" -m semjscc.grc.install)
 for tool in grcc gnuradio-companion; do
     real=$(PATH=/usr/bin:/bin command -v "$tool" || true)
-    if [ -n "$real" ] && [ ! -x "$venv/bin/$tool" ]; then
-        printf '#!/bin/sh\n# %s under this venv'"'"'s Python (written by scripts/setup.sh)\nexec "$(dirname "$0")/python" %s "$@"\n' \
-            "$tool" "$real" >"$venv/bin/$tool"
+    if [ -n "$real" ]; then
+        printf '#!/bin/sh\n# %s under this venv'"'"'s Python (written by scripts/setup.sh)\nGRC_BLOCKS_PATH="%s${GRC_BLOCKS_PATH:+:$GRC_BLOCKS_PATH}" exec "$(dirname "$0")/python" %s "$@"\n' \
+            "$tool" "$blocks" "$real" >"$venv/bin/$tool"
         chmod +x "$venv/bin/$tool"
     fi
 done
+# the venv's activate exports the same, for GRC and grcc run any other way while it is active
+if ! grep -q "semjscc GRC blocks" "$venv/bin/activate"; then
+    printf '\n# semjscc GRC blocks (written by scripts/setup.sh)\nGRC_BLOCKS_PATH="%s${GRC_BLOCKS_PATH:+:$GRC_BLOCKS_PATH}"\nexport GRC_BLOCKS_PATH\n' \
+        "$blocks" >>"$venv/bin/activate"
+fi
 
-"$venv/bin/python" -m semjscc.grc.install --install
+# earlier versions added the checkout to the user-global ~/.gnuradio/config.conf: take such entries out
+"$venv/bin/python" -m semjscc.grc.install --clean
 "$venv/bin/python" - <<'PY'
 from gnuradio import gr
 import onnxruntime, semjscc

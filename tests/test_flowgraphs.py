@@ -20,7 +20,7 @@ pytest.importorskip("gnuradio.gr")
 
 from conftest import SHIPPED
 from semjscc.cli.main import main
-from semjscc.grc.install import blocks_dir, grc_env, install, merge_blocks_path
+from semjscc.grc.install import blocks_dir, clean, grc_env, install, merge_blocks_path
 from semjscc.grc.run import error_line, run_script
 from semjscc.phy.numerology import DEFAULT_NUMEROLOGY as NUM
 from semjscc.util.errors import ModelError, UsageError
@@ -156,6 +156,17 @@ def test_grc_path_merge_and_install(tmp_path: Path, capsys: pytest.CaptureFixtur
     cfg = tmp_path / ".gnuradio" / "config.conf"
     assert install(cfg) == (cfg, True) and install(cfg) == (cfg, False)
     assert f"local_blocks_path = {blocks_dir()}" in cfg.read_text()
+    # stale entries must not win: other checkouts' (present or gone) go when this one is installed, and
+    # --clean (what set-up runs: each venv sets GRC_BLOCKS_PATH) removes every gr-semjscc entry, keeping
+    # the user's own
+    other = tmp_path / "elsewhere" / "gr-semjscc" / "grc"
+    cfg.write_text(f"# mine\n[grc]\nlocal_blocks_path = /a:{other}:/old/gr-semjscc/grc:{blocks_dir()}\n")
+    assert install(cfg) == (cfg, True)
+    assert f"local_blocks_path = /a:{blocks_dir()}\n" in cfg.read_text() and "# mine" in cfg.read_text()
+    _, removed = clean(cfg)
+    assert removed == [str(blocks_dir())] and "local_blocks_path = /a\n" in cfg.read_text()
+    cfg.write_text(f"[grc]\nlocal_blocks_path = {other}\n")
+    assert clean(cfg)[1] == [str(other)] and clean(cfg)[1] == []
     # semjscc grc: blocks path set, the venv first on PATH, GRC run by this interpreter
     assert main(["grc", "--print-command"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -94,8 +94,10 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         acc = [100 * (p["accuracy"] or 0) for p in pts]
         # 95 % Wilson intervals: at 50 images a point carries about +-13 points
         ci = [wilson_rate(p["accuracy"] or 0.0, int(p.get("frames_received") or 0)) for p in pts]
-        err = [[a - 100 * lo for a, (lo, _hi) in zip(acc, ci, strict=True)],
-               [100 * hi - a for a, (_lo, hi) in zip(acc, ci, strict=True)]]
+        # (clamped: the interval of a rounded count may end a hair inside the point; none without frames)
+        n = [int(p.get("frames_received") or 0) for p in pts]
+        err = [[max(0.0, a - 100 * lo) if k else 0.0 for a, (lo, _hi), k in zip(acc, ci, n, strict=True)],
+               [max(0.0, 100 * hi - a) if k else 0.0 for a, (_lo, hi), k in zip(acc, ci, n, strict=True)]]
         a1.errorbar(x, acc, yerr=err, fmt="o", capsize=3, label="over the air (received frames, 95 % CI)")
         a1.plot(x, [100 * (p["accuracy_sent"] or 0) for p in pts], "x", label="over the air (lost = wrong)")
         a2.plot(x, [p["psnr_db"] or 0 for p in pts], "o", label="over the air")
