@@ -71,6 +71,43 @@ def test_pluto_loopback_runs_through_gr_iio_on_an_emulated_radio(live: dict[str,
     assert run.radios[0]["first_tx_push_s"] is not None
 
 
+def test_pluto_loopback_gui_runs_on_an_emulated_radio(live: dict[str, Path], compiled: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """The GUI Pluto flowgraph (Qt offscreen): gr-iio's blocks stream through the emulated radio, frames are
+    decoded and counted in its metrics JSON, and the radio holds the attenuation and gain its sliders
+    start at. It runs until its window closes, so the test ends it."""
+    import json
+    import signal
+    import time
+
+    from semjscc.experiments.bench.pluto import start
+
+    js = tmp_path / "gui.json"
+    with emulated_plutos((0.0,), lifetime_s=LIFETIME_S) as (pluto,):
+        proc = start(compiled["pluto_loopback_gui"], ["--uri", pluto.uri, "--tx-atten", TX_ATTEN, "--rx-gain", "40",
+                                                      "--frames", str(FRAMES), "--json-path", str(js), *_common(live)])
+        try:
+            t0, doc = time.monotonic(), {}
+            while time.monotonic() - t0 < 90 and proc.poll() is None:
+                time.sleep(1.0)
+                if js.is_file():
+                    doc = json.loads(js.read_text())
+                    if doc.get("frames_received", 0) + doc.get("frames_lost", 0) >= FRAMES:
+                        break
+            state = pluto.radio.state
+            assert state.tx_atten_db == float(TX_ATTEN) and state.rx_gain_db == 40.0 and state.gain_mode == "manual"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                output, _ = proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output, _ = proc.communicate()
+    assert doc.get("frames_sent") == FRAMES, output[-3000:]
+    _lost_only_to_overflows(doc)
+    assert doc["params"]["flowgraph"] == "pluto_loopback_gui.grc"
+
+
 @pytest.mark.parametrize("calibrated", [True, False], ids=["calibrated", "uncalibrated"])
 def test_pluto_tx_and_rx_run_as_a_pair_on_two_emulated_radios(live: dict[str, Path], compiled: dict[str, Path],
                                                               tmp_path: Path, calibrated: bool) -> None:
