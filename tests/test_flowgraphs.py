@@ -111,6 +111,18 @@ def test_gui_flowgraph_runs_offscreen(compiled: dict[str, Path], zoo: Path, data
     assert doc["params"]["flowgraph"] == "sim_loopback_gui.grc"
 
 
+def test_a_flowgraph_run_by_hand_without_a_json_prints_its_result(compiled: dict[str, Path], zoo: Path,
+                                                                  data: Path) -> None:
+    """`python build/sim_loopback.py` with no --json-path used to say nothing: the console gets the
+    frames, the accuracy with its interval and n, PSNR and SNR."""
+    env = {**grc_env(), "SEMJSCC_MODELS": str(zoo)}
+    r = subprocess.run([sys.executable, str(compiled["sim_loopback"]), "--model", "jscc-kn6", f"--source={data}",
+                        "--frames=3"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("semjscc metrics: "))
+    assert "3 frames sent" in line and "(95 %, n = " in line and "PSNR" in line
+
+
 def test_generated_script_errors_become_one_line(tmp_path: Path) -> None:
     script = tmp_path / "fg.py"
     script.write_text("from semjscc.util.errors import ModelError\nraise ModelError('model x has 7 symbols')\n")

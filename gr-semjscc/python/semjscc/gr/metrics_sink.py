@@ -50,6 +50,7 @@ from semjscc.link.ledger import DROPPED_OVERLOAD, Outcome, StreamLedger
 from semjscc.phy.frame import MAX_FRAME_NUMBER
 from semjscc.util.errors import UsageError
 from semjscc.util.files import write_json
+from semjscc.util.stats import wilson_rate
 
 PORT_SENT = pmt.intern("sent")
 PORT_RECEIVED = pmt.intern("received")
@@ -81,6 +82,20 @@ def _output_path(block: str, name: str, value: Any, example: str) -> Path | None
         raise UsageError(f"{block}: {name} {p} cannot be written: {parent} is not writable by this user; "
                          f"choose another path")
     return p
+
+
+def console_line(s: dict[str, Any]) -> str:
+    """A run's result in one line: frames, accuracy with its 95 % interval and n, PSNR, SNR estimate."""
+    n, acc = int(s.get("frames_received") or 0), s.get("accuracy")
+    accuracy = "-"
+    if acc is not None and n:
+        lo, hi = wilson_rate(acc, n)
+        accuracy = f"{100 * acc:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}] (95 %, n = {n})"
+    def num(k: str) -> str:
+        v = s.get(k)
+        return "-" if v is None else f"{v:.2f}"
+    return (f"semjscc metrics: {s['frames_sent']} frames sent, {s['frames_received']} received, {s['frames_lost']} lost; "
+            f"accuracy {accuracy}; PSNR {num('psnr_db')} dB; estimated SNR {num('snr_est_db')} dB")
 
 
 class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
@@ -119,6 +134,7 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
         self._csv_file: TextIO | None = None
         self._csv: Any = None
         self.csv_error: str | None = None  # why the per-frame CSV stopped (a full disk), in the JSON
+        self._said_summary = False
         self._reset()
 
     def _reset(self) -> None:
@@ -168,7 +184,12 @@ class metrics_sink(gr.basic_block):  # noqa: N801 (GNU Radio block naming)
                 self._csv_do(self._csv_file.close)
                 self._csv_file, self._csv = None, None
             self.write_json()  # after the CSV: a CSV that could not be written is said in the JSON
-            return self.summary()
+            summary = self.summary()
+            if self.json_path is None and not self._said_summary and summary["frames_sent"]:
+                # a flowgraph run by hand (python build/X.py) without a JSON file: the console gets the result
+                self._said_summary = True
+                print(console_line(summary), flush=True)
+            return summary
 
     # --- inputs ---------------------------------------------------------------------------------
     def _on_sent(self, msg: Any) -> None:
