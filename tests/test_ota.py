@@ -201,6 +201,35 @@ def test_two_radios_need_the_oscillator_correction(env: dict[str, Path], tmp_pat
     assert fixed["points"][0]["rx_lo_hz"] == round(2.45e9 / (1 + 75e-6))
 
 
+def test_a_disk_that_fills_mid_run_keeps_the_batches_recorded(env: dict[str, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """ENOSPC on the second batch's samples: one line, exit 2, and the recording keeps the first batch,
+    which replay decodes (it used to end in a traceback)."""
+    import errno
+
+    from semjscc.experiments.ota import recording
+
+    calls = {"n": 0}
+    real = recording.os.fsync
+
+    def fsync(fd: int) -> None:  # 1: metadata at open, 2-3: batch 1 data and metadata, 4: batch 2 data
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(recording.os, "fsync", fsync)
+    out = tmp_path / "full"
+    code = main(["ota", "--uri", "sim", "--tx-atten", "40", "--images", "8", "--batch", "4", "--model", MODEL,
+                 "--data", str(env["pics"]), "--calibration", "none", "--no-progress", "--no-sim", "--out", str(out)])
+    assert code == 2
+    assert "recording stopped (No space left on device); it keeps the 1 batches" in capsys.readouterr().err
+    monkeypatch.setattr(recording.os, "fsync", real)
+    doc = replay(out / "recording.sigmf-meta")
+    assert doc["captures"] == 1 and doc["frames_sent"] == 4
+
+
 def test_snr_sweep_without_profile_is_refused(env: dict[str, Path], tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ota", "--uri", "sim:seed=99", "--snr", "10", "--calibration", "none", "--model", MODEL,

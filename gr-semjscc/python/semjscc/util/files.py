@@ -181,10 +181,14 @@ def write_together(files: dict[Path, Callable[[IO[bytes]], None]]) -> None:
             os.chmod(tmp, 0o644)
         for path, tmp in temps.items():
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         for tmp in temps.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):  # a full disk, a read-only folder
+            names = ", ".join(p.name for p in files)
+            raise OutputError(f"{next(iter(files)).parent}: {names} not written ({e.strerror}); nothing there was "
+                              f"changed", e.errno, e.strerror) from None
         raise
 
 

@@ -22,6 +22,8 @@ hash over the committed bytes and ignores the rest; :meth:`RecordingWriter.close
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as _dt
 import hashlib
 import math
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from semjscc.util.errors import UsageError
+from semjscc.util.errors import OutputError, UsageError
 
 EXTENSION = {"name": "semjscc", "version": "1.0.0", "optional": True}
 DATATYPE = "cf32_le"
@@ -74,19 +76,36 @@ class RecordingWriter:
         """Add one capture; annotation starts are relative to it. Returns the capture's first sample index."""
         data = np.ascontiguousarray(iq, dtype="<c8")
         start = self.samples
-        with open(self.data_path, "r+b") as f:
-            f.seek(start * 8)
-            f.write(data.tobytes())
-            f.truncate()
-            f.flush()
-            os.fsync(f.fileno())
-        self._hash.update(data.tobytes())
+        try:
+            with open(self.data_path, "r+b") as f:
+                f.seek(start * 8)
+                f.write(data.tobytes())
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: the recording keeps what was committed before this batch
+            with contextlib.suppress(OSError), open(self.data_path, "r+b") as f:
+                f.truncate(start * 8)
+            raise self._not_written(e) from None
+        new_hash = self._hash.copy()
+        new_hash.update(data.tobytes())
+        previous = (self._hash, self.samples, copy.deepcopy(self.meta._metadata))
+        self._hash = new_hash
         self.meta.add_capture(start, metadata=dict(capture))
         for rel, count, meta in annotations:
             self.meta.add_annotation(start + int(rel), length=count, metadata=dict(meta))
         self.samples = start + len(data)
-        self._write_meta()
+        try:
+            self._write_meta()
+        except OSError as e:  # the metadata on disk still describes the batches before this one
+            self._hash, self.samples, self.meta._metadata = previous
+            raise self._not_written(e) from None
         return start
+
+    def _not_written(self, e: OSError) -> OutputError:
+        return OutputError(f"{self.data_path.parent}: recording stopped ({e.strerror}); it keeps the "
+                           f"{len(self.meta.get_captures())} batches recorded before ({self.samples} samples), "
+                           f"which replay reads", e.errno, e.strerror)
 
     def _write_meta(self) -> None:
         self.meta.set_global_field("core:sha512", self._hash.hexdigest())

@@ -47,7 +47,7 @@ from semjscc.radio import Radio, RadioConfig, SimAir, open_radio
 from semjscc.radio.calib.profile import CalibrationProfile, calibration_dir, profile_path_for
 from semjscc.radio.capture import TX_RMS_DBFS, CyclicBatch, build_batch, spectral_offset, tx_scale
 from semjscc.radio.limits import TX_ATTEN_RANGE_DB
-from semjscc.util.errors import SemJSCCError, UsageError
+from semjscc.util.errors import OutputError, SemJSCCError, UsageError
 from semjscc.util.paths import default_data_source
 from semjscc.util.stopping import RunOutcome, deferred_signals, interrupt_for, run_until_done
 from semjscc.zoo import load_classifier, load_jscc_pair
@@ -592,7 +592,11 @@ def claim_out_dir(out: str | Path, overwrite: bool = False) -> Path:
                              f"give a new folder, or --overwrite") from None
         fd = os.open(out / CLAIM, os.O_WRONLY | os.O_TRUNC)
     except OSError as e:
-        raise UsageError(f"--out {out} cannot be created ({e.strerror})") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{os.getpid()}\n")
+        raise OutputError(f"--out {out} cannot be created ({e.strerror})", e.errno, e.strerror) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as e:  # a full disk: nothing could be recorded there
+        (out / CLAIM).unlink(missing_ok=True)
+        raise OutputError(f"--out {out}: not written ({e.strerror}); nothing was recorded", e.errno, e.strerror) from None
     return out
