@@ -210,11 +210,13 @@ def test_throughput_benchmark_runs() -> None:
 def test_rx_block_removes_the_radios_dc_offset_under_a_carrier_offset(remove_dc: bool) -> None:
     """Two uncalibrated Plutos: the burst arrives 122.5 kHz (7.8 carriers) off the LO, while the receiver's
     own DC offset stays at the LO; once the CFO is corrected that DC sits on data carriers. With the
-    block's DC tracker the payload SNR is the channel's; without it (the control) it falls far short."""
+    block's DC tracker the payload SNR is the channel's (once the first 4 ms have given the first
+    estimate: a live receiver streams long before frames come); without it (the control) it falls far
+    short."""
     rng = np.random.default_rng(4)
-    sent = [cn(rng, 512) for _ in range(10)]
+    sent = [cn(rng, 512) for _ in range(30)]
     tb = gr.top_block()
-    tb.src = blocks.vector_source_c(np.concatenate(sent).tolist(), False, 1, stream_tags([512] * 10))
+    tb.src = blocks.vector_source_c(np.concatenate(sent).tolist(), False, 1, stream_tags([512] * 30))
     tb.tx = ofdm_tx(input_type="stream")
     noise = NUM.noise_std_for_snr(25.0)
     tb.ch = channels.channel_model(noise, 122.5e3 / NUM.sample_rate, 1.0, [1.0 + 0j], 6)
@@ -226,8 +228,9 @@ def test_rx_block_removes_the_radios_dc_offset_under_a_carrier_offset(remove_dc:
     tb.run()
     good = [f.metadata() for f in frames if f.header_ok]
     if remove_dc:
-        assert len(good) == 10 and tb.rx.frames_lost == 0
-        assert all(abs(m["cfo_hz"] - 122.5e3) < 300 for m in good)
-        assert np.mean([m["snr_est_db"] for m in good]) > 25.0 - 1.5
+        assert len(good) == 30 and tb.rx.frames_lost == 0
+        settled = good[3:]  # the first three frames lie within the first 4096 samples, before the first estimate
+        assert all(abs(m["cfo_hz"] - 122.5e3) < 300 for m in settled)
+        assert min(m["snr_est_db"] for m in settled) > 25.0 - 1.5
     else:
-        assert not good or np.mean([m["snr_est_db"] for m in good]) < 25.0 - 6.0
+        assert not good or np.median([m["snr_est_db"] for m in good]) < 25.0 - 6.0

@@ -151,7 +151,7 @@ def test_cfo_search_range_is_stated_in_hz() -> None:
               for p in yaml.safe_load(y.read_text())["parameters"] if p["id"] == "max_cfo_subcarriers"]
     values += [float(b["parameters"]["max_cfo_subcarriers"]) for g in FLOWGRAPHS_DIR.glob("*.grc")
                for b in yaml.safe_load(g.read_text())["blocks"] if "max_cfo_subcarriers" in b["parameters"]]
-    assert len(values) == 8 and set(values) == {MAX_CFO_SUBCARRIERS}
+    assert len(values) == 9 and set(values) == {MAX_CFO_SUBCARRIERS}  # the ninth: pluto_loopback_gui.grc
     x, sent = modulate_stream([cn(np.random.default_rng(5), 512) for _ in range(3)], 0)[0], 3
     narrow = receive(channel(x, np.random.default_rng(6), snr_db=20.0, cfo_hz=120e3), max_cfo_subcarriers=3.0)
     assert not any(f.header_ok for f in narrow)

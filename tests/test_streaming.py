@@ -43,7 +43,7 @@ def test_every_shipped_flowgraph_keeps_gr_iio_sink_rules() -> None:
         doc = yaml.safe_load(grc.read_text())
         assert sink_rule_violations(doc) == [], grc.name
         with_sink += any(b.get("id") in IIO_SINKS for b in doc["blocks"])
-    assert with_sink == 2  # pluto_tx and pluto_loopback
+    assert with_sink == 3  # pluto_tx, pluto_loopback and pluto_loopback_gui
 
 
 def test_a_flowgraph_breaking_the_sink_rules_fails() -> None:
