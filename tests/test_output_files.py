@@ -30,11 +30,14 @@ def test_a_device_is_written_in_place_not_replaced(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["null"]  # no temporary left beside it
 
 
-def test_run_json_to_a_device_keeps_the_device(tmp_path: Path) -> None:
+def test_run_json_to_a_device_keeps_the_device(tmp_path: Path, zoo: Path, data: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from semjscc.cli.main import main
 
     dev = _null_device(tmp_path)
-    assert main(["run", "sim_loopback", "--frames", "1", "--json", str(dev)]) == 0
+    monkeypatch.setenv("SEMJSCC_MODELS", str(zoo))  # tiny models: the writer is under test, not the link
+    assert main(["run", "sim_loopback", "--model", "jscc-kn6", "--source", str(data), "--frames", "1",
+                 "--json", str(dev)]) == 0
     assert stat.S_ISCHR(os.stat(dev).st_mode)
 
 
