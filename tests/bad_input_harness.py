@@ -616,6 +616,34 @@ class Fixtures:
 
         return self._recording_edit("rec-short", edit)
 
+    def _make_recording_two_captures(self) -> Path:
+        """A 4-image recording in two batches (two captures)."""
+        out = self.root / "ota-recording-2"
+        meta = out / "recording.sigmf-meta"
+        if not meta.is_file():
+            env = {**os.environ, **self.env()}
+            r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", "ota", "--uri", "sim", "--snr", "10", "--images",
+                                "4", "--calibration", str(REPO / "calibration" / "examples" / "sim-0.yaml"), "--batch",
+                                "2", "--no-sim", "--no-progress", "--out", str(out)],
+                               cwd=self["scratch"], env=env, capture_output=True, text=True, timeout=300)
+            if r.returncode != 0 or not meta.is_file():
+                raise RuntimeError(f"could not record the two-capture fixture: {r.stderr[-2000:]}")
+        return meta
+
+    def _make_recording_captures_swapped(self) -> Path:
+        """The two-capture recording with its captures' starts swapped (out of order)."""
+        d = self.root / "rec-swapped"
+        meta = d / "recording.sigmf-meta"
+        if not meta.is_file():
+            d.mkdir(parents=True, exist_ok=True)
+            src = Path(self["recording_two_captures"])
+            shutil.copy(src.with_suffix(".sigmf-data"), d / "recording.sigmf-data")
+            doc = json.loads(src.read_text())
+            a, b = doc["captures"][0], doc["captures"][1]
+            a["core:sample_start"], b["core:sample_start"] = b["core:sample_start"], a["core:sample_start"]
+            meta.write_text(json.dumps(doc))
+        return meta
+
     def _make_recording_no_captures(self) -> Path:
         return self._recording_edit("rec-no-captures", lambda d: d.__setitem__("captures", []))
 
