@@ -288,15 +288,20 @@ class Fixtures:
 
     def _make_recording(self) -> Path:
         """A 2-image `semjscc ota --uri sim` recording made with jscc-semantic-kn6 (512 symbols)."""
-        out = self.root / "ota-recording"
+        return self._ota_recording("ota-recording", 2)
+
+    def _ota_recording(self, name: str, images: int) -> Path:
+        """The .sigmf-meta of a `semjscc ota --uri sim` run of ``images`` images in batches of 2."""
+        out = self.root / name
         meta = out / "recording.sigmf-meta"
         if not meta.is_file():
             env = {**os.environ, **self.env()}
             r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", "ota", "--uri", "sim", "--snr", "10", "--images",
-                                "2", "--calibration", str(REPO / "calibration" / "examples" / "sim-0.yaml"), "--batch", "2", "--no-sim", "--no-progress", "--out", str(out)],
+                                str(images), "--calibration", str(REPO / "calibration" / "examples" / "sim-0.yaml"),
+                                "--batch", "2", "--no-sim", "--no-progress", "--out", str(out)],
                                cwd=self["scratch"], env=env, capture_output=True, text=True, timeout=300)
             if r.returncode != 0 or not meta.is_file():
-                raise RuntimeError(f"could not record the ota fixture: {r.stderr[-2000:]}")
+                raise RuntimeError(f"could not record the ota fixture {name}: {r.stderr[-2000:]}")
         return meta
 
     # --- hostile inputs (issue: bounded readers, crash-safe files, honest replays) -------------------
@@ -584,13 +589,13 @@ class Fixtures:
             torch.save({"kind": "jscc", "config": asdict(JSCCConfig(width=8)), "model": JSCC(1 / 6, 4).state_dict()}, p)
         return p
 
-    def _recording_edit(self, name: str, edit: Any) -> Path:
-        """A copy of the recording whose .sigmf-meta JSON is changed by ``edit(doc)``."""
+    def _recording_edit(self, name: str, edit: Any, source: str = "recording") -> Path:
+        """A copy of the ``source`` recording fixture whose .sigmf-meta JSON is changed by ``edit(doc)``."""
         d = self.root / name
         meta = d / "recording.sigmf-meta"
         if not meta.is_file():
             d.mkdir(parents=True, exist_ok=True)
-            src = Path(self["recording"])
+            src = Path(self[source])
             shutil.copy(src.with_suffix(".sigmf-data"), d / "recording.sigmf-data")
             doc = json.loads(src.read_text())
             edit(doc)
@@ -618,31 +623,15 @@ class Fixtures:
 
     def _make_recording_two_captures(self) -> Path:
         """A 4-image recording in two batches (two captures)."""
-        out = self.root / "ota-recording-2"
-        meta = out / "recording.sigmf-meta"
-        if not meta.is_file():
-            env = {**os.environ, **self.env()}
-            r = subprocess.run([sys.executable, "-m", "semjscc.cli.main", "ota", "--uri", "sim", "--snr", "10", "--images",
-                                "4", "--calibration", str(REPO / "calibration" / "examples" / "sim-0.yaml"), "--batch",
-                                "2", "--no-sim", "--no-progress", "--out", str(out)],
-                               cwd=self["scratch"], env=env, capture_output=True, text=True, timeout=300)
-            if r.returncode != 0 or not meta.is_file():
-                raise RuntimeError(f"could not record the two-capture fixture: {r.stderr[-2000:]}")
-        return meta
+        return self._ota_recording("ota-recording-2", 4)
 
     def _make_recording_captures_swapped(self) -> Path:
         """The two-capture recording with its captures' starts swapped (out of order)."""
-        d = self.root / "rec-swapped"
-        meta = d / "recording.sigmf-meta"
-        if not meta.is_file():
-            d.mkdir(parents=True, exist_ok=True)
-            src = Path(self["recording_two_captures"])
-            shutil.copy(src.with_suffix(".sigmf-data"), d / "recording.sigmf-data")
-            doc = json.loads(src.read_text())
-            a, b = doc["captures"][0], doc["captures"][1]
+        def edit(d: dict) -> None:
+            a, b = d["captures"][0], d["captures"][1]
             a["core:sample_start"], b["core:sample_start"] = b["core:sample_start"], a["core:sample_start"]
-            meta.write_text(json.dumps(doc))
-        return meta
+
+        return self._recording_edit("rec-swapped", edit, source="recording_two_captures")
 
     def _make_recording_no_captures(self) -> Path:
         return self._recording_edit("rec-no-captures", lambda d: d.__setitem__("captures", []))

@@ -199,7 +199,5 @@ def capture_length(rec: Any, index: int) -> int:
 
 def capture_samples(rec: Any, index: int) -> np.ndarray:
     """The samples of capture ``index`` (up to the next capture's start) as complex64."""
-    caps = rec.get_captures()
-    start = caps[index]["core:sample_start"]
-    stop = caps[index + 1]["core:sample_start"] if index + 1 < len(caps) else rec.sample_count
-    return np.asarray(rec.read_samples(start_index=start, count=stop - start), dtype=np.complex64)
+    start = rec.get_captures()[index]["core:sample_start"]
+    return np.asarray(rec.read_samples(start_index=start, count=capture_length(rec, index)), dtype=np.complex64)
